@@ -1,0 +1,113 @@
+using BlockDance.Runtime;
+
+namespace BlockDance.Kernels;
+
+/// <summary>Activation applied in the epilogue of <see cref="IOps.Linear"/>.</summary>
+public enum Activation
+{
+    None,
+    /// <summary><c>0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))</c>, PyTorch's <c>GELU(approximate="tanh")</c>.</summary>
+    GeluTanh,
+    /// <summary><c>x·σ(x)</c>.</summary>
+    Silu,
+}
+
+/// <summary>
+/// Per-step scalars of a DDIM update (float32, gathered from float64 schedules exactly as the references do).
+/// With <see cref="RederiveEps"/> (original DiT, <c>gaussian_diffusion.py: ddim_sample</c>):
+/// <c>x0 = A·x − B·ε; ε' = (A·x − x0)/B; x' = x0·C + D·ε' + E·noise</c>.
+/// Without it (diffusers <c>DDIMScheduler.step</c>): <c>x0 = (x − B·ε)/A; x' = C·x0 + D·ε + E·noise</c> where here
+/// A = √ᾱ and B = √(1−ᾱ).
+/// </summary>
+public readonly record struct DdimCoefficients(float A, float B, float C, float D, float E, bool RederiveEps);
+
+/// <summary>
+/// Per-step scalars of the ancestral (DDPM) update with a learned variance range (original DiT <c>p_sample</c>):
+/// <c>x0 = A·x − B·ε; mean = C1·x0 + C2·x; f = (v+1)/2; logσ² = f·MaxLog + (1−f)·MinLog; x' = mean + Nonzero·exp(½logσ²)·noise</c>.
+/// </summary>
+public readonly record struct AncestralCoefficients(float A, float B, float C1, float C2, float MinLog, float MaxLog, float Nonzero);
+
+/// <summary>
+/// The operations a Diffusion Transformer needs, on one device. Every backend (the managed CPU device, CUDA, CUDA on the
+/// emulator) implements exactly these with the same semantics; model code calls them on tensors and never branches on
+/// the backend. All tensors must live on <see cref="Device"/>; floating-point activations use
+/// <see cref="ActivationType"/> for storage and float32 for math. Ops never allocate device memory and never
+/// synchronize: they are queued in order on the device's stream.
+/// </summary>
+public interface IOps : IDisposable
+{
+    Device Device { get; }
+
+    /// <summary>Storage type of activations and weights on this backend (the CPU device: F32).</summary>
+    DType ActivationType { get; }
+
+    /// <summary><c>y[M,N] = act(x[M,K] · w[N,K]ᵀ + b[N])</c>, the PyTorch <c>nn.Linear</c> convention. <paramref name="b"/> may be null.</summary>
+    void Linear(Tensor x, Tensor w, Tensor? b, Tensor y, Activation act = Activation.None);
+
+    /// <summary><c>y = x·σ(x)</c>, elementwise; <paramref name="y"/> may be <paramref name="x"/>.</summary>
+    void Silu(Tensor x, Tensor y);
+
+    /// <summary><c>y = a + b</c>, elementwise, same shapes; <paramref name="y"/> may alias an input.</summary>
+    void Add(Tensor a, Tensor b, Tensor y);
+
+    /// <summary>
+    /// LayerNorm without affine parameters over the last dimension D (biased variance, <paramref name="eps"/> inside the
+    /// square root), then adaLN modulation: <c>y[b,t,:] = LN(x[b,t,:])·(1 + scale[b,:]) + shift[b,:]</c>, where
+    /// <c>shift = mod[b, shiftChunk·D : (shiftChunk+1)·D]</c> and likewise scale. x, y: [B, T, D]; mod: [B, n·D].
+    /// </summary>
+    void LayerNormModulate(Tensor x, Tensor mod, int shiftChunk, int scaleChunk, float eps, Tensor y);
+
+    /// <summary>Gated residual: <c>x[b,t,:] += mod[b, gateChunk·D : (gateChunk+1)·D] ⊙ h[b,t,:]</c>. x, h: [B, T, D].</summary>
+    void GatedResidualAdd(Tensor x, Tensor h, Tensor mod, int gateChunk);
+
+    /// <summary>
+    /// Multi-head self-attention core, timm layout: <paramref name="qkv"/> [B, T, 3D] holds q, k, v in column blocks
+    /// <c>[0,D)</c>, <c>[D,2D)</c>, <c>[2D,3D)</c>, head h in columns <c>[h·Dh, (h+1)·Dh)</c> of each block.
+    /// <c>y[b,t,h·Dh+d] = Σ_s softmax_s(q·k/√Dh) v[s,d]</c>; y: [B, T, D] (heads concatenated, before the output projection).
+    /// </summary>
+    void Attention(Tensor qkv, int heads, Tensor y);
+
+    /// <summary>
+    /// im2col for a Conv2d with kernel = stride = p: <c>cols[b, r·(W/p)+c, ch·p·p + i·p + j] = image[b, ch, r·p+i, c·p+j]</c>.
+    /// image: [B, C, H, W]; cols: [B, T, C·p·p]. Multiplying by the conv weight viewed as [D, C·p·p] gives the patch tokens.
+    /// </summary>
+    void Patchify(Tensor image, int patch, Tensor cols);
+
+    /// <summary><c>x[b,t,:] += pos[t,:]</c>. x: [B, T, D]; pos: [T, D].</summary>
+    void AddPositionEmbedding(Tensor x, Tensor pos);
+
+    /// <summary>
+    /// DiT's unpatchify (<c>nhwpqc->nchpwq</c>): <c>image[b, ch, hi·p+i, wi·p+j] = x[b, hi·w+wi, (i·p+j)·C + ch]</c>.
+    /// x: [B, T, p·p·C]; image: [B, C, H, W].
+    /// </summary>
+    void Unpatchify(Tensor x, int patch, Tensor image);
+
+    /// <summary>
+    /// Sinusoidal timestep features, <c>[cos(t·f) | sin(t·f)]</c> with <c>f[i] = exp(−ln(10⁴)·i/(half − shift))</c>,
+    /// half = dim/2, computed in float32 like PyTorch. Original DiT: shift 0 (divides by 128); diffusers DiT: shift 1 (127).
+    /// t: [B] F32 on the original 0..999 scale; y: [B, dim] (dim even).
+    /// </summary>
+    void TimestepEmbedding(Tensor t, int frequencyShift, Tensor y);
+
+    /// <summary><c>y[b,:] = table[ids[b],:]</c>. ids: [B] I32, each in <c>[0, V)</c> (checked by the caller); table: [V, D].</summary>
+    void EmbeddingLookup(Tensor table, Tensor ids, Tensor y);
+
+    /// <summary>
+    /// Classifier-free guidance on a batch laid out <c>[cond₀..condₙ₋₁, uncond₀..uncondₙ₋₁]</c>:
+    /// <c>y[i,c] = u + scale·(k − u)</c> for channels <c>c &lt; guidedChannels</c>, else <c>k</c>, where k = output[i,c], u = output[n+i,c].
+    /// output: [2n, C, H, W]; y: [n, C, H, W].
+    /// </summary>
+    void GuidanceCombine(Tensor output, int guidedChannels, float scale, Tensor y);
+
+    /// <summary>One DDIM update of <paramref name="x"/> [n, C, H, W] in place; ε is channels <c>[0, C)</c> of modelOutput [n, C', H, W]. noise may be null when E = 0.</summary>
+    void DdimStep(Tensor x, Tensor modelOutput, in DdimCoefficients c, Tensor? noise);
+
+    /// <summary>One ancestral update of <paramref name="x"/> [n, C, H, W] in place; ε = channels <c>[0,C)</c>, v = channels <c>[C,2C)</c> of modelOutput [n, 2C, H, W].</summary>
+    void AncestralStep(Tensor x, Tensor modelOutput, in AncestralCoefficients c, Tensor noise);
+
+    /// <summary>
+    /// Fills <paramref name="y"/> (F32) with standard normal samples that depend only on (seed, offset + element index):
+    /// Philox4x32-10 counters and a Box–Muller transform, so every backend and thread count draws the same numbers.
+    /// </summary>
+    void RandomNormal(Tensor y, ulong seed, ulong offset);
+}

@@ -1,0 +1,143 @@
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace BlockDance.Runtime;
+
+/// <summary>
+/// A dense, row-major tensor in one device's memory. <see cref="Address"/> is a host pointer on the CPU device and a
+/// device address (CUdeviceptr) on CUDA devices. A tensor created by <see cref="Device.Allocate"/> owns its memory and
+/// frees it on <see cref="Dispose"/>; views (<see cref="View"/>, <see cref="Reshape"/>, <see cref="Slice"/>) and tensors
+/// that wrap memory owned elsewhere (a memory-mapped checkpoint) never free anything.
+/// </summary>
+public sealed class Tensor : IDisposable
+{
+    private readonly int[] _shape;
+    private Device.Allocation? _allocation;
+
+    internal Tensor(Device device, DType type, int[] shape, nint address, Device.Allocation? allocation)
+    {
+        Device = device;
+        DType = type;
+        _shape = shape;
+        Address = address;
+        _allocation = allocation;
+        Count = ShapeUtil.Count(shape);
+    }
+
+    public Device Device { get; }
+    public DType DType { get; }
+    public nint Address { get; }
+
+    /// <summary>Number of elements.</summary>
+    public long Count { get; }
+    public long ByteCount => Count * DType.SizeOf();
+    public int Rank => _shape.Length;
+    public ReadOnlySpan<int> Shape => _shape;
+    public bool OwnsMemory => _allocation is not null;
+
+    /// <summary>Size of dimension <paramref name="axis"/>; negative axes count from the end.</summary>
+    public int Dim(int axis) => _shape[axis < 0 ? _shape.Length + axis : axis];
+
+    /// <summary>Wraps memory that someone else owns (e.g. a memory-mapped file) as a tensor on <paramref name="device"/>.</summary>
+    public static Tensor Borrow(Device device, DType type, nint address, params int[] shape) =>
+        new(device, type, ShapeUtil.Validate(shape), address, null);
+
+    /// <summary>A view of <paramref name="shape"/> starting <paramref name="elementOffset"/> elements into this tensor.</summary>
+    public Tensor View(long elementOffset, params int[] shape)
+    {
+        ShapeUtil.Validate(shape);
+        long n = ShapeUtil.Count(shape);
+        if (elementOffset < 0 || elementOffset + n > Count)
+            throw new ArgumentException($"view [{elementOffset}, +{n}) is outside a tensor of {Count} elements {ShapeString}");
+        return new Tensor(Device, DType, shape, Address + checked((nint)(elementOffset * DType.SizeOf())), null);
+    }
+
+    /// <summary>The same elements under another shape with the same element count.</summary>
+    public Tensor Reshape(params int[] shape)
+    {
+        ShapeUtil.Validate(shape);
+        if (ShapeUtil.Count(shape) != Count)
+            throw new ArgumentException($"cannot reshape {ShapeString} ({Count} elements) to {ShapeUtil.Format(shape)}");
+        return new Tensor(Device, DType, shape, Address, null);
+    }
+
+    /// <summary>Rows <c>[start, start+length)</c> of the first dimension.</summary>
+    public Tensor Slice(int start, int length)
+    {
+        if (Rank == 0 || start < 0 || length < 0 || start + length > _shape[0])
+            throw new ArgumentException($"slice [{start}, {start + length}) of the first dimension of {ShapeString}");
+        var shape = (int[])_shape.Clone();
+        shape[0] = length;
+        return View(start * (Count / Math.Max(1, _shape[0])), shape);
+    }
+
+    public string ShapeString => ShapeUtil.Format(_shape);
+
+    public bool HasShape(params int[] shape) => _shape.AsSpan().SequenceEqual(shape);
+
+    /// <summary>The elements as a span; only for tensors in host memory (the CPU device).</summary>
+    public unsafe Span<T> AsSpan<T>() where T : unmanaged
+    {
+        if (!Device.IsHostMemory)
+            throw new InvalidOperationException($"tensor {ShapeString} lives on {Device.Name}; copy it to the host first");
+        if (sizeof(T) != DType.SizeOf())
+            throw new InvalidOperationException($"cannot view {DType} elements as {typeof(T).Name}");
+        // SAFETY: Address points at Count elements of this dtype for as long as the owner is alive.
+        return new Span<T>((void*)Address, checked((int)Count));
+    }
+
+    /// <summary>Copies the tensor to a new managed array (any device).</summary>
+    public T[] ToArray<T>() where T : unmanaged
+    {
+        var result = new T[Count];
+        Device.Download(this, MemoryMarshal.AsBytes(result.AsSpan()));
+        return result;
+    }
+
+    /// <summary>Copies <paramref name="source"/> into this tensor (any device).</summary>
+    public void CopyFrom<T>(ReadOnlySpan<T> source) where T : unmanaged
+    {
+        if ((long)source.Length * Marshal.SizeOf<T>() != ByteCount)
+            throw new ArgumentException($"source has {source.Length} elements of {typeof(T).Name}, tensor {ShapeString} needs {ByteCount} bytes");
+        Device.Upload(MemoryMarshal.AsBytes(source), this);
+    }
+
+    public void Dispose()
+    {
+        var allocation = _allocation;
+        _allocation = null;
+        allocation?.Dispose();
+    }
+
+    public override string ToString() => $"Tensor({DType}, {ShapeString}, {Device.Name})";
+}
+
+internal static class ShapeUtil
+{
+    public static int[] Validate(int[] shape)
+    {
+        foreach (int d in shape)
+            if (d < 0)
+                throw new ArgumentException($"negative dimension in shape {Format(shape)}");
+        return shape;
+    }
+
+    public static long Count(ReadOnlySpan<int> shape)
+    {
+        long n = 1;
+        foreach (int d in shape)
+            n = checked(n * d);
+        return n;
+    }
+
+    public static string Format(ReadOnlySpan<int> shape)
+    {
+        var sb = new StringBuilder("[");
+        for (int i = 0; i < shape.Length; i++)
+        {
+            if (i > 0) sb.Append(", ");
+            sb.Append(shape[i]);
+        }
+        return sb.Append(']').ToString();
+    }
+}
