@@ -102,8 +102,8 @@ public interface IOps : IDisposable
     /// <summary>One DDIM update of <paramref name="x"/> [n, C, H, W] in place; ε is channels <c>[0, C)</c> of modelOutput [n, C', H, W]. noise may be null when E = 0.</summary>
     void DdimStep(Tensor x, Tensor modelOutput, in DdimCoefficients c, Tensor? noise);
 
-    /// <summary>One ancestral update of <paramref name="x"/> [n, C, H, W] in place; ε = channels <c>[0,C)</c>, v = channels <c>[C,2C)</c> of modelOutput [n, 2C, H, W].</summary>
-    void AncestralStep(Tensor x, Tensor modelOutput, in AncestralCoefficients c, Tensor noise);
+    /// <summary>One ancestral update of <paramref name="x"/> [n, C, H, W] in place; ε = channels <c>[0,C)</c>, v = channels <c>[C,2C)</c> of modelOutput [n, 2C, H, W]. noise may be null when Nonzero = 0 (the last step).</summary>
+    void AncestralStep(Tensor x, Tensor modelOutput, in AncestralCoefficients c, Tensor? noise);
 
     /// <summary>
     /// Fills <paramref name="y"/> (F32) with standard normal samples that depend only on (seed, offset + element index):

@@ -44,6 +44,30 @@ public abstract class Device : IDisposable
         return t;
     }
 
+    /// <summary>Allocates a floating-point tensor of <paramref name="type"/> from float32 values, converting on the host.</summary>
+    public Tensor FromFloats(ReadOnlySpan<float> values, DType type, params int[] shape)
+    {
+        switch (type)
+        {
+            case DType.F32:
+                return FromHost(values, type, shape);
+            case DType.F16:
+            {
+                var half = new Half[values.Length];
+                NumericConversions.SingleToHalf(values, half);
+                return FromHost<Half>(half, type, shape);
+            }
+            case DType.BF16:
+            {
+                var bf16 = new ushort[values.Length];
+                NumericConversions.SingleToBFloat16(values, bf16);
+                return FromHost<ushort>(bf16, type, shape);
+            }
+            default:
+                throw new ArgumentException($"{type} is not a floating-point storage type for activations (F32, F16, BF16)");
+        }
+    }
+
     protected abstract nint AllocateBytes(long bytes);
     protected abstract void FreeBytes(nint address, long bytes);
 

@@ -1,0 +1,199 @@
+using System.Globalization;
+using BlockDance.Dit;
+using BlockDance.Dit.Pipeline;
+using BlockDance.Dit.Sampling;
+using BlockDance.Kernels;
+using BlockDance.Runtime;
+using BlockDance.Runtime.Safetensors;
+
+namespace BlockDance.Cli.Commands;
+
+/// <summary>
+/// <c>blockdance parity</c>: runs the model on a PyTorch dump's inputs (dump-format.md) and compares every tensor the
+/// dump holds. Exit code 0 only when every tensor is within its tolerance.
+/// </summary>
+public sealed class ParityCommand : ICommand
+{
+    public const string DumpFormat = "blockdance.dump/1";
+
+    public CommandSpec Spec { get; } = ModelSession.AddOptions(new CommandSpec("parity",
+            "Compare this implementation with a PyTorch dump: per-block outputs, the model output and a sampling run."))
+        .Option("--dump", "FILE", "reference dump written by tools/ (format blockdance.dump/1)")
+        .Option("--tolerance", "F", "max relative error max|a−b|/max|b| allowed for forward tensors", "1e-4")
+        .Option("--sample-tolerance", "F", "max relative error allowed for the sampling run, which compounds over steps", "1e-3");
+
+    public int Run(ParsedArgs args, Console2 console)
+    {
+        string dumpPath = args.RequiredString("--dump");
+        double tolerance = args.Double("--tolerance", 0, 1);
+        double sampleTolerance = args.Double("--sample-tolerance", 0, 1);
+        using var dump = SafetensorsFile.Open(dumpPath);
+        string format = dump.Metadata.GetValueOrDefault("format") ?? "(none)";
+        if (format != DumpFormat)
+            throw new InvalidDataException($"{dumpPath}: dump format is '{format}', this build reads '{DumpFormat}'; re-run the dump script (tools/make_fixtures.py)");
+        string model = dump.Metadata.GetValueOrDefault("model") ?? "dit";
+        if (model != "dit")
+            throw new InvalidDataException($"{dumpPath}: dump of model family '{model}'; only 'dit' is supported");
+        DitNumerics? numerics = dump.Metadata.GetValueOrDefault("layout") switch
+        {
+            "original" => DitNumerics.Original,
+            "diffusers" => DitNumerics.Diffusers,
+            null => null,
+            string other => throw new InvalidDataException($"{dumpPath}: unknown layout '{other}' (expected original or diffusers)"),
+        };
+        int? heads = Meta(dump, "num_heads");
+
+        using var session = ModelSession.Open(args, numerics: args.Has("--numerics") ? null : numerics, heads: args.OptionalInt("--heads") ?? heads);
+        var results = new List<Comparison>();
+        if (dump.Contains("inputs.x"))
+            results.AddRange(CompareForward(session, dump, tolerance));
+        if (dump.Contains("sample.noise"))
+            results.Add(CompareSampling(session, dump, sampleTolerance, console));
+        if (results.Count == 0)
+            throw new InvalidDataException($"{dumpPath}: the dump has neither 'inputs.x' nor 'sample.noise'; nothing to compare");
+
+        console.Out.WriteLine($"{"tensor",-24} {"shape",-18} {"max_abs",10} {"max_rel",10} {"tol",8}  result");
+        foreach (var r in results)
+            console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{r.Name,-24} {r.Shape,-18} {r.MaxAbs,10:0.00e+00} {r.MaxRel,10:0.00e+00} {r.Tolerance,8:0e+00}  {(r.Pass ? "pass" : "FAIL")}"));
+        int failed = results.Count(r => !r.Pass);
+        console.Out.WriteLine(failed == 0
+            ? $"parity: all {results.Count} tensors pass ({session.Ops.Device.Name}, {session.Checkpoint.Layout.ToString().ToLowerInvariant()} layout)"
+            : $"parity: {failed} of {results.Count} tensors FAIL");
+        return failed == 0 ? 0 : 1;
+    }
+
+    private static IEnumerable<Comparison> CompareForward(ModelSession s, SafetensorsFile dump, double tolerance)
+    {
+        var ops = s.Ops;
+        var device = ops.Device;
+        var xInfo = dump["inputs.x"];
+        var shape = xInfo.ShapeToArray();
+        if (shape.Length != 4)
+            throw new InvalidDataException($"{dump.Path}: 'inputs.x' has shape {xInfo.ShapeString}, expected [B, C, H, W]");
+        int batch = shape[0];
+        float[] t = dump.ReadFloat32("inputs.t");
+        long[] y = dump.ReadInt64("inputs.y");
+        if (t.Length != batch || y.Length != batch)
+            throw new InvalidDataException($"{dump.Path}: inputs.t and inputs.y must have {batch} entries (one per batch item)");
+        foreach (long label in y)
+            if (label < 0 || label > s.Config.NumClasses)
+                throw new InvalidDataException($"{dump.Path}: label {label} in inputs.y is outside [0, {s.Config.NumClasses}]");
+        using var x = device.FromFloats(dump.ReadFloat32("inputs.x"), ops.ActivationType, shape);
+        using var tt = device.FromHost<float>(t, DType.F32, batch);
+        using var yy = device.FromHost<int>(y.Select(v => (int)v).ToArray(), DType.I32, batch);
+        using var output = device.Allocate(ops.ActivationType, batch, s.Config.OutChannels, shape[2], shape[3]);
+        using var activations = s.Model.CreateActivations(batch, shape[2], shape[3]);
+        var capture = new BlockCapture(dump);
+        s.Model.Forward(x, tt, yy, output, activations, capture);
+        var results = new List<Comparison>();
+        for (int i = 0; i < s.Config.Depth; i++)
+            if (capture.Outputs.TryGetValue(i, out var actual))
+                results.Add(Comparison.Of(dump, $"outputs.blocks.{i}", actual, tolerance));
+        if (dump.Contains("outputs.out"))
+            results.Add(Comparison.Of(dump, "outputs.out", ToFloats(output), tolerance));
+        foreach (var info in dump.Tensors)
+            if (info.Name.StartsWith("outputs.blocks.", StringComparison.Ordinal) && !results.Any(r => r.Name == info.Name))
+                throw new InvalidDataException($"{dump.Path}: '{info.Name}' names a block the {s.Config.Depth}-block model does not have");
+        return results;
+    }
+
+    private static Comparison CompareSampling(ModelSession s, SafetensorsFile dump, double tolerance, Console2 console)
+    {
+        string sampler = dump.Metadata.GetValueOrDefault("sampler") ?? "ddim";
+        string spacing = dump.Metadata.GetValueOrDefault("timestep_spacing") ?? (s.Checkpoint.Layout == DitLayout.Diffusers ? "leading" : "fractional");
+        var kind = sampler switch
+        {
+            "ddim" when spacing == "leading" => SamplerKind.DdimLeading,
+            "ddim" => SamplerKind.Ddim,
+            "ancestral" or "ddpm" => SamplerKind.Ancestral,
+            _ => throw new InvalidDataException($"{dump.Path}: unknown sampler '{sampler}'"),
+        };
+        int steps = Meta(dump, "steps") ?? throw new InvalidDataException($"{dump.Path}: the sampling section needs 'steps' metadata");
+        var noiseInfo = dump["sample.noise"];
+        int n = noiseInfo.Shape[0], size = noiseInfo.Shape[2];
+        float[]? stepNoise = dump.Contains("sample.step_noise") ? dump.ReadFloat32("sample.step_noise") : null;
+        if (stepNoise is not null && stepNoise.Length != (long)steps * noiseInfo.ElementCount)
+            throw new InvalidDataException($"{dump.Path}: sample.step_noise must be [steps, {string.Join(", ", noiseInfo.ShapeToArray())}]");
+        var request = new GenerationRequest
+        {
+            Labels = dump.ReadInt64("sample.y").Select(v => (int)v).ToArray(),
+            Steps = steps,
+            Sampler = kind,
+            Eta = (float)(MetaDouble(dump, "eta") ?? 0),
+            GuidanceScale = (float)(MetaDouble(dump, "cfg_scale") ?? 1),
+            GuidedChannels = Meta(dump, "cfg_channels"),
+            LatentSize = size,
+            InitialNoise = dump.ReadFloat32("sample.noise"),
+            StepNoise = stepNoise is null ? null : new RecordedNoise(stepNoise),
+        };
+        if (request.Labels.Count != n)
+            throw new InvalidDataException($"{dump.Path}: sample.y has {request.Labels.Count} labels for {n} noise samples");
+        using var run = new SamplingRun(s.Model, request);
+        run.StepObserver = new ProgressBar(console.Err, console.Interactive, "parity sampling");
+        return Comparison.Of(dump, "sample.out", run.Run(), tolerance);
+    }
+
+    private static float[] ToFloats(Tensor t) => t.DType == DType.F32 ? t.ToArray<float>() : throw new NotSupportedException($"reading {t.DType} tensors back");
+
+    private static int? Meta(SafetensorsFile f, string key) =>
+        f.Metadata.TryGetValue(key, out var s) ? int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v
+            : throw new InvalidDataException($"{f.Path}: metadata '{key}' = '{s}' is not an integer") : null;
+
+    private static double? MetaDouble(SafetensorsFile f, string key) =>
+        f.Metadata.TryGetValue(key, out var s) ? double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v
+            : throw new InvalidDataException($"{f.Path}: metadata '{key}' = '{s}' is not a number") : null;
+
+    /// <summary>Copies the outputs of the blocks the dump has references for.</summary>
+    private sealed class BlockCapture(SafetensorsFile dump) : IBlockObserver
+    {
+        public Dictionary<int, float[]> Outputs { get; } = [];
+
+        public void OnBlockOutput(int block, Tensor x)
+        {
+            if (dump.Contains($"outputs.blocks.{block}"))
+                Outputs[block] = ToFloats(x);
+        }
+    }
+
+    /// <summary>The per-step noise of the dump (sample.step_noise[k]) instead of this project's Philox stream.</summary>
+    private sealed class RecordedNoise(float[] all) : IStepNoise
+    {
+        public void Fill(IOps ops, int step, Tensor noise)
+        {
+            using var tmp = ops.Device.FromFloats(all.AsSpan(checked((int)(step * noise.Count)), (int)noise.Count), noise.DType, noise.Shape.ToArray());
+            ops.Device.Copy(tmp, noise);
+        }
+    }
+}
+
+/// <summary>One tensor's agreement with its reference: max absolute error and max|a−b| / max|b|.</summary>
+public sealed record Comparison(string Name, string Shape, double MaxAbs, double MaxRel, double Tolerance)
+{
+    public bool Pass => MaxRel <= Tolerance;
+
+    public static Comparison Of(SafetensorsFile dump, string name, float[] actual, double tolerance)
+    {
+        var info = dump[name];
+        float[] expected = dump.ReadFloat32(name);
+        if (expected.Length != actual.Length)
+            throw new InvalidDataException($"{dump.Path}: '{name}' has {expected.Length} elements ({info.ShapeString}), this model produced {actual.Length}");
+        var (abs, rel) = Errors(actual, expected);
+        return new Comparison(name, info.ShapeString, abs, rel, tolerance);
+    }
+
+    /// <summary>NaN anywhere gives NaN errors, which fail every tolerance.</summary>
+    public static (double MaxAbs, double MaxRel) Errors(ReadOnlySpan<float> actual, ReadOnlySpan<float> expected)
+    {
+        double maxAbs = 0, maxRef = 0;
+        for (int i = 0; i < actual.Length; i++)
+        {
+            double d = Math.Abs((double)actual[i] - expected[i]);
+            if (double.IsNaN(d) || double.IsInfinity(d))
+                return (double.NaN, double.NaN);
+            maxAbs = Math.Max(maxAbs, d);
+            maxRef = Math.Max(maxRef, Math.Abs((double)expected[i]));
+        }
+        return (maxAbs, maxRef == 0 ? (maxAbs == 0 ? 0 : double.PositiveInfinity) : maxAbs / maxRef);
+    }
+}

@@ -1,0 +1,62 @@
+using BlockDance.Dit;
+using BlockDance.Kernels;
+
+namespace BlockDance.Cli;
+
+/// <summary>The options every model-running command shares, and the opened checkpoint, backend and model.</summary>
+public sealed class ModelSession : IDisposable
+{
+    private ModelSession(DitCheckpoint checkpoint, IOps ops, DitModel model)
+    {
+        Checkpoint = checkpoint;
+        Ops = ops;
+        Model = model;
+    }
+
+    public DitCheckpoint Checkpoint { get; }
+    public IOps Ops { get; }
+    public DitModel Model { get; }
+    public DitConfig Config => Model.Config;
+
+    public static CommandSpec AddOptions(CommandSpec spec, bool weightsRequired = true) => spec
+        .Option("--weights", "FILE", "DiT checkpoint (.safetensors, original or diffusers layout)" + (weightsRequired ? "" : "; default: the bundled model"))
+        .Option("--heads", "N", "attention heads, when the checkpoint's metadata does not say")
+        .Option("--numerics", "LAYOUT", "numerics to follow: original or diffusers (default: the checkpoint's layout)")
+        .Option("--device", "NAME", "where to run: " + Backends.Names, "cpu")
+        .Option("--threads", "N", "CPU threads (0 = all cores)", "0");
+
+    public static ModelSession Open(ParsedArgs args, string? weights = null, DitNumerics? numerics = null, int? heads = null)
+    {
+        weights ??= args.String("--weights") ?? throw new UsageException("--weights is required");
+        heads ??= args.OptionalInt("--heads", 1, 4096);
+        if (args.String("--numerics") is string n)
+            numerics = n.ToLowerInvariant() switch
+            {
+                "original" => DitNumerics.Original,
+                "diffusers" => DitNumerics.Diffusers,
+                _ => throw new UsageException($"--numerics '{n}': expected original or diffusers"),
+            };
+        string device = args.RequiredString("--device");
+        int threads = args.Int("--threads", 0, 1024);
+        var checkpoint = DitCheckpoint.Open(weights, heads, numerics);
+        IOps? ops = null;
+        try
+        {
+            ops = Backends.Open(device, threads);
+            return new ModelSession(checkpoint, ops, DitModel.Load(checkpoint, ops));
+        }
+        catch
+        {
+            ops?.Dispose();
+            checkpoint.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        Model.Dispose();
+        Ops.Dispose();
+        Checkpoint.Dispose();
+    }
+}

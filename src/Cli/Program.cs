@@ -1,0 +1,107 @@
+using BlockDance.Cli.Commands;
+using BlockDance.Dit;
+using BlockDance.Dit.Caching;
+using BlockDance.Dit.Pipeline;
+using BlockDance.Runtime.Safetensors;
+
+namespace BlockDance.Cli;
+
+/// <summary>Where a command writes: standard output for results, standard error for progress and errors.</summary>
+public sealed record Console2(TextWriter Out, TextWriter Err, bool Interactive);
+
+/// <summary>A subcommand of <c>blockdance</c>.</summary>
+public interface ICommand
+{
+    CommandSpec Spec { get; }
+
+    /// <returns>The process exit code.</returns>
+    int Run(ParsedArgs args, Console2 console);
+}
+
+public static class Program
+{
+    public static IReadOnlyList<ICommand> Commands { get; } =
+    [
+        new GenerateCommand(),
+        new ParityCommand(),
+        new InfoCommand(),
+        new PlanCommand(),
+    ];
+
+    public static int Main(string[] args) =>
+        Run(args, new Console2(Console.Out, Console.Error, !Console.IsErrorRedirected));
+
+    /// <summary>
+    /// Runs the tool. Exit codes: 0 success, 1 failure (bad input files, a parity mismatch), 2 usage error.
+    /// Expected failures print one "error:" message and no stack trace; set BLOCKDANCE_DEBUG=1 to see it.
+    /// </summary>
+    public static int Run(IReadOnlyList<string> args, Console2 console)
+    {
+        if (args.Count == 0 || args[0] is "--help" or "-h" or "help")
+        {
+            console.Out.Write(Usage());
+            return args.Count == 0 ? 2 : 0;
+        }
+        if (args[0] == "--version")
+        {
+            console.Out.WriteLine($"blockdance {typeof(Program).Assembly.GetName().Version}");
+            return 0;
+        }
+        var command = Commands.FirstOrDefault(c => c.Spec.Name == args[0]);
+        if (command is null)
+        {
+            console.Err.WriteLine($"error: unknown command '{args[0]}' (commands: {string.Join(", ", Commands.Select(c => c.Spec.Name))}; see 'blockdance --help')");
+            return 2;
+        }
+        try
+        {
+            var parsed = command.Spec.Parse(args.Skip(1).ToList());
+            if (parsed.IsHelp)
+            {
+                console.Out.Write(command.Spec.Help());
+                return 0;
+            }
+            return command.Run(parsed, console);
+        }
+        catch (UsageException e)
+        {
+            console.Err.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+        catch (Exception e) when (IsExpected(e))
+        {
+            console.Err.WriteLine($"error: {e.Message}");
+            if (Environment.GetEnvironmentVariable("BLOCKDANCE_DEBUG") == "1")
+                console.Err.WriteLine(e);
+            return 1;
+        }
+        catch (Exception e)
+        {
+            console.Err.WriteLine($"internal error: {e.GetType().Name}: {e.Message}");
+            if (Environment.GetEnvironmentVariable("BLOCKDANCE_DEBUG") == "1")
+                console.Err.WriteLine(e);
+            else
+                console.Err.WriteLine("(set BLOCKDANCE_DEBUG=1 for the stack trace, and please report it)");
+            return 1;
+        }
+    }
+
+    private static bool IsExpected(Exception e) => e is SafetensorsException or CheckpointException or PlanException
+        or NonFiniteResultException or IOException or UnauthorizedAccessException or ArgumentException
+        or DllNotFoundException or NotSupportedException or InvalidDataException;
+
+    private static string Usage()
+    {
+        var sb = new System.Text.StringBuilder();
+        sb.AppendLine("usage: blockdance <command> [options]");
+        sb.AppendLine();
+        sb.AppendLine("Diffusion Transformer inference with training-free feature caching (BlockDance).");
+        sb.AppendLine();
+        sb.AppendLine("commands:");
+        foreach (var c in Commands)
+            sb.AppendLine($"  {c.Spec.Name,-10} {c.Spec.Summary.Split('\n')[0]}");
+        sb.AppendLine();
+        sb.AppendLine("Run 'blockdance <command> --help' for the options of a command.");
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,161 @@
+using System.Globalization;
+
+namespace BlockDance.Dit.Caching;
+
+/// <summary>
+/// A rule that turns (steps, depth) into a <see cref="StepPlan"/>. Policies hold no state of a run, so the same policy
+/// serves runs of any step count, resolution or batch. Syntax on the command line (<see cref="Parse"/>):
+/// <c>none</c>, <c>blockdance:n=2[,boundary=20,start=0.4,end=0.95]</c>, <c>deepcache:n=2[,boundary=14]</c>, <c>plan:FILE.json</c>.
+/// </summary>
+public abstract class CachePolicy
+{
+    public const string Syntax =
+        "none | blockdance:n=N[,boundary=I,start=A,end=B] | deepcache:n=N[,boundary=I] | plan:FILE.json";
+
+    public abstract StepPlan Plan(int steps, int depth);
+
+    /// <summary>The canonical spelling of this policy (round-trips through <see cref="Parse"/>).</summary>
+    public abstract string Spec { get; }
+
+    public override string ToString() => Spec;
+
+    public static CachePolicy None { get; } = new NoCache();
+
+    public static CachePolicy Parse(string spec)
+    {
+        string s = spec.Trim();
+        int colon = s.IndexOf(':', StringComparison.Ordinal);
+        string name = (colon < 0 ? s : s[..colon]).ToLowerInvariant();
+        string args = colon < 0 ? "" : s[(colon + 1)..];
+        switch (name)
+        {
+            case "none" when args.Length == 0:
+                return None;
+            case "plan":
+                return args.Length > 0 ? new ExplicitPlan(args) : throw Bad(spec, "plan: needs a file name");
+            case "blockdance":
+            case "deepcache":
+            {
+                var kv = ParseArgs(spec, args);
+                bool bd = name == "blockdance";
+                var allowed = bd ? new[] { "n", "boundary", "start", "end" } : new[] { "n", "boundary" };
+                foreach (string key in kv.Keys)
+                    if (!allowed.Contains(key))
+                        throw Bad(spec, $"unknown parameter '{key}' for {name} (allowed: {string.Join(", ", allowed)})");
+                int n = kv.TryGetValue("n", out var nv) ? Int(spec, "n", nv) : 2;
+                int? boundary = kv.TryGetValue("boundary", out var bv) ? Int(spec, "boundary", bv) : null;
+                if (n < 1)
+                    throw Bad(spec, $"n must be at least 1, not {n}");
+                if (!bd)
+                    return new BlockDancePolicy(n, boundary, 0, 1, deepCache: true);
+                double start = kv.TryGetValue("start", out var sv) ? Fraction(spec, "start", sv) : 0.4;
+                double end = kv.TryGetValue("end", out var ev) ? Fraction(spec, "end", ev) : 0.95;
+                if (start >= end)
+                    throw Bad(spec, $"start {start} must be below end {end}");
+                return new BlockDancePolicy(n, boundary, start, end, deepCache: false);
+            }
+            default:
+                throw Bad(spec, $"unknown policy '{name}'");
+        }
+    }
+
+    private static Dictionary<string, string> ParseArgs(string spec, string args)
+    {
+        var result = new Dictionary<string, string>();
+        if (args.Length == 0)
+            return result;
+        foreach (string part in args.Split(','))
+        {
+            int eq = part.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0 || eq == part.Length - 1)
+                throw Bad(spec, $"'{part}' is not key=value");
+            string key = part[..eq].Trim().ToLowerInvariant();
+            if (!result.TryAdd(key, part[(eq + 1)..].Trim()))
+                throw Bad(spec, $"'{key}' is given twice");
+        }
+        return result;
+    }
+
+    private static int Int(string spec, string key, string value) =>
+        int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v : throw Bad(spec, $"{key}={value} is not an integer");
+
+    private static double Fraction(string spec, string key, string value) =>
+        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && v >= 0 && v <= 1
+            ? v : throw Bad(spec, $"{key}={value} is not a fraction in [0, 1]");
+
+    private static PlanException Bad(string spec, string why) =>
+        new($"bad cache policy '{spec}': {why}. Accepted forms: {Syntax}");
+
+    private sealed class NoCache : CachePolicy
+    {
+        public override string Spec => "none";
+        public override StepPlan Plan(int steps, int depth) => StepPlan.AllFull(steps, depth);
+    }
+}
+
+/// <summary>
+/// BlockDance-N (paper §3.3) and, with a = 0, b = 1 and i = depth/2, the DeepCache-style uniform baseline. The window is
+/// <c>k ∈ [ceil(a·S), floor(b·S))</c>; inside it <c>(k − ceil(a·S)) mod N == 0</c> is Cache and every other step is
+/// Reuse; outside it every step is Full. Defaults: N = 2, a = 0.4, b = 0.95, i = round(20·depth/28) (20 for 28 blocks).
+/// Example, S = 50, N = 2: 20 Full, then C R C R … from k = 20 to 46 (k = 46 is Cache), then Full from k = 47.
+/// </summary>
+public sealed class BlockDancePolicy : CachePolicy
+{
+    // a·S is computed in double; 0.7·10 = 7.000000000000001 would otherwise ceil to 8.
+    private const double Slack = 1e-9;
+
+    public BlockDancePolicy(int n, int? boundary, double start, double end, bool deepCache = false)
+    {
+        N = n;
+        FixedBoundary = boundary;
+        Start = start;
+        End = end;
+        IsDeepCache = deepCache;
+    }
+
+    public int N { get; }
+    public int? FixedBoundary { get; }
+    public double Start { get; }
+    public double End { get; }
+    public bool IsDeepCache { get; }
+
+    public int BoundaryFor(int depth) => FixedBoundary ?? (IsDeepCache ? depth / 2 : (int)Math.Round(20.0 * depth / 28.0));
+
+    public override string Spec => IsDeepCache
+        ? $"deepcache:n={N}" + (FixedBoundary is int b ? $",boundary={b}" : "")
+        : string.Create(CultureInfo.InvariantCulture, $"blockdance:n={N}") + (FixedBoundary is int bb ? $",boundary={bb}" : "")
+          + string.Create(CultureInfo.InvariantCulture, $",start={Start},end={End}");
+
+    public override StepPlan Plan(int steps, int depth)
+    {
+        if (steps < 1)
+            throw new PlanException($"steps must be positive, not {steps}");
+        int first = (int)Math.Ceiling(Start * steps - Slack);
+        int last = (int)Math.Floor(End * steps + Slack); // exclusive
+        var kinds = new StepKind[steps];
+        for (int k = 0; k < steps; k++)
+            kinds[k] = k < first || k >= last ? StepKind.Full : (k - first) % N == 0 ? StepKind.Cache : StepKind.Reuse;
+        return new StepPlan(kinds, BoundaryFor(depth), depth);
+    }
+}
+
+/// <summary>A plan read from a JSON file (<see cref="StepPlan.FromJson"/>), checked against the run's steps and depth.</summary>
+public sealed class ExplicitPlan(string path) : CachePolicy
+{
+    public string Path { get; } = path;
+    public override string Spec => "plan:" + Path;
+
+    public override StepPlan Plan(int steps, int depth)
+    {
+        string json;
+        try
+        {
+            json = File.ReadAllText(Path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new PlanException($"cannot read plan file '{Path}': {e.Message}");
+        }
+        return StepPlan.FromJson(json, steps, depth, Path);
+    }
+}

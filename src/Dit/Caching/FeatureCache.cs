@@ -1,0 +1,38 @@
+using BlockDance.Runtime;
+
+namespace BlockDance.Dit.Caching;
+
+/// <summary>
+/// The stored output of the block before the boundary, (B, T, D) in the device's memory. It belongs to one run: the run
+/// allocates it for its batch and resolution and drops it at the end, so a new run, step count, resolution or batch
+/// can never read stale features. With classifier-free guidance the batch is <c>[cond…, uncond…]</c> and both halves
+/// are stored together, item by item, because they run as one batch. Store and load are device-to-device copies.
+/// </summary>
+public sealed class FeatureCache : IDisposable
+{
+    public FeatureCache(Device device, DType type, int batch, int tokens, int hidden)
+    {
+        Features = device.Allocate(type, batch, tokens, hidden);
+    }
+
+    public Tensor Features { get; }
+    public long Bytes => Features.ByteCount;
+
+    /// <summary>Sampling step whose features are stored, or −1 while empty.</summary>
+    public int FilledAtStep { get; private set; } = -1;
+
+    public void Store(Tensor x, int step)
+    {
+        Features.Device.Copy(x, Features);
+        FilledAtStep = step;
+    }
+
+    public void Load(Tensor x, int step)
+    {
+        if (FilledAtStep < 0)
+            throw new InvalidOperationException($"step {step} reuses the feature cache, but no step has filled it");
+        Features.Device.Copy(Features, x);
+    }
+
+    public void Dispose() => Features.Dispose();
+}

@@ -1,0 +1,162 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace BlockDance.Dit.Caching;
+
+/// <summary>What one denoising step does with the feature cache.</summary>
+public enum StepKind
+{
+    /// <summary>Runs every block and stores nothing.</summary>
+    Full,
+
+    /// <summary>Runs every block and stores the output of block <c>i−1</c> (the boundary i, 0-based blocks).</summary>
+    Cache,
+
+    /// <summary>Skips blocks <c>0 … i−1</c> and starts block i from the stored tensor, with this step's conditioning.</summary>
+    Reuse,
+}
+
+/// <summary>
+/// A cache plan: the kind of every step and the boundary block. Steps are numbered <c>k = 0 … S−1</c> in sampling
+/// order (<c>k = 0</c> is the noisiest). The boundary <c>i</c> counts blocks: a <b>Cache</b> step runs the full model
+/// and stores the output of block <c>i−1</c> (0-based); a <b>Reuse</b> step skips blocks <c>0 … i−1</c> and starts
+/// block <c>i</c> from the stored tensor, with the current step's conditioning. A <b>Full</b> step runs everything and
+/// stores nothing. A plan is plain data: it prints as one letter per step (F, C, R) and reads and writes JSON.
+/// </summary>
+public sealed class StepPlan
+{
+    public const string Format = "blockdance.plan/1";
+
+    private readonly StepKind[] _kinds;
+
+    /// <summary>Creates and validates a plan: a Reuse step needs an earlier Cache step, and a plan that caches needs a boundary in <c>[1, depth−1]</c>.</summary>
+    public StepPlan(IEnumerable<StepKind> kinds, int boundary, int depth)
+    {
+        _kinds = kinds.ToArray();
+        Boundary = boundary;
+        Depth = depth;
+        if (_kinds.Length == 0)
+            throw new PlanException("a plan needs at least one step");
+        if (depth < 1)
+            throw new PlanException($"depth must be positive, not {depth}");
+        bool caches = _kinds.Any(k => k != StepKind.Full);
+        if (caches && (boundary < 1 || boundary >= depth))
+            throw new PlanException($"boundary {boundary} is out of range: a {depth}-block model caches at a boundary in [1, {depth - 1}] " +
+                "(0 would cache nothing, the depth itself would skip every block)");
+        int firstCache = Array.IndexOf(_kinds, StepKind.Cache);
+        int firstReuse = Array.IndexOf(_kinds, StepKind.Reuse);
+        if (firstReuse >= 0 && (firstCache < 0 || firstCache > firstReuse))
+            throw new PlanException($"step {firstReuse} reuses the cache, but no earlier step fills it (a Reuse needs a Cache before it)");
+    }
+
+    public IReadOnlyList<StepKind> Kinds => _kinds;
+    public StepKind this[int k] => _kinds[k];
+    public int Steps => _kinds.Length;
+    public int Boundary { get; }
+    public int Depth { get; }
+    public bool UsesCache => _kinds.Any(k => k != StepKind.Full);
+    public int Count(StepKind kind) => _kinds.Count(k => k == kind);
+
+    /// <summary>Blocks computed over the whole run (a Reuse step skips <see cref="Boundary"/> of them).</summary>
+    public long BlocksComputed => (long)Steps * Depth - (long)Count(StepKind.Reuse) * Boundary;
+    public long BlocksSkipped => (long)Count(StepKind.Reuse) * Boundary;
+
+    public static StepPlan AllFull(int steps, int depth) => new(Enumerable.Repeat(StepKind.Full, steps), 0, depth);
+
+    /// <summary>One letter per step: F (full), C (cache), R (reuse).</summary>
+    public string Letters => new(_kinds.Select(Letter).ToArray());
+
+    public static char Letter(StepKind kind) => kind switch { StepKind.Cache => 'C', StepKind.Reuse => 'R', _ => 'F' };
+
+    public override string ToString() => $"{Letters} (boundary {Boundary}, depth {Depth})";
+
+    public string ToJson()
+    {
+        var o = new JsonObject
+        {
+            ["format"] = Format,
+            ["steps"] = Steps,
+            ["depth"] = Depth,
+            ["boundary"] = Boundary,
+            ["kinds"] = Letters,
+        };
+        return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <summary>
+    /// Reads a plan written by <see cref="ToJson"/> (or by hand): <c>{"boundary": 20, "kinds": "FFCRCR…"}</c>, where
+    /// kinds may also be an array of letters or words (full, cache, reuse). <c>steps</c> and <c>depth</c> are optional
+    /// and checked when present. <paramref name="source"/> names the file in errors.
+    /// </summary>
+    public static StepPlan FromJson(string json, int steps, int depth, string source = "plan")
+    {
+        JsonNode? root;
+        try
+        {
+            root = JsonNode.Parse(json);
+        }
+        catch (JsonException e)
+        {
+            throw new PlanException($"{source}: not valid JSON ({e.Message})");
+        }
+        if (root is not JsonObject obj)
+            throw new PlanException($"{source}: a plan is a JSON object with \"boundary\" and \"kinds\"");
+        try
+        {
+            if (obj["format"] is JsonNode f && f.GetValue<string>() != Format)
+                throw new PlanException($"{source}: format '{f.GetValue<string>()}' is not {Format}");
+            var kinds = ParseKinds(obj["kinds"] ?? throw new PlanException($"{source}: missing \"kinds\""), source);
+            if (obj["steps"] is JsonNode s && s.GetValue<int>() != kinds.Count)
+                throw new PlanException($"{source}: \"steps\" is {s.GetValue<int>()} but \"kinds\" lists {kinds.Count} steps");
+            if (obj["depth"] is JsonNode d && d.GetValue<int>() != depth)
+                throw new PlanException($"{source}: the plan was made for depth {d.GetValue<int>()}, the model has {depth} blocks");
+            if (kinds.Count != steps)
+                throw new PlanException($"{source}: the plan has {kinds.Count} steps but the run has {steps}");
+            int boundary = obj["boundary"]?.GetValue<int>() ?? (kinds.Any(k => k != StepKind.Full)
+                ? throw new PlanException($"{source}: missing \"boundary\"") : 0);
+            return new StepPlan(kinds, boundary, depth);
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        {
+            throw new PlanException($"{source}: a field has the wrong JSON type ({e.Message})");
+        }
+        catch (PlanException e) when (!e.Message.StartsWith(source, StringComparison.Ordinal))
+        {
+            throw new PlanException($"{source}: {e.Message}");
+        }
+    }
+
+    private static List<StepKind> ParseKinds(JsonNode node, string source)
+    {
+        IEnumerable<string> items = node is JsonArray array
+            ? array.Select(n => n?.GetValue<string>() ?? "")
+            : node.GetValue<string>().Where(c => !char.IsWhiteSpace(c)).Select(c => c.ToString());
+        var kinds = new List<StepKind>();
+        foreach (string item in items)
+        {
+            kinds.Add(item.ToLowerInvariant() switch
+            {
+                "f" or "full" => StepKind.Full,
+                "c" or "cache" => StepKind.Cache,
+                "r" or "reuse" => StepKind.Reuse,
+                _ => throw new PlanException($"{source}: step {kinds.Count} has kind '{item}'; expected F, C or R (full, cache, reuse)"),
+            });
+        }
+        return kinds;
+    }
+
+    /// <summary>A picture of the plan for a terminal: the letters grouped by ten with the step numbers above.</summary>
+    public string Describe()
+    {
+        var sb = new StringBuilder();
+        sb.Append(Letters).Append('\n');
+        sb.Append($"{Steps} steps: {Count(StepKind.Full)} full, {Count(StepKind.Cache)} cache, {Count(StepKind.Reuse)} reuse");
+        if (UsesCache)
+            sb.Append($"; boundary {Boundary} of {Depth} blocks; {BlocksSkipped} of {(long)Steps * Depth} block evaluations skipped");
+        return sb.ToString();
+    }
+}
+
+/// <summary>A plan or policy that cannot be used; the message says what is wrong and where.</summary>
+public sealed class PlanException(string message) : Exception(message);

@@ -1,0 +1,122 @@
+namespace BlockDance.Dit;
+
+/// <summary>Which reference implementation a checkpoint comes from: decides the key names and the numerics.</summary>
+public enum DitLayout
+{
+    /// <summary>facebookresearch/DiT <c>models.py</c>: keys <c>blocks.{i}.attn.qkv.*</c>.</summary>
+    Original,
+
+    /// <summary>diffusers <c>DiTTransformer2DModel</c>: keys <c>transformer_blocks.{i}.attn1.to_q.*</c>.</summary>
+    Diffusers,
+}
+
+/// <summary>
+/// The numbers where the two reference implementations of the same DiT disagree (model-spec §2.2), kept apart from the
+/// architecture so a checkpoint in either layout can be run with either numerics when a user asks for it.
+/// </summary>
+/// <param name="FrequencyShift">Timestep sinusoid divisor is <c>half − shift</c>: original 0 (÷128), diffusers 1 (÷127).</param>
+/// <param name="AttentionNormEps">LayerNorm eps before attention (both 1e-6).</param>
+/// <param name="MlpNormEps">LayerNorm eps before the MLP: original 1e-6, diffusers <c>norm3</c> 1e-5.</param>
+/// <param name="FinalNormEps">LayerNorm eps of the final layer (both 1e-6).</param>
+/// <param name="GuidedChannels">Output channels classifier-free guidance is applied to: original 3 (sic, "for exact reproducibility"), diffusers 4.</param>
+public sealed record DitNumerics(int FrequencyShift, float AttentionNormEps, float MlpNormEps, float FinalNormEps, int GuidedChannels)
+{
+    /// <summary>https://github.com/facebookresearch/DiT/blob/ed81ce2229091fd4ecc9a223645f95cf379d582b/models.py</summary>
+    public static DitNumerics Original { get; } = new(0, 1e-6f, 1e-6f, 1e-6f, 3);
+
+    /// <summary>https://github.com/huggingface/diffusers/blob/58eb52c0/src/diffusers/models/transformers/dit_transformer_2d.py</summary>
+    public static DitNumerics Diffusers { get; } = new(1, 1e-6f, 1e-5f, 1e-6f, 4);
+
+    public static DitNumerics For(DitLayout layout) => layout == DitLayout.Original ? Original : Diffusers;
+}
+
+/// <summary>
+/// A DiT's shape. <see cref="InputSize"/> is the latent side length the checkpoint was trained for (its stored position
+/// embedding); the model runs at any latent size divisible by the patch size.
+/// </summary>
+public sealed record DitConfig
+{
+    public required int Depth { get; init; }
+    public required int HiddenSize { get; init; }
+    public required int Heads { get; init; }
+    public required int PatchSize { get; init; }
+    public int InChannels { get; init; } = 4;
+    public bool LearnSigma { get; init; } = true;
+    public int NumClasses { get; init; } = 1000;
+    public int InputSize { get; init; } = 32;
+    public int MlpRatio { get; init; } = 4;
+
+    /// <summary>Width of the sinusoidal timestep features (DiT: 256).</summary>
+    public int FrequencyEmbeddingSize { get; init; } = 256;
+
+    public DitNumerics Numerics { get; init; } = DitNumerics.Original;
+
+    public int OutChannels => LearnSigma ? 2 * InChannels : InChannels;
+    public int HeadDim => HiddenSize / Heads;
+    public int MlpHidden => HiddenSize * MlpRatio;
+
+    /// <summary>Row of the label table used as the unconditional ("null") class: <c>num_classes</c>.</summary>
+    public int NullClass => NumClasses;
+
+    /// <summary>Tokens for a latent of <paramref name="height"/> × <paramref name="width"/>.</summary>
+    public int Tokens(int height, int width) => height / PatchSize * (width / PatchSize);
+
+    /// <summary>Throws with a clear message when the numbers cannot describe a DiT.</summary>
+    public DitConfig Validate()
+    {
+        if (Depth <= 0 || HiddenSize <= 0 || Heads <= 0 || PatchSize <= 0 || InChannels <= 0 || NumClasses <= 0 || InputSize <= 0)
+            throw new ArgumentException($"invalid DiT configuration: {this}");
+        if (HiddenSize % Heads != 0)
+            throw new ArgumentException($"hidden size {HiddenSize} is not divisible by {Heads} heads");
+        if (HiddenSize % 4 != 0)
+            throw new ArgumentException($"hidden size {HiddenSize} must be divisible by 4 for the 2-D sin-cos position embedding");
+        if (InputSize % PatchSize != 0)
+            throw new ArgumentException($"input size {InputSize} is not divisible by the patch size {PatchSize}");
+        if (FrequencyEmbeddingSize % 2 != 0)
+            throw new ArgumentException($"frequency embedding size {FrequencyEmbeddingSize} must be even");
+        return this;
+    }
+
+    // Presets from the bottom of models.py: DiT_{XL,L,B,S}_{2,4,8}.
+    public static DitConfig XL(int patch) => new() { Depth = 28, HiddenSize = 1152, Heads = 16, PatchSize = patch };
+    public static DitConfig L(int patch) => new() { Depth = 24, HiddenSize = 1024, Heads = 16, PatchSize = patch };
+    public static DitConfig B(int patch) => new() { Depth = 12, HiddenSize = 768, Heads = 12, PatchSize = patch };
+    public static DitConfig S(int patch) => new() { Depth = 12, HiddenSize = 384, Heads = 6, PatchSize = patch };
+
+    public static IReadOnlyList<string> PresetNames { get; } =
+        ["XL/2", "XL/4", "XL/8", "L/2", "L/4", "L/8", "B/2", "B/4", "B/8", "S/2", "S/4", "S/8"];
+
+    /// <summary>A preset by name: "XL/2", "DiT-B/4", ... (case-insensitive).</summary>
+    public static DitConfig Preset(string name)
+    {
+        string n = name.Trim().ToUpperInvariant();
+        if (n.StartsWith("DIT-", StringComparison.Ordinal))
+            n = n[4..];
+        int slash = n.IndexOf('/', StringComparison.Ordinal);
+        if (slash > 0 && int.TryParse(n[(slash + 1)..], out int patch) && patch is 2 or 4 or 8)
+        {
+            switch (n[..slash])
+            {
+                case "XL": return XL(patch);
+                case "L": return L(patch);
+                case "B": return B(patch);
+                case "S": return S(patch);
+            }
+        }
+        throw new ArgumentException($"unknown DiT preset '{name}': expected one of {string.Join(", ", PresetNames)}");
+    }
+
+    /// <summary>The head count of the preset with this depth and width, if any (heads cannot be read from weights).</summary>
+    public static int? PresetHeads(int depth, int hidden) => (depth, hidden) switch
+    {
+        (28, 1152) => 16,
+        (24, 1024) => 16,
+        (12, 768) => 12,
+        (12, 384) => 6,
+        _ => null,
+    };
+
+    public override string ToString() =>
+        $"depth {Depth}, hidden {HiddenSize}, heads {Heads}, patch {PatchSize}, in {InChannels}, out {OutChannels}, " +
+        $"classes {NumClasses}, input {InputSize}";
+}

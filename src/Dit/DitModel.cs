@@ -1,0 +1,286 @@
+// A Diffusion Transformer (Peebles & Xie, "Scalable Diffusion Models with Transformers", ICCV 2023), written to follow
+// https://github.com/facebookresearch/DiT/blob/ed81ce2229091fd4ecc9a223645f95cf379d582b/models.py top to bottom.
+// Parameters are read by their original key names; DitCheckpoint maps them for the diffusers layout. The numerics that
+// differ between the two references (timestep divisor, MLP LayerNorm eps, guided channels) come from DitConfig.Numerics.
+// Shapes: B batch, T tokens, D hidden, p patch, C in channels, C' out channels (2C with learned sigma).
+using BlockDance.Kernels;
+using BlockDance.Runtime;
+
+namespace BlockDance.Dit;
+
+/// <summary>A linear layer's parameters: <c>y = x·Wᵀ + b</c>, W [out, in].</summary>
+public sealed record Linear(Tensor Weight, Tensor Bias)
+{
+    public int Out => Weight.Dim(0);
+    public int In => Weight.Dim(1);
+
+    public void Forward(IOps ops, Tensor x, Tensor y, Activation act = Activation.None) => ops.Linear(x, Weight, Bias, y, act);
+}
+
+/// <summary>Embeds scalar timesteps: sinusoidal features [B, 256] → Linear → SiLU → Linear → [B, D].</summary>
+public sealed class TimestepEmbedder(Linear mlp0, Linear mlp2, int frequencyShift)
+{
+    public Linear Mlp0 { get; } = mlp0;   // t_embedder.mlp.0
+    public Linear Mlp2 { get; } = mlp2;   // t_embedder.mlp.2
+
+    public void Forward(IOps ops, Tensor t, DitActivations a, Tensor tEmb)
+    {
+        ops.TimestepEmbedding(t, frequencyShift, a.Frequencies);   // (B, 256) [cos | sin]
+        Mlp0.Forward(ops, a.Frequencies, a.TimeHidden, Activation.Silu); // (B, D)
+        Mlp2.Forward(ops, a.TimeHidden, tEmb);                     // (B, D)
+    }
+}
+
+/// <summary>Class labels → vectors; row <c>num_classes</c> is the null class used for classifier-free guidance.</summary>
+public sealed class LabelEmbedder(Tensor table)
+{
+    public Tensor Table { get; } = table;  // y_embedder.embedding_table.weight (classes + 1, D)
+
+    public void Forward(IOps ops, Tensor labels, Tensor yEmb) => ops.EmbeddingLookup(Table, labels, yEmb);
+}
+
+/// <summary>
+/// A DiT block with adaLN-Zero conditioning:
+/// <code>
+/// shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = Linear(SiLU(c)).chunk(6)
+/// x = x + gate_msa · Attn(LN(x)·(1 + scale_msa) + shift_msa)
+/// x = x + gate_mlp · MLP(LN(x)·(1 + scale_mlp) + shift_mlp)
+/// </code>
+/// </summary>
+public sealed class DitBlock(int index, Linear adaLN, Linear qkv, Linear proj, Linear fc1, Linear fc2, int heads, DitNumerics numerics)
+{
+    // Chunks of the modulation vector, in the order of models.py.
+    private const int ShiftMsa = 0, ScaleMsa = 1, GateMsa = 2, ShiftMlp = 3, ScaleMlp = 4, GateMlp = 5;
+
+    public int Index { get; } = index;
+    public Linear AdaLN { get; } = adaLN;  // blocks.{i}.adaLN_modulation.1  (6D, D)
+    public Linear Qkv { get; } = qkv;      // blocks.{i}.attn.qkv            (3D, D)
+    public Linear Proj { get; } = proj;    // blocks.{i}.attn.proj           (D, D)
+    public Linear Fc1 { get; } = fc1;      // blocks.{i}.mlp.fc1             (4D, D)
+    public Linear Fc2 { get; } = fc2;      // blocks.{i}.mlp.fc2             (D, 4D)
+
+    /// <summary>Updates <c>a.X</c> (B, T, D) in place; <c>a.SiluC</c> (B, D) is SiLU of the conditioning.</summary>
+    public void Forward(IOps ops, DitActivations a)
+    {
+        AdaLN.Forward(ops, a.SiluC, a.Modulation);                                        // (B, 6D)
+        ops.LayerNormModulate(a.X, a.Modulation, ShiftMsa, ScaleMsa, numerics.AttentionNormEps, a.Normed); // (B, T, D)
+        Qkv.Forward(ops, a.Normed, a.Qkv);                                                // (B, T, 3D)
+        ops.Attention(a.Qkv, heads, a.Attended);                                          // (B, T, D)
+        Proj.Forward(ops, a.Attended, a.Residual);                                        // (B, T, D)
+        ops.GatedResidualAdd(a.X, a.Residual, a.Modulation, GateMsa);
+        ops.LayerNormModulate(a.X, a.Modulation, ShiftMlp, ScaleMlp, numerics.MlpNormEps, a.Normed);
+        Fc1.Forward(ops, a.Normed, a.Hidden, Activation.GeluTanh);                        // (B, T, 4D)
+        Fc2.Forward(ops, a.Hidden, a.Residual);                                           // (B, T, D)
+        ops.GatedResidualAdd(a.X, a.Residual, a.Modulation, GateMlp);
+    }
+}
+
+/// <summary><c>x = Linear(LN(x)·(1 + scale) + shift)</c> with <c>shift, scale = Linear(SiLU(c)).chunk(2)</c>, then unpatchify.</summary>
+public sealed class FinalLayer(Linear adaLN, Linear linear, int patch, float eps)
+{
+    public Linear AdaLN { get; } = adaLN;   // final_layer.adaLN_modulation.1 (2D, D)
+    public Linear Linear { get; } = linear; // final_layer.linear             (p·p·C', D)
+
+    public void Forward(IOps ops, DitActivations a, Tensor output)
+    {
+        AdaLN.Forward(ops, a.SiluC, a.FinalModulation);                           // (B, 2D): shift, scale
+        ops.LayerNormModulate(a.X, a.FinalModulation, 0, 1, eps, a.Normed);       // (B, T, D)
+        Linear.Forward(ops, a.Normed, a.Patches);                                  // (B, T, p·p·C')
+        ops.Unpatchify(a.Patches, patch, output);                                  // (B, C', H, W)
+    }
+}
+
+/// <summary>Receives the output of each block during a forward (parity dumps, similarity analysis).</summary>
+public interface IBlockObserver
+{
+    /// <param name="x">(B, T, D) on the model's device; valid only during the call.</param>
+    void OnBlockOutput(int block, Tensor x);
+}
+
+/// <summary>The whole model: patch embedding, conditioning, <see cref="DitConfig.Depth"/> blocks and the final layer.</summary>
+public sealed class DitModel : IDisposable
+{
+    private readonly List<Tensor> _owned;
+
+    private DitModel(DitConfig config, IOps ops, WeightLoader w)
+    {
+        Config = config;
+        Ops = ops;
+        var n = config.Numerics;
+        // x_embedder.proj is a Conv2d(C, D, kernel=p, stride=p): as a GEMM its weight is (D, C·p·p).
+        PatchWeight = w.Load("x_embedder.proj.weight", config.HiddenSize, config.InChannels * config.PatchSize * config.PatchSize);
+        PatchBias = w.Load("x_embedder.proj.bias");
+        StoredPositionEmbedding = w.TryLoad("pos_embed");
+        TimestepEmbedder = new TimestepEmbedder(w.Linear("t_embedder.mlp.0"), w.Linear("t_embedder.mlp.2"), n.FrequencyShift);
+        LabelEmbedder = new LabelEmbedder(w.Load("y_embedder.embedding_table.weight"));
+        Blocks = Enumerable.Range(0, config.Depth).Select(i => new DitBlock(i,
+            w.Linear($"blocks.{i}.adaLN_modulation.1"), w.Linear($"blocks.{i}.attn.qkv"), w.Linear($"blocks.{i}.attn.proj"),
+            w.Linear($"blocks.{i}.mlp.fc1"), w.Linear($"blocks.{i}.mlp.fc2"), config.Heads, n)).ToArray();
+        FinalLayer = new FinalLayer(w.Linear("final_layer.adaLN_modulation.1"), w.Linear("final_layer.linear"), config.PatchSize, n.FinalNormEps);
+        _owned = w.Owned;
+    }
+
+    public DitConfig Config { get; }
+    public IOps Ops { get; }
+    public Tensor PatchWeight { get; }
+    public Tensor PatchBias { get; }
+    public Tensor? StoredPositionEmbedding { get; }
+    public TimestepEmbedder TimestepEmbedder { get; }
+    public LabelEmbedder LabelEmbedder { get; }
+    public IReadOnlyList<DitBlock> Blocks { get; }
+    public FinalLayer FinalLayer { get; }
+
+    /// <summary>Builds the model on <paramref name="ops"/>' device from an opened checkpoint (which must outlive the model on the CPU device: its weights are views of the mapped file).</summary>
+    public static DitModel Load(DitCheckpoint checkpoint, IOps ops)
+    {
+        var loader = new WeightLoader(checkpoint, ops);
+        try
+        {
+            return new DitModel(checkpoint.Config, ops, loader);
+        }
+        catch
+        {
+            loader.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Allocates the activations of one forward for a batch and latent size, reused by every step of a run.</summary>
+    public DitActivations CreateActivations(int batch, int height, int width) => new(this, batch, height, width);
+
+    /// <summary>Conditioning: <c>c = t_emb(t) + y_emb(y)</c>, and SiLU(c), which every adaLN layer consumes. t: (B) F32, labels: (B) I32.</summary>
+    public void Condition(Tensor t, Tensor labels, DitActivations a)
+    {
+        TimestepEmbedder.Forward(Ops, t, a, a.TimeEmbedding);  // (B, D)
+        LabelEmbedder.Forward(Ops, labels, a.LabelEmbedding);  // (B, D)
+        Ops.Add(a.TimeEmbedding, a.LabelEmbedding, a.C);       // (B, D)
+        Ops.Silu(a.C, a.SiluC);                                // (B, D)
+    }
+
+    /// <summary>Patch tokens: <c>x = PatchEmbed(latent) + pos_embed</c>. latent: (B, C, H, W) → a.X (B, T, D).</summary>
+    public void EmbedTokens(Tensor latent, DitActivations a)
+    {
+        Ops.Patchify(latent, Config.PatchSize, a.Columns);                  // (B, T, C·p·p)
+        Ops.Linear(a.Columns, PatchWeight, PatchBias, a.X);                 // (B, T, D)
+        Ops.AddPositionEmbedding(a.X, a.PositionEmbedding);                 // (B, T, D)
+    }
+
+    /// <summary>Runs blocks <c>[from, to)</c> on a.X in place.</summary>
+    public void RunBlocks(int from, int to, DitActivations a, IBlockObserver? observer = null)
+    {
+        if (from < 0 || to > Blocks.Count || from > to)
+            throw new ArgumentOutOfRangeException(nameof(from), $"blocks [{from}, {to}) of a {Blocks.Count}-block model");
+        for (int i = from; i < to; i++)
+        {
+            Blocks[i].Forward(Ops, a);
+            observer?.OnBlockOutput(i, a.X);
+        }
+    }
+
+    /// <summary>The final layer: a.X → output (B, C', H, W).</summary>
+    public void Final(DitActivations a, Tensor output) => FinalLayer.Forward(Ops, a, output);
+
+    /// <summary>The full forward: latent (B, C, H, W), t (B), labels (B) → output (B, C', H, W).</summary>
+    public void Forward(Tensor latent, Tensor t, Tensor labels, Tensor output, DitActivations a, IBlockObserver? observer = null)
+    {
+        Condition(t, labels, a);
+        EmbedTokens(latent, a);
+        RunBlocks(0, Blocks.Count, a, observer);
+        Final(a, output);
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _owned)
+            t.Dispose();
+        _owned.Clear();
+    }
+}
+
+/// <summary>
+/// Every intermediate tensor of one forward for a fixed batch and latent size, allocated once and reused by all steps
+/// (and, on the CUDA device, one arena's worth of device memory). Also holds the position embedding for this grid.
+/// </summary>
+public sealed class DitActivations : IDisposable
+{
+    private readonly List<Tensor> _owned = [];
+
+    internal DitActivations(DitModel model, int batch, int height, int width)
+    {
+        var c = model.Config;
+        if (batch <= 0)
+            throw new ArgumentOutOfRangeException(nameof(batch), "batch must be positive");
+        if (height <= 0 || width <= 0 || height % c.PatchSize != 0 || width % c.PatchSize != 0)
+            throw new ArgumentException($"latent size {height}×{width} is not a positive multiple of the patch size {c.PatchSize}");
+        Batch = batch;
+        Height = height;
+        Width = width;
+        int t = c.Tokens(height, width), d = c.HiddenSize, p = c.PatchSize;
+        Tokens = t;
+        var ops = model.Ops;
+        var type = ops.ActivationType;
+        Tensor New(params int[] shape)
+        {
+            var tensor = ops.Device.Allocate(type, shape);
+            _owned.Add(tensor);
+            return tensor;
+        }
+        Frequencies = New(batch, c.FrequencyEmbeddingSize);
+        TimeHidden = New(batch, d);
+        TimeEmbedding = New(batch, d);
+        LabelEmbedding = New(batch, d);
+        C = New(batch, d);
+        SiluC = New(batch, d);
+        Modulation = New(batch, 6 * d);
+        FinalModulation = New(batch, 2 * d);
+        Columns = New(batch, t, c.InChannels * p * p);
+        X = New(batch, t, d);
+        Normed = New(batch, t, d);
+        Qkv = New(batch, t, 3 * d);
+        Attended = New(batch, t, d);
+        Residual = New(batch, t, d);
+        Hidden = New(batch, t, c.MlpHidden);
+        Patches = New(batch, t, p * p * c.OutChannels);
+        int gh = height / p, gw = width / p;
+        var stored = model.StoredPositionEmbedding;
+        if (stored is not null && stored.Count == (long)t * d && gh == gw && gh * p == c.InputSize)
+            PositionEmbedding = stored.Reshape(t, d);
+        else
+            PositionEmbedding = ops.Device.FromFloats(Dit.PositionEmbedding.SinCos2D(d, gh, gw), type, t, d);
+        if (PositionEmbedding.OwnsMemory)
+            _owned.Add(PositionEmbedding);
+    }
+
+    public int Batch { get; }
+    public int Height { get; }
+    public int Width { get; }
+    public int Tokens { get; }
+
+    public Tensor Frequencies { get; }     // (B, 256)
+    public Tensor TimeHidden { get; }      // (B, D)
+    public Tensor TimeEmbedding { get; }   // (B, D)
+    public Tensor LabelEmbedding { get; }  // (B, D)
+    public Tensor C { get; }               // (B, D)
+    public Tensor SiluC { get; }           // (B, D)
+    public Tensor Modulation { get; }      // (B, 6D)
+    public Tensor FinalModulation { get; } // (B, 2D)
+    public Tensor Columns { get; }         // (B, T, C·p·p)
+    public Tensor X { get; }               // (B, T, D): the residual stream
+    public Tensor Normed { get; }          // (B, T, D)
+    public Tensor Qkv { get; }             // (B, T, 3D)
+    public Tensor Attended { get; }        // (B, T, D)
+    public Tensor Residual { get; }        // (B, T, D)
+    public Tensor Hidden { get; }          // (B, T, 4D)
+    public Tensor Patches { get; }         // (B, T, p·p·C')
+    public Tensor PositionEmbedding { get; } // (T, D)
+
+    /// <summary>Bytes of device memory this arena holds.</summary>
+    public long Bytes => _owned.Sum(t => t.ByteCount);
+
+    public void Dispose()
+    {
+        foreach (var t in _owned)
+            t.Dispose();
+        _owned.Clear();
+    }
+}

@@ -1,0 +1,59 @@
+using BlockDance.Dit.Caching;
+using BlockDance.Dit.Sampling;
+using BlockDance.Kernels;
+using BlockDance.Runtime;
+
+namespace BlockDance.Dit.Pipeline;
+
+/// <summary>Everything that determines a generation; the same request always gives the same bytes.</summary>
+public sealed record GenerationRequest
+{
+    /// <summary>One class label per image; <c>num_classes</c> (the null class) generates unconditionally.</summary>
+    public required IReadOnlyList<int> Labels { get; init; }
+
+    public int Steps { get; init; } = 50;
+    public SamplerKind Sampler { get; init; } = SamplerKind.Ddim;
+    public float Eta { get; init; }
+
+    /// <summary>Classifier-free guidance scale; values ≤ 1 run the conditional model alone.</summary>
+    public float GuidanceScale { get; init; } = 4f;
+
+    /// <summary>Channels guidance applies to; null takes the model's numerics (original DiT 3, diffusers 4).</summary>
+    public int? GuidedChannels { get; init; }
+
+    public ulong Seed { get; init; }
+
+    /// <summary>Latent height and width; null takes the model's input size.</summary>
+    public int? LatentSize { get; init; }
+
+    public CachePolicy Cache { get; init; } = CachePolicy.None;
+
+    /// <summary>Starting noise (n, C, H, W) as float32; null draws it from <see cref="Seed"/>.</summary>
+    public float[]? InitialNoise { get; init; }
+
+    /// <summary>Noise of the stochastic steps; null draws it from <see cref="Seed"/>.</summary>
+    public IStepNoise? StepNoise { get; init; }
+
+    public bool UsesGuidance => GuidanceScale > 1f;
+}
+
+/// <summary>Supplies the fresh Gaussian noise of sampling step k.</summary>
+public interface IStepNoise
+{
+    void Fill(IOps ops, int step, Tensor noise);
+}
+
+/// <summary>
+/// The default noise: Philox normals from the run's seed. The starting latent takes indices <c>[0, count)</c> and step k
+/// takes <c>[(k+1)·count, (k+2)·count)</c> of the stream, so every step's noise is independent and reproducible.
+/// </summary>
+public sealed class PhiloxStepNoise(ulong seed) : IStepNoise
+{
+    public void Fill(IOps ops, int step, Tensor noise) => ops.RandomNormal(noise, seed, (ulong)(step + 1) * (ulong)noise.Count);
+}
+
+/// <summary>Called after every sampling step (progress bars, analysis). Implementations should not allocate per call.</summary>
+public interface IStepObserver
+{
+    void OnStep(int step, int steps, StepKind kind, double milliseconds);
+}

@@ -1,0 +1,231 @@
+using System.Diagnostics;
+using BlockDance.Dit.Caching;
+using BlockDance.Dit.Sampling;
+using BlockDance.Kernels;
+using BlockDance.Runtime;
+
+namespace BlockDance.Dit.Pipeline;
+
+/// <summary>
+/// One generation: every buffer it needs (latents, the model batch, timesteps and labels for all steps, activations,
+/// the feature cache) is allocated when the run is created, so the steps themselves allocate nothing and copy nothing
+/// between host and device. Guidance runs the batch <c>[cond…, uncond…]</c> with the conditional latents duplicated,
+/// as the original DiT's <c>forward_with_cfg</c> does. Each step follows the cache plan (see <see cref="StepPlan"/>).
+/// </summary>
+public sealed class SamplingRun : IDisposable
+{
+    private readonly DitModel _model;
+    private readonly IOps _ops;
+    private readonly GenerationRequest _request;
+    private readonly Sampler _sampler;
+    private readonly IStepNoise _noiseSource;
+    private readonly List<Tensor> _owned = [];
+    private readonly Tensor _latent;       // (n, C, H, W): the sampler's state
+    private readonly Tensor? _modelInput;  // (2n, C, H, W) with guidance
+    private readonly Tensor _output;       // (B, C', H, W)
+    private readonly Tensor? _guided;      // (n, C', H, W) with guidance
+    private readonly Tensor _noise;        // (n, C, H, W)
+    private readonly Tensor _labels;       // (B) I32
+    private readonly Tensor[] _timesteps;  // per step: (B) F32 views of one (S, B) table
+    private readonly DitActivations _activations;
+    private readonly FeatureCache? _cache;
+    private readonly int _guidedChannels;
+    private int _nextStep;
+
+    public SamplingRun(DitModel model, GenerationRequest request)
+    {
+        _model = model;
+        _ops = model.Ops;
+        _request = request;
+        var config = model.Config;
+        try
+        {
+            int n = request.Labels.Count;
+            if (n == 0)
+                throw new ArgumentException("no images requested: give at least one class label");
+            for (int i = 0; i < n; i++)
+                if (request.Labels[i] < 0 || request.Labels[i] > config.NumClasses)
+                    throw new ArgumentException($"class label {request.Labels[i]} (image {i}) is outside [0, {config.NumClasses - 1}] (or {config.NumClasses} for unconditional)");
+            if (!float.IsFinite(request.GuidanceScale))
+                throw new ArgumentException($"guidance scale must be finite, not {request.GuidanceScale}");
+            if (request.Sampler == SamplerKind.Ancestral && !config.LearnSigma)
+                throw new ArgumentException("the ancestral sampler needs a model with learned sigma (2·C output channels); use ddim");
+            int size = request.LatentSize ?? config.InputSize;
+            if (size <= 0 || size % config.PatchSize != 0)
+                throw new ArgumentException($"latent size {size} is not a positive multiple of the patch size {config.PatchSize}");
+            _sampler = Sampler.Create(request.Sampler, request.Steps, request.Eta);
+            Plan = request.Cache.Plan(request.Steps, config.Depth);
+            _noiseSource = request.StepNoise ?? new PhiloxStepNoise(request.Seed);
+            _guidedChannels = request.GuidedChannels ?? config.Numerics.GuidedChannels;
+            if (_guidedChannels < 0 || _guidedChannels > config.OutChannels)
+                throw new ArgumentException($"guided channels {_guidedChannels} outside [0, {config.OutChannels}]");
+
+            bool cfg = request.UsesGuidance;
+            int batch = cfg ? 2 * n : n;
+            Images = n;
+            ModelBatch = batch;
+            var type = _ops.ActivationType;
+            Tensor New(DType t, params int[] shape)
+            {
+                var tensor = _ops.Device.Allocate(t, shape);
+                _owned.Add(tensor);
+                return tensor;
+            }
+            _latent = New(type, n, config.InChannels, size, size);
+            _noise = New(type, n, config.InChannels, size, size);
+            _output = New(type, batch, config.OutChannels, size, size);
+            if (cfg)
+            {
+                _modelInput = New(type, batch, config.InChannels, size, size);
+                _guided = New(type, n, config.OutChannels, size, size);
+            }
+            var labels = new int[batch];
+            for (int i = 0; i < n; i++)
+            {
+                labels[i] = request.Labels[i];
+                if (cfg)
+                    labels[n + i] = config.NullClass;
+            }
+            _labels = New(DType.I32, batch);
+            _labels.CopyFrom<int>(labels);
+            var table = new float[request.Steps * batch];
+            for (int k = 0; k < request.Steps; k++)
+                Array.Fill(table, _sampler.Timestep(k), k * batch, batch);
+            var timesteps = New(DType.F32, request.Steps, batch);
+            timesteps.CopyFrom<float>(table);
+            _timesteps = Enumerable.Range(0, request.Steps).Select(k => timesteps.Slice(k, 1).Reshape(batch)).ToArray();
+            _activations = model.CreateActivations(batch, size, size);
+            if (Plan.UsesCache)
+                _cache = new FeatureCache(_ops.Device, type, batch, _activations.Tokens, config.HiddenSize);
+
+            if (request.InitialNoise is { } initial)
+            {
+                if (initial.Length != _latent.Count)
+                    throw new ArgumentException($"initial noise has {initial.Length} values; the latent {_latent.ShapeString} needs {_latent.Count}");
+                Upload(initial, _latent);
+            }
+            else
+            {
+                _ops.RandomNormal(_latent, request.Seed, 0);
+            }
+            Report = new RunReport(_ops.Device.Name, request.Cache.Spec, Plan, new MacCount(config, _activations.Tokens), batch, n, _cache?.Bytes ?? 0);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public StepPlan Plan { get; }
+    public RunReport Report { get; }
+    public int Images { get; }
+    public int ModelBatch { get; }
+    public int Steps => Plan.Steps;
+    public bool Finished => _nextStep >= Plan.Steps;
+
+    /// <summary>The latent being denoised, (n, C, H, W) on the model's device.</summary>
+    public Tensor Latent => _latent;
+
+    /// <summary>Observes each computed block's output (similarity analysis); null for none.</summary>
+    public IBlockObserver? BlockObserver { get; set; }
+
+    /// <summary>Called after each step; null for none.</summary>
+    public IStepObserver? StepObserver { get; set; }
+
+    /// <summary>Runs the next step and returns its index.</summary>
+    public int Step()
+    {
+        if (Finished)
+            throw new InvalidOperationException("the run has finished");
+        int k = _nextStep;
+        long start = Stopwatch.GetTimestamp();
+        Tensor input = _latent;
+        if (_modelInput is not null)
+        {
+            // forward_with_cfg: the model sees [x, x] with labels [y, null].
+            _ops.Device.Copy(_latent, _modelInput.Slice(0, Images));
+            _ops.Device.Copy(_latent, _modelInput.Slice(Images, Images));
+            input = _modelInput;
+        }
+        Forward(k, input);
+        Tensor eps = _output;
+        if (_guided is not null)
+        {
+            _ops.GuidanceCombine(_output, _guidedChannels, _request.GuidanceScale, _guided);
+            eps = _guided;
+        }
+        Tensor? noise = null;
+        if (_sampler.NeedsNoise(k))
+        {
+            _noiseSource.Fill(_ops, k, _noise);
+            noise = _noise;
+        }
+        _sampler.Step(_ops, k, _latent, eps, noise);
+        _ops.Device.Synchronize();
+        double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        Report.StepMilliseconds[k] = ms;
+        Report.TotalMilliseconds += ms;
+        _nextStep++;
+        StepObserver?.OnStep(k, Plan.Steps, Plan[k], ms);
+        return k;
+    }
+
+    private void Forward(int k, Tensor input)
+    {
+        var a = _activations;
+        var t = _timesteps[k];
+        int boundary = Plan.Boundary, depth = _model.Config.Depth;
+        switch (Plan[k])
+        {
+            case StepKind.Full:
+                _model.Forward(input, t, _labels, _output, a, BlockObserver);
+                break;
+            case StepKind.Cache:
+                _model.Condition(t, _labels, a);
+                _model.EmbedTokens(input, a);
+                _model.RunBlocks(0, boundary, a, BlockObserver);
+                _cache!.Store(a.X, k);
+                _model.RunBlocks(boundary, depth, a, BlockObserver);
+                _model.Final(a, _output);
+                break;
+            case StepKind.Reuse:
+                _model.Condition(t, _labels, a);       // this step's conditioning
+                _cache!.Load(a.X, k);                  // the output of block i−1 from the last Cache step
+                _model.RunBlocks(boundary, depth, a, BlockObserver);
+                _model.Final(a, _output);
+                break;
+        }
+    }
+
+    /// <summary>Runs every remaining step and returns the final latent (n, C, H, W) on the host.</summary>
+    public float[] Run()
+    {
+        while (!Finished)
+            Step();
+        var result = _latent.ToArray<float>();
+        int bad = Array.FindIndex(result, v => !float.IsFinite(v));
+        if (bad >= 0)
+            throw new NonFiniteResultException($"the sampling run produced a non-finite value ({result[bad]}) at latent element {bad}; " +
+                "the weights or the settings (guidance scale, steps) make the sampler diverge");
+        return result;
+    }
+
+    private void Upload(float[] values, Tensor dst)
+    {
+        using var tmp = _ops.Device.FromFloats(values, dst.DType, dst.Shape.ToArray());
+        _ops.Device.Copy(tmp, dst);
+    }
+
+    public void Dispose()
+    {
+        _activations?.Dispose();
+        _cache?.Dispose();
+        foreach (var t in _owned)
+            t.Dispose();
+        _owned.Clear();
+    }
+}
+
+/// <summary>A run whose result contains NaN or infinity.</summary>
+public sealed class NonFiniteResultException(string message) : Exception(message);

@@ -1,0 +1,119 @@
+using BlockDance.Kernels;
+using BlockDance.Runtime;
+
+namespace BlockDance.Dit.Sampling;
+
+public enum SamplerKind
+{
+    /// <summary>DDIM on the original DiT's fractional-stride respacing (0, 20, 41, …, 999 for 50 steps).</summary>
+    Ddim,
+
+    /// <summary>DDIM with diffusers' "leading" spacing (980, 960, …, 0 for 50 steps).</summary>
+    DdimLeading,
+
+    /// <summary>The ancestral DDPM sampler with learned variance range of the original <c>sample.py</c>.</summary>
+    Ancestral,
+}
+
+/// <summary>
+/// A sampler walks steps k = 0 … S−1 in sampling order (k = 0 is the noisiest): it names the model timestep of each
+/// step and updates the latent from the (guided) model output.
+/// </summary>
+public abstract class Sampler
+{
+    public abstract int Steps { get; }
+
+    /// <summary>Model timestep (original 0..999 scale) at sampling step k.</summary>
+    public abstract float Timestep(int k);
+
+    /// <summary>True when step k adds fresh Gaussian noise.</summary>
+    public abstract bool NeedsNoise(int k);
+
+    /// <summary>Updates x (n, C, H, W) in place from the model output (n, C' ≥ C, H, W) of step k.</summary>
+    public abstract void Step(IOps ops, int k, Tensor x, Tensor modelOutput, Tensor? noise);
+
+    public static Sampler Create(SamplerKind kind, int steps, float eta = 0f) => kind switch
+    {
+        SamplerKind.Ddim => new DdimSampler(steps, eta),
+        SamplerKind.DdimLeading => new LeadingDdimSampler(steps, eta),
+        SamplerKind.Ancestral => new AncestralSampler(steps),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
+    };
+
+    /// <summary>Parses a sampler name as given on the command line.</summary>
+    public static SamplerKind Parse(string name) => name.ToLowerInvariant() switch
+    {
+        "ddim" => SamplerKind.Ddim,
+        "ddim-leading" or "ddim_leading" => SamplerKind.DdimLeading,
+        "ancestral" or "ddpm" => SamplerKind.Ancestral,
+        _ => throw new ArgumentException($"unknown sampler '{name}': expected ddim, ddim-leading or ancestral"),
+    };
+
+    public static string Name(SamplerKind kind) => kind switch
+    {
+        SamplerKind.Ddim => "ddim",
+        SamplerKind.DdimLeading => "ddim-leading",
+        _ => "ancestral",
+    };
+}
+
+/// <summary>DDIM (eta ≥ 0) on the original DiT respacing: <c>gaussian_diffusion.py: ddim_sample</c>.</summary>
+public sealed class DdimSampler : Sampler
+{
+    private readonly RespacedDiffusion _diffusion;
+    private readonly DdimCoefficients[] _coefficients;
+
+    public DdimSampler(int steps, float eta)
+    {
+        if (eta < 0 || !float.IsFinite(eta))
+            throw new ArgumentOutOfRangeException(nameof(eta), $"eta must be a finite number ≥ 0, not {eta}");
+        _diffusion = new RespacedDiffusion(steps);
+        _coefficients = Enumerable.Range(0, steps).Select(k => _diffusion.Ddim(steps - 1 - k, eta)).ToArray();
+    }
+
+    public override int Steps => _diffusion.Steps;
+    public override float Timestep(int k) => _diffusion.TimestepMap[Steps - 1 - k];
+    public override bool NeedsNoise(int k) => _coefficients[k].E != 0;
+    public override void Step(IOps ops, int k, Tensor x, Tensor modelOutput, Tensor? noise) =>
+        ops.DdimStep(x, modelOutput, _coefficients[k], noise);
+}
+
+/// <summary>DDIM with diffusers' DDIMScheduler and "leading" spacing.</summary>
+public sealed class LeadingDdimSampler : Sampler
+{
+    private readonly LeadingDdimSchedule _schedule;
+    private readonly DdimCoefficients[] _coefficients;
+
+    public LeadingDdimSampler(int steps, float eta)
+    {
+        if (eta < 0 || !float.IsFinite(eta))
+            throw new ArgumentOutOfRangeException(nameof(eta), $"eta must be a finite number ≥ 0, not {eta}");
+        _schedule = new LeadingDdimSchedule(steps);
+        _coefficients = Enumerable.Range(0, steps).Select(k => _schedule.Ddim(k, eta)).ToArray();
+    }
+
+    public override int Steps => _schedule.Steps;
+    public override float Timestep(int k) => _schedule.Timesteps[k];
+    public override bool NeedsNoise(int k) => _coefficients[k].E != 0;
+    public override void Step(IOps ops, int k, Tensor x, Tensor modelOutput, Tensor? noise) =>
+        ops.DdimStep(x, modelOutput, _coefficients[k], noise);
+}
+
+/// <summary>Ancestral sampling with a learned variance range: <c>gaussian_diffusion.py: p_sample</c>; needs learned sigma.</summary>
+public sealed class AncestralSampler : Sampler
+{
+    private readonly RespacedDiffusion _diffusion;
+    private readonly AncestralCoefficients[] _coefficients;
+
+    public AncestralSampler(int steps)
+    {
+        _diffusion = new RespacedDiffusion(steps);
+        _coefficients = Enumerable.Range(0, steps).Select(k => _diffusion.Ancestral(steps - 1 - k)).ToArray();
+    }
+
+    public override int Steps => _diffusion.Steps;
+    public override float Timestep(int k) => _diffusion.TimestepMap[Steps - 1 - k];
+    public override bool NeedsNoise(int k) => _coefficients[k].Nonzero != 0;
+    public override void Step(IOps ops, int k, Tensor x, Tensor modelOutput, Tensor? noise) =>
+        ops.AncestralStep(x, modelOutput, _coefficients[k], noise);
+}

@@ -1,0 +1,484 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using BlockDance.Runtime;
+using Tensor = BlockDance.Runtime.Tensor;
+
+namespace BlockDance.Kernels.Cpu;
+
+/// <summary>
+/// The managed CPU device: float32 math in C#, matrix products in OpenBLAS <c>cblas_sgemm</c>, loops spread over the
+/// cores by <see cref="CpuParallel"/>. It is the reference every other backend is compared with, so each op is written
+/// to follow the PyTorch float32 formula of the model specification. Ops allocate nothing except the attention score
+/// scratch, which grows (rarely) to the largest sequence length seen and is then reused.
+/// </summary>
+public sealed unsafe partial class CpuOps : IOps
+{
+    private float* _scores;      // attention scratch: one [T, T] score matrix per worker
+    private long _scoresFloats;
+
+    /// <param name="threads">Threads for the managed loops and OpenBLAS; 0 keeps the current settings (all cores).</param>
+    public CpuOps(int threads = 0)
+    {
+        OpenBlas.EnsureLoaded();
+        if (threads > 0)
+        {
+            CpuParallel.ThreadCount = threads;
+            OpenBlas.openblas_set_num_threads(threads);
+        }
+    }
+
+    public Device Device => CpuDevice.Instance;
+    public DType ActivationType => DType.F32;
+
+    /// <summary>Threads the managed loops use.</summary>
+    public static int Threads => CpuParallel.ThreadCount;
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Linear: y = act(x · wᵀ + b)
+
+    public void Linear(Tensor x, Tensor w, Tensor? b, Tensor y, Activation act = Activation.None)
+    {
+        int n = w.Dim(0), k = w.Dim(1);
+        Check.F32(x, w, y);
+        Check.Rank(w, 2, "w");
+        if (x.Dim(-1) != k || x.Count % k != 0)
+            throw new ArgumentException($"Linear: x {x.ShapeString} does not end in K = {k} of w {w.ShapeString}");
+        int m = (int)(x.Count / k);
+        if (y.Count != (long)m * n || y.Dim(-1) != n)
+            throw new ArgumentException($"Linear: y {y.ShapeString} is not [{m}, {n}] for x {x.ShapeString}, w {w.ShapeString}");
+        if (b is not null)
+        {
+            Check.F32(b);
+            if (b.Count != n)
+                throw new ArgumentException($"Linear: bias {b.ShapeString} does not have N = {n} elements");
+        }
+        OpenBlas.cblas_sgemm(OpenBlas.RowMajor, OpenBlas.NoTrans, OpenBlas.Trans, m, n, k,
+            1f, F(x), k, F(w), k, 0f, F(y), n);
+        if (b is null && act == Activation.None)
+            return;
+        var job = new BiasActivationJob { Y = F(y), Bias = b is null ? null : F(b), N = n, Act = act };
+        CpuParallel.For(m, ref job, minChunk: Math.Max(1, 16384 / n));
+    }
+
+    private struct BiasActivationJob : IRangeJob
+    {
+        public float* Y, Bias;
+        public int N;
+        public Activation Act;
+
+        public readonly void Execute(int start, int end)
+        {
+            for (int row = start; row < end; row++)
+            {
+                var y = new Span<float>(Y + (long)row * N, N);
+                if (Bias is not null)
+                    TensorPrimitives.Add(y, new ReadOnlySpan<float>(Bias, N), y);
+                switch (Act)
+                {
+                    case Activation.GeluTanh:
+                        for (int i = 0; i < y.Length; i++)
+                            y[i] = CpuMath.GeluTanh(y[i]);
+                        break;
+                    case Activation.Silu:
+                        for (int i = 0; i < y.Length; i++)
+                            y[i] = CpuMath.Silu(y[i]);
+                        break;
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Elementwise
+
+    public void Silu(Tensor x, Tensor y)
+    {
+        Check.F32(x, y);
+        Check.SameCount(x, y, "Silu");
+        var job = new SiluJob { X = F(x), Y = F(y) };
+        CpuParallel.For(checked((int)x.Count), ref job, minChunk: 4096);
+    }
+
+    private struct SiluJob : IRangeJob
+    {
+        public float* X, Y;
+
+        public readonly void Execute(int start, int end)
+        {
+            for (int i = start; i < end; i++)
+                Y[i] = CpuMath.Silu(X[i]);
+        }
+    }
+
+    public void Add(Tensor a, Tensor b, Tensor y)
+    {
+        Check.F32(a, b, y);
+        Check.SameCount(a, b, "Add");
+        Check.SameCount(a, y, "Add");
+        TensorPrimitives.Add(a.AsSpan<float>(), b.AsSpan<float>(), y.AsSpan<float>());
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // LayerNorm + adaLN modulation, gated residual
+
+    public void LayerNormModulate(Tensor x, Tensor mod, int shiftChunk, int scaleChunk, float eps, Tensor y)
+    {
+        Check.F32(x, mod, y);
+        var (batch, tokens, d) = Check.Btd(x, "LayerNormModulate");
+        Check.SameCount(x, y, "LayerNormModulate");
+        int chunks = Check.Modulation(mod, batch, d, "LayerNormModulate", shiftChunk, scaleChunk);
+        var job = new LayerNormJob
+        {
+            X = F(x), Y = F(y), Mod = F(mod), Tokens = tokens, D = d, ModStride = chunks * d,
+            Shift = shiftChunk * d, Scale = scaleChunk * d, Eps = eps,
+        };
+        CpuParallel.For(batch * tokens, ref job, minChunk: Math.Max(1, 8192 / d));
+    }
+
+    private struct LayerNormJob : IRangeJob
+    {
+        public float* X, Y, Mod;
+        public int Tokens, D, ModStride, Shift, Scale;
+        public float Eps;
+
+        public readonly void Execute(int start, int end)
+        {
+            for (int row = start; row < end; row++)
+            {
+                var x = new ReadOnlySpan<float>(X + (long)row * D, D);
+                var y = new Span<float>(Y + (long)row * D, D);
+                float* m = Mod + (long)(row / Tokens) * ModStride;
+                float mean = TensorPrimitives.Sum(x) / D;
+                float var = 0;
+                for (int i = 0; i < D; i++)
+                {
+                    float c = x[i] - mean;
+                    var += c * c;
+                }
+                float rstd = 1f / MathF.Sqrt(var / D + Eps);
+                float* shift = m + Shift, scale = m + Scale;
+                for (int i = 0; i < D; i++)
+                    y[i] = (x[i] - mean) * rstd * (1f + scale[i]) + shift[i];
+            }
+        }
+    }
+
+    public void GatedResidualAdd(Tensor x, Tensor h, Tensor mod, int gateChunk)
+    {
+        Check.F32(x, h, mod);
+        var (batch, tokens, d) = Check.Btd(x, "GatedResidualAdd");
+        Check.SameCount(x, h, "GatedResidualAdd");
+        int chunks = Check.Modulation(mod, batch, d, "GatedResidualAdd", gateChunk, gateChunk);
+        var job = new GatedAddJob { X = F(x), H = F(h), Mod = F(mod), Tokens = tokens, D = d, ModStride = chunks * d, Gate = gateChunk * d };
+        CpuParallel.For(batch * tokens, ref job, minChunk: Math.Max(1, 16384 / d));
+    }
+
+    private struct GatedAddJob : IRangeJob
+    {
+        public float* X, H, Mod;
+        public int Tokens, D, ModStride, Gate;
+
+        public readonly void Execute(int start, int end)
+        {
+            for (int row = start; row < end; row++)
+            {
+                var x = new Span<float>(X + (long)row * D, D);
+                var gate = new ReadOnlySpan<float>(Mod + (long)(row / Tokens) * ModStride + Gate, D);
+                TensorPrimitives.FusedMultiplyAdd(gate, new ReadOnlySpan<float>(H + (long)row * D, D), x, x);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Attention
+
+    public void Attention(Tensor qkv, int heads, Tensor y)
+    {
+        Check.F32(qkv, y);
+        var (batch, tokens, d3) = Check.Btd(qkv, "Attention");
+        if (d3 % 3 != 0 || heads <= 0 || d3 / 3 % heads != 0)
+            throw new ArgumentException($"Attention: qkv {qkv.ShapeString} is not [B, T, 3·D] with D divisible by {heads} heads");
+        int d = d3 / 3, dh = d / heads;
+        if (!y.HasShape(batch, tokens, d))
+            throw new ArgumentException($"Attention: y {y.ShapeString} should be [{batch}, {tokens}, {d}]");
+        long scratch = (long)tokens * tokens;
+        EnsureScores(scratch);
+        float scale = 1f / MathF.Sqrt(dh);
+        for (int b = 0; b < batch; b++)
+        {
+            for (int h = 0; h < heads; h++)
+            {
+                float* q = F(qkv) + (long)b * tokens * d3 + h * dh;
+                float* k = q + d, v = q + 2 * d;
+                // S[T,T] = scale · Q Kᵀ (rows of Q and K are strided by 3D inside qkv)
+                OpenBlas.cblas_sgemm(OpenBlas.RowMajor, OpenBlas.NoTrans, OpenBlas.Trans, tokens, tokens, dh,
+                    scale, q, d3, k, d3, 0f, _scores, tokens);
+                var softmax = new SoftmaxRowsJob { S = _scores, N = tokens };
+                CpuParallel.For(tokens, ref softmax, minChunk: Math.Max(1, 8192 / tokens));
+                // O[T,Dh] = S V, written into the head's columns of y (row stride D)
+                OpenBlas.cblas_sgemm(OpenBlas.RowMajor, OpenBlas.NoTrans, OpenBlas.NoTrans, tokens, dh, tokens,
+                    1f, _scores, tokens, v, d3, 0f, F(y) + (long)b * tokens * d + h * dh, d);
+            }
+        }
+    }
+
+    private void EnsureScores(long floats)
+    {
+        if (_scoresFloats >= floats)
+            return;
+        System.Runtime.InteropServices.NativeMemory.AlignedFree(_scores);
+        _scores = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+        _scoresFloats = floats;
+    }
+
+    private struct SoftmaxRowsJob : IRangeJob
+    {
+        public float* S;
+        public int N;
+
+        public readonly void Execute(int start, int end)
+        {
+            for (int row = start; row < end; row++)
+                SoftmaxInPlace(new Span<float>(S + (long)row * N, N));
+        }
+    }
+
+    /// <summary>Numerically stable softmax: subtract the row maximum, exponentiate, divide by the sum.</summary>
+    internal static void SoftmaxInPlace(Span<float> row)
+    {
+        float max = TensorPrimitives.Max(row);
+        int i = 0;
+        float sum = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var vmax = Vector256.Create(max);
+            var vsum = Vector256<float>.Zero;
+            ref float r0 = ref row[0];
+            for (; i + 8 <= row.Length; i += 8)
+            {
+                var e = CpuMath.Exp(Vector256.LoadUnsafe(ref r0, (nuint)i) - vmax);
+                e.StoreUnsafe(ref r0, (nuint)i);
+                vsum += e;
+            }
+            sum = Vector256.Sum(vsum);
+        }
+        for (; i < row.Length; i++)
+        {
+            row[i] = MathF.Exp(row[i] - max);
+            sum += row[i];
+        }
+        TensorPrimitives.Multiply(row, 1f / sum, row);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Patches and embeddings
+
+    public void Patchify(Tensor image, int patch, Tensor cols)
+    {
+        Check.F32(image, cols);
+        Check.Rank(image, 4, "image");
+        int batch = image.Dim(0), c = image.Dim(1), h = image.Dim(2), w = image.Dim(3);
+        Check.Patch(h, w, patch, "Patchify");
+        int gw = w / patch, tokens = h / patch * gw, k = c * patch * patch;
+        if (!cols.HasShape(batch, tokens, k))
+            throw new ArgumentException($"Patchify: cols {cols.ShapeString} should be [{batch}, {tokens}, {k}]");
+        float* src = F(image), dst = F(cols);
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < tokens; t++)
+            {
+                int r = t / gw, col = t % gw;
+                float* o = dst + ((long)b * tokens + t) * k;
+                for (int ch = 0; ch < c; ch++)
+                    for (int i = 0; i < patch; i++)
+                    {
+                        float* s = src + (((long)b * c + ch) * h + r * patch + i) * w + col * patch;
+                        for (int j = 0; j < patch; j++)
+                            o[(ch * patch + i) * patch + j] = s[j];
+                    }
+            }
+    }
+
+    public void AddPositionEmbedding(Tensor x, Tensor pos)
+    {
+        Check.F32(x, pos);
+        var (batch, tokens, d) = Check.Btd(x, "AddPositionEmbedding");
+        if (pos.Count != (long)tokens * d)
+            throw new ArgumentException($"AddPositionEmbedding: pos {pos.ShapeString} is not [{tokens}, {d}]");
+        var p = pos.AsSpan<float>();
+        for (int b = 0; b < batch; b++)
+        {
+            var xb = new Span<float>(F(x) + (long)b * tokens * d, tokens * d);
+            TensorPrimitives.Add(xb, p, xb);
+        }
+    }
+
+    public void Unpatchify(Tensor x, int patch, Tensor image)
+    {
+        Check.F32(x, image);
+        Check.Rank(image, 4, "image");
+        int batch = image.Dim(0), c = image.Dim(1), h = image.Dim(2), w = image.Dim(3);
+        Check.Patch(h, w, patch, "Unpatchify");
+        int gw = w / patch, tokens = h / patch * gw, k = patch * patch * c;
+        if (!x.HasShape(batch, tokens, k))
+            throw new ArgumentException($"Unpatchify: x {x.ShapeString} should be [{batch}, {tokens}, {k}] for image {image.ShapeString}");
+        float* src = F(x), dst = F(image);
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < tokens; t++)
+            {
+                int hi = t / gw, wi = t % gw;
+                float* s = src + ((long)b * tokens + t) * k;
+                for (int i = 0; i < patch; i++)
+                    for (int j = 0; j < patch; j++)
+                        for (int ch = 0; ch < c; ch++)
+                            dst[(((long)b * c + ch) * h + hi * patch + i) * w + wi * patch + j] = s[(i * patch + j) * c + ch];
+            }
+    }
+
+    public void TimestepEmbedding(Tensor t, int frequencyShift, Tensor y)
+    {
+        Check.F32(t, y);
+        Check.Rank(y, 2, "y");
+        int batch = y.Dim(0), dim = y.Dim(1), half = dim / 2;
+        if (t.Count != batch || dim % 2 != 0 || half - frequencyShift <= 0)
+            throw new ArgumentException($"TimestepEmbedding: t {t.ShapeString}, y {y.ShapeString} (dim must be even), shift {frequencyShift}");
+        float* ts = F(t), o = F(y);
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < half; i++)
+            {
+                float arg = ts[b] * TimestepFrequency(i, half, frequencyShift);
+                o[(long)b * dim + i] = MathF.Cos(arg);
+                o[(long)b * dim + half + i] = MathF.Sin(arg);
+            }
+    }
+
+    /// <summary>
+    /// <c>exp(−ln(10⁴)·i/(half − shift))</c> evaluated like PyTorch's float32 expression
+    /// <c>exp(-math.log(10000) * arange(half, dtype=float32) / (half - shift))</c>: the product and the division are float32.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float TimestepFrequency(int i, int half, int shift)
+    {
+        const float NegLogMaxPeriod = -9.210340371976184f; // (float)-ln(10000)
+        return MathF.Exp(NegLogMaxPeriod * i / (half - shift));
+    }
+
+    public void EmbeddingLookup(Tensor table, Tensor ids, Tensor y)
+    {
+        Check.F32(table, y);
+        Check.Rank(table, 2, "table");
+        if (ids.DType != DType.I32)
+            throw new ArgumentException($"EmbeddingLookup: ids must be I32, not {ids.DType}");
+        int vocab = table.Dim(0), d = table.Dim(1), batch = (int)ids.Count;
+        if (!y.HasShape(batch, d))
+            throw new ArgumentException($"EmbeddingLookup: y {y.ShapeString} should be [{batch}, {d}]");
+        var idSpan = ids.AsSpan<int>();
+        for (int b = 0; b < batch; b++)
+        {
+            int id = idSpan[b];
+            if ((uint)id >= (uint)vocab)
+                throw new ArgumentOutOfRangeException(nameof(ids), $"EmbeddingLookup: id {id} at {b} is outside [0, {vocab})");
+            new ReadOnlySpan<float>(F(table) + (long)id * d, d).CopyTo(new Span<float>(F(y) + (long)b * d, d));
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Sampling
+
+    public void GuidanceCombine(Tensor output, int guidedChannels, float scale, Tensor y)
+    {
+        Check.F32(output, y);
+        Check.Rank(output, 4, "output");
+        int n2 = output.Dim(0), c = output.Dim(1), plane = output.Dim(2) * output.Dim(3), n = n2 / 2;
+        if (n2 % 2 != 0 || !y.HasShape(n, c, output.Dim(2), output.Dim(3)))
+            throw new ArgumentException($"GuidanceCombine: output {output.ShapeString} must be [2n, C, H, W] and y {y.ShapeString} [n, C, H, W]");
+        if (guidedChannels < 0 || guidedChannels > c)
+            throw new ArgumentException($"GuidanceCombine: {guidedChannels} guided channels of {c}");
+        float* o = F(output), r = F(y);
+        long itemSize = (long)c * plane;
+        for (int i = 0; i < n; i++)
+        {
+            float* cond = o + i * itemSize, uncond = o + (n + i) * itemSize, dst = r + i * itemSize;
+            long guided = (long)guidedChannels * plane;
+            for (long e = 0; e < guided; e++)
+                dst[e] = uncond[e] + scale * (cond[e] - uncond[e]);
+            for (long e = guided; e < itemSize; e++)
+                dst[e] = cond[e];
+        }
+    }
+
+    public void DdimStep(Tensor x, Tensor modelOutput, in DdimCoefficients c, Tensor? noise)
+    {
+        var (n, channels, plane) = Check.SamplerShapes(x, modelOutput, noise, 1, "DdimStep");
+        float* xs = F(x), o = F(modelOutput), z = noise is null ? null : F(noise);
+        if (z is null && c.E != 0)
+            throw new ArgumentException("DdimStep: noise is required when the noise coefficient is not zero");
+        long item = (long)channels * plane, outItem = (long)modelOutput.Dim(1) * plane;
+        for (int i = 0; i < n; i++)
+            for (long e = 0; e < item; e++)
+            {
+                long at = i * item + e;
+                float xv = xs[at], eps = o[i * outItem + e];
+                float zv = z is null ? 0f : z[at];
+                if (c.RederiveEps)
+                {
+                    float x0 = c.A * xv - c.B * eps;
+                    float eps2 = (c.A * xv - x0) / c.B;
+                    xs[at] = x0 * c.C + c.D * eps2 + c.E * zv;
+                }
+                else
+                {
+                    float x0 = (xv - c.B * eps) / c.A;
+                    xs[at] = c.C * x0 + c.D * eps + c.E * zv;
+                }
+            }
+    }
+
+    public void AncestralStep(Tensor x, Tensor modelOutput, in AncestralCoefficients c, Tensor? noise)
+    {
+        var (n, channels, plane) = Check.SamplerShapes(x, modelOutput, noise, 2, "AncestralStep");
+        if (noise is null && c.Nonzero != 0)
+            throw new ArgumentException("AncestralStep: noise is required except at the last step");
+        float* xs = F(x), o = F(modelOutput), z = noise is null ? null : F(noise);
+        long item = (long)channels * plane, outItem = 2 * item;
+        for (int i = 0; i < n; i++)
+            for (long e = 0; e < item; e++)
+            {
+                long at = i * item + e;
+                float xv = xs[at], eps = o[i * outItem + e], v = o[i * outItem + item + e];
+                float x0 = c.A * xv - c.B * eps;
+                float mean = c.C1 * x0 + c.C2 * xv;
+                float frac = (v + 1f) / 2f;
+                float logVar = frac * c.MaxLog + (1f - frac) * c.MinLog;
+                xs[at] = z is null ? mean : mean + c.Nonzero * MathF.Exp(0.5f * logVar) * z[at];
+            }
+    }
+
+    public void RandomNormal(Tensor y, ulong seed, ulong offset)
+    {
+        Check.F32(y);
+        var job = new RandomJob { Y = F(y), Seed = seed, Offset = offset };
+        CpuParallel.For(checked((int)y.Count), ref job, minChunk: 4096);
+    }
+
+    private struct RandomJob : IRangeJob
+    {
+        public float* Y;
+        public ulong Seed, Offset;
+
+        public readonly void Execute(int start, int end)
+        {
+            for (int i = start; i < end; i++)
+                Y[i] = Philox.Normal(Seed, Offset + (ulong)i);
+        }
+    }
+
+    private static float* F(Tensor t) => (float*)t.Address;
+
+    public void Dispose()
+    {
+        System.Runtime.InteropServices.NativeMemory.AlignedFree(_scores);
+        _scores = null;
+        _scoresFloats = 0;
+    }
+}

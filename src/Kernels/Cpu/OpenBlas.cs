@@ -1,0 +1,47 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+
+namespace BlockDance.Kernels.Cpu;
+
+/// <summary>
+/// The two OpenBLAS entry points the CPU device uses, bound by P/Invoke. The library is resolved once, trying the
+/// SONAMEs Debian installs (<c>libopenblas.so.0</c>, then the <c>libblas.so.3</c> alternative, which Debian points at
+/// OpenBLAS when it is installed); a missing library becomes a <see cref="DllNotFoundException"/> that says how to install it.
+/// </summary>
+internal static unsafe partial class OpenBlas
+{
+    private const string Library = "blockdance-openblas";
+
+    public const int RowMajor = 101;
+    public const int NoTrans = 111;
+    public const int Trans = 112;
+
+    private static readonly string[] Candidates = ["libopenblas.so.0", "libopenblas.so", "libblas.so.3"];
+
+    static OpenBlas() => NativeLibrary.SetDllImportResolver(typeof(OpenBlas).Assembly, Resolve);
+
+    private static nint Resolve(string name, Assembly assembly, DllImportSearchPath? path)
+    {
+        if (name != Library)
+            return 0;
+        foreach (string candidate in Candidates)
+            if (NativeLibrary.TryLoad(candidate, out nint handle) && NativeLibrary.TryGetExport(handle, "cblas_sgemm", out _))
+                return handle;
+        throw new DllNotFoundException(
+            "OpenBLAS was not found (tried " + string.Join(", ", Candidates) + "). The CPU device needs it for matrix "
+            + "products: install it with 'sudo apt-get install libopenblas0' (Debian/Ubuntu) or your system's OpenBLAS package.");
+    }
+
+    /// <summary>Forces the library to load now, so that a missing OpenBLAS is reported before any work starts.</summary>
+    public static void EnsureLoaded() => openblas_get_num_threads();
+
+    [LibraryImport(Library)]
+    public static partial void cblas_sgemm(int order, int transA, int transB, int m, int n, int k,
+        float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc);
+
+    [LibraryImport(Library)]
+    public static partial void openblas_set_num_threads(int threads);
+
+    [LibraryImport(Library)]
+    public static partial int openblas_get_num_threads();
+}
