@@ -120,14 +120,15 @@ public static class SafetensorsFormat
         json.Append('}');
         dataLength = offset;
 
-        int jsonBytes = StrictUtf8.GetByteCount(json.ToString());
+        string text = json.ToString();
+        int jsonBytes = StrictUtf8.GetByteCount(text);
         int padded = checked((jsonBytes + HeaderAlignment - 1) / HeaderAlignment * HeaderAlignment);
         if (padded > MaxHeaderLength)
             throw new ArgumentException(
                 $"the header would be {padded} bytes, more than the {MaxHeaderLength}-byte limit readers enforce");
         var result = new byte[8 + padded];
         BinaryPrimitives.WriteUInt64LittleEndian(result, (ulong)padded);
-        StrictUtf8.GetBytes(json.ToString(), result.AsSpan(8));
+        StrictUtf8.GetBytes(text, result.AsSpan(8));
         result.AsSpan(8 + jsonBytes).Fill((byte)' ');
         return result;
     }

@@ -3,8 +3,8 @@ using System.Buffers;
 namespace BlockDance.Runtime.Safetensors;
 
 /// <summary>
-/// Writes a safetensors file tensor by tensor, holding at most one chunk in memory, for checkpoints too large to
-/// assemble first. Made by <see cref="SafetensorsWriter.Create"/> from the full layout, so the header (and every offset)
+/// Writes a safetensors file tensor by tensor, never holding more than the piece being written, for checkpoints too
+/// large to assemble in memory first. Made by <see cref="SafetensorsWriter.Create"/> from the full layout, so the header (and every offset)
 /// is written up front; then each tensor's bytes are written in layout order, whole or in consecutive chunks.
 /// </summary>
 /// <remarks>
@@ -77,7 +77,9 @@ public sealed class SafetensorsStreamWriter : IDisposable
     /// A tensor with no bytes is written with an empty span.
     /// </summary>
     /// <exception cref="InvalidOperationException">The name is not the next tensor, or the writer is finished.</exception>
-    /// <exception cref="ArgumentException">The data is longer than what remains of the tensor.</exception>
+    /// <exception cref="ArgumentException">The data is longer than what remains of the tensor (nothing is written).</exception>
+    /// <exception cref="IOException">Writing failed: the file is discarded, and later calls throw
+    /// <see cref="ObjectDisposedException"/>.</exception>
     public void Write(string name, ReadOnlySpan<byte> data)
     {
         CheckNext(name);
@@ -105,7 +107,8 @@ public sealed class SafetensorsStreamWriter : IDisposable
 
     /// <summary>
     /// Writes tensor <paramref name="name"/> from <paramref name="tensor"/> (any device; downloaded in pieces of at most
-    /// 16 MiB), which must have the dtype and shape of the layout.
+    /// 16 MiB), which must have the dtype and shape of the layout. If the download or the write fails, the file is
+    /// discarded (part of the tensor may be in it) and later calls throw <see cref="ObjectDisposedException"/>.
     /// </summary>
     public void Write(string name, Tensor tensor)
     {

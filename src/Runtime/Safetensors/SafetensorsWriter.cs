@@ -100,6 +100,7 @@ public sealed class SafetensorsWriter
     /// <summary>Adds a copy of <paramref name="tensor"/> (any device) with its dtype and shape.</summary>
     public SafetensorsWriter Add(string name, Tensor tensor)
     {
+        ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(tensor);
         if (tensor.ByteCount > Array.MaxLength)
             throw new ArgumentException(
