@@ -94,6 +94,32 @@ public sealed class Tensor : IDisposable
         return result;
     }
 
+    /// <summary>Copies a floating-point tensor (F32, F16, BF16, F64) of any device to a new float32 array.</summary>
+    public float[] ToFloatArray()
+    {
+        switch (DType)
+        {
+            case DType.F32:
+                return ToArray<float>();
+            case DType.F16:
+            {
+                var result = new float[Count];
+                NumericConversions.HalfToSingle(ToArray<Half>(), result);
+                return result;
+            }
+            case DType.BF16:
+            {
+                var result = new float[Count];
+                NumericConversions.BFloat16ToSingle(ToArray<ushort>(), result);
+                return result;
+            }
+            case DType.F64:
+                return Array.ConvertAll(ToArray<double>(), v => (float)v);
+            default:
+                throw new InvalidOperationException($"{this} is not a floating-point tensor");
+        }
+    }
+
     /// <summary>Copies <paramref name="source"/> into this tensor (any device).</summary>
     public void CopyFrom<T>(ReadOnlySpan<T> source) where T : unmanaged
     {

@@ -91,7 +91,7 @@ public sealed class ParityCommand : ICommand
             if (capture.Outputs.TryGetValue(i, out var actual))
                 results.Add(Comparison.Of(dump, $"outputs.blocks.{i}", actual, tolerance));
         if (dump.Contains("outputs.out"))
-            results.Add(Comparison.Of(dump, "outputs.out", ToFloats(output), tolerance));
+            results.Add(Comparison.Of(dump, "outputs.out", output.ToFloatArray(), tolerance));
         foreach (var info in dump.Tensors)
             if (info.Name.StartsWith("outputs.blocks.", StringComparison.Ordinal) && !results.Any(r => r.Name == info.Name))
                 throw new InvalidDataException($"{dump.Path}: '{info.Name}' names a block the {s.Config.Depth}-block model does not have");
@@ -134,8 +134,6 @@ public sealed class ParityCommand : ICommand
         return Comparison.Of(dump, "sample.out", run.Run(), tolerance);
     }
 
-    private static float[] ToFloats(Tensor t) => t.DType == DType.F32 ? t.ToArray<float>() : throw new NotSupportedException($"reading {t.DType} tensors back");
-
     private static int? Meta(SafetensorsFile f, string key) =>
         f.Metadata.TryGetValue(key, out var s) ? int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v
             : throw new InvalidDataException($"{f.Path}: metadata '{key}' = '{s}' is not an integer") : null;
@@ -152,7 +150,7 @@ public sealed class ParityCommand : ICommand
         public void OnBlockOutput(int block, Tensor x)
         {
             if (dump.Contains($"outputs.blocks.{block}"))
-                Outputs[block] = ToFloats(x);
+                Outputs[block] = x.ToFloatArray();
         }
     }
 
