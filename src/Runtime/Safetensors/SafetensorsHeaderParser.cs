@@ -26,6 +26,8 @@ namespace BlockDance.Runtime.Safetensors;
 /// reference's rule (its <c>InvalidOffset</c> and <c>MetadataIncompleteBuffer</c> errors). As in the reference, the
 /// header order need not be the offset order.</item>
 /// </list>
+/// The reference is huggingface/safetensors, <c>safetensors/src/tensor.rs</c>: <c>SafeTensors::read_metadata</c>,
+/// <c>Metadata::validate</c> and the sort by offsets in <c>Metadata</c>'s deserializer.
 /// </summary>
 internal static class SafetensorsHeaderParser
 {

@@ -76,4 +76,18 @@ public sealed class SafetensorsZeroCopyTests : IDisposable
         Assert.Equal(42f, tensor.AsSpan<float>()[0]);
         Assert.Equal(42f, MemoryMarshal.Cast<byte, float>(file.GetBytes("small"))[0]);
     }
+
+    [Fact]
+    public void SavingOverAnOpenFileLeavesItsReadersOnTheOldContents()
+    {
+        // The writer renames a new file into place; the open mapping keeps the old one (POSIX rename semantics).
+        Assert.SkipUnless(OperatingSystem.IsLinux(), "Windows refuses to replace a file that is mapped");
+        string path = WriteFile(16);
+        using var old = SafetensorsFile.Open(path);
+        new SafetensorsWriter().Add("small", [7f], [1]).Save(path);
+        Assert.Equal([1f, 2f, 3f], old.ReadFloat32("small"));
+        using var replaced = SafetensorsFile.Open(path);
+        Assert.Equal([7f], replaced.ReadFloat32("small"));
+        Assert.False(replaced.Contains("big"));
+    }
 }
