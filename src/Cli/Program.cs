@@ -26,6 +26,7 @@ public static class Program
         new ParityCommand(),
         new InfoCommand(),
         new PlanCommand(),
+        new BenchCommand(),
     ];
 
     public static int Main(string[] args) =>

@@ -1,0 +1,60 @@
+using System.Diagnostics;
+using System.Globalization;
+using BlockDance.Runtime;
+
+namespace BlockDance.Cli.Commands;
+
+/// <summary>
+/// <c>blockdance bench forward</c>: the model's forward latency after a warm-up, on random inputs of the given batch.
+/// The last line is <c>median_ms=&lt;number&gt;</c>, which bench/ scripts parse.
+/// </summary>
+public sealed class BenchCommand : ICommand
+{
+    public CommandSpec Spec { get; } = ModelSession.AddOptions(new CommandSpec("bench",
+            "Time the model: 'bench forward' runs the forward pass repeatedly and prints the median latency.",
+            "forward", "what to time (forward)"))
+        .Option("--batch", "B", "batch size (2 = one image with guidance)", "2")
+        .Option("--latent-size", "N", "latent height and width (default: the model's input size)")
+        .Option("--repeat", "N", "timed forwards", "10")
+        .Option("--warmup", "N", "untimed forwards first", "2");
+
+    public int Run(ParsedArgs args, Console2 console)
+    {
+        string what = args.Positionals.Count > 0 ? args.Positionals[0] : throw new UsageException("bench needs what to time: 'blockdance bench forward'");
+        if (what != "forward")
+            throw new UsageException($"unknown benchmark '{what}' (available: forward)");
+        int batch = args.Int("--batch", 1, 4096);
+        int repeat = args.Int("--repeat", 1, 100000);
+        int warmup = args.Int("--warmup", 0, 100000);
+        using var s = ModelSession.Open(args);
+        var c = s.Config;
+        int size = args.OptionalInt("--latent-size", 1, 4096) ?? c.InputSize;
+        var ops = s.Ops;
+        var rng = new Random(0);
+        using var x = ops.Device.FromFloats(Enumerable.Range(0, batch * c.InChannels * size * size).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(),
+            ops.ActivationType, batch, c.InChannels, size, size);
+        using var t = ops.Device.FromHost<float>(Enumerable.Range(0, batch).Select(i => 500f + i).ToArray(), DType.F32, batch);
+        using var y = ops.Device.FromHost<int>(Enumerable.Range(0, batch).Select(i => i % (c.NumClasses + 1)).ToArray(), DType.I32, batch);
+        using var output = ops.Device.Allocate(ops.ActivationType, batch, c.OutChannels, size, size);
+        using var a = s.Model.CreateActivations(batch, size, size);
+        for (int i = 0; i < warmup; i++)
+            s.Model.Forward(x, t, y, output, a);
+        ops.Device.Synchronize();
+        var times = new double[repeat];
+        for (int i = 0; i < repeat; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            s.Model.Forward(x, t, y, output, a);
+            ops.Device.Synchronize();
+            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+        Array.Sort(times);
+        double median = repeat % 2 == 1 ? times[repeat / 2] : (times[repeat / 2 - 1] + times[repeat / 2]) / 2;
+        var macs = new Dit.MacCount(c, c.Tokens(size, size)).Forward * batch;
+        var ci = CultureInfo.InvariantCulture;
+        console.Out.WriteLine(string.Create(ci, $"model {c}; batch {batch}, latent {size}×{size}, device {ops.Device.Name}, threads {Kernels.Cpu.CpuOps.Threads}"));
+        console.Out.WriteLine(string.Create(ci, $"forward: min {times[0]:F2} ms, median {median:F2} ms, max {times[^1]:F2} ms over {repeat} runs; {macs / 1e9:F2} GMAC → {macs * 2 / median / 1e6:F1} GFLOP/s"));
+        console.Out.WriteLine(string.Create(ci, $"median_ms={median:F3}"));
+        return 0;
+    }
+}
