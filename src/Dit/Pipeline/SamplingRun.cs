@@ -22,6 +22,7 @@ public sealed class SamplingRun : IDisposable
     private readonly List<Tensor> _owned = [];
     private readonly Tensor _latent;       // (n, C, H, W): the sampler's state
     private readonly Tensor? _modelInput;  // (2n, C, H, W) with guidance
+    private readonly Tensor? _condHalf, _uncondHalf; // its two halves
     private readonly Tensor _output;       // (B, C', H, W)
     private readonly Tensor? _guided;      // (n, C', H, W) with guidance
     private readonly Tensor _noise;        // (n, C, H, W)
@@ -77,6 +78,8 @@ public sealed class SamplingRun : IDisposable
             if (cfg)
             {
                 _modelInput = New(type, batch, config.InChannels, size, size);
+                _condHalf = _modelInput.Slice(0, n);
+                _uncondHalf = _modelInput.Slice(n, n);
                 _guided = New(type, n, config.OutChannels, size, size);
             }
             var labels = new int[batch];
@@ -127,6 +130,12 @@ public sealed class SamplingRun : IDisposable
     /// <summary>The latent being denoised, (n, C, H, W) on the model's device.</summary>
     public Tensor Latent => _latent;
 
+    /// <summary>The raw model output of the last step, (B, C', H, W) with B = 2n under guidance (cond half first).</summary>
+    public Tensor ModelOutput => _output;
+
+    /// <summary>The feature cache of this run, or null when the plan never caches.</summary>
+    public FeatureCache? Cache => _cache;
+
     /// <summary>Observes each computed block's output (similarity analysis); null for none.</summary>
     public IBlockObserver? BlockObserver { get; set; }
 
@@ -144,8 +153,8 @@ public sealed class SamplingRun : IDisposable
         if (_modelInput is not null)
         {
             // forward_with_cfg: the model sees [x, x] with labels [y, null].
-            _ops.Device.Copy(_latent, _modelInput.Slice(0, Images));
-            _ops.Device.Copy(_latent, _modelInput.Slice(Images, Images));
+            _ops.Device.Copy(_latent, _condHalf!);
+            _ops.Device.Copy(_latent, _uncondHalf!);
             input = _modelInput;
         }
         Forward(k, input);

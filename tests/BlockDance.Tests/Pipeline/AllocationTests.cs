@@ -1,0 +1,37 @@
+using BlockDance.Dit;
+using BlockDance.Dit.Caching;
+using BlockDance.Dit.Pipeline;
+using BlockDance.Dit.Sampling;
+using BlockDance.Kernels.Cpu;
+using Xunit;
+
+namespace BlockDance.Tests.Pipeline;
+
+/// <summary>The steady-state sampling loop allocates no managed memory (all threads counted, so this runs alone).</summary>
+[Collection(nameof(ProcessWideSettings))]
+public sealed class AllocationTests
+{
+    [Theory]
+    [InlineData(SamplerKind.Ddim, "blockdance:n=2", 4f)]
+    [InlineData(SamplerKind.Ancestral, "deepcache:n=2", 4f)]
+    [InlineData(SamplerKind.Ddim, "none", 1f)]
+    public void A_steady_state_step_allocates_no_managed_memory(SamplerKind sampler, string policy, float guidance)
+    {
+        using var checkpoint = DitCheckpoint.Open(Fixtures.TinyOriginal);
+        using var ops = new CpuOps();
+        using var model = DitModel.Load(checkpoint, ops);
+        using var run = new SamplingRun(model, new GenerationRequest
+        {
+            Labels = [1, 2, 3], Steps = 20, Sampler = sampler, GuidanceScale = guidance, Cache = CachePolicy.Parse(policy),
+        });
+        for (int k = 0; k < 10; k++)   // warm up: JIT tiers, the worker pool, the attention scratch
+            run.Step();
+        long liveBytes = ops.Device.LiveBytes;
+        long before = GC.GetTotalAllocatedBytes(precise: true);
+        for (int k = 10; k < 18; k++)  // cache and reuse steps of the plan
+            run.Step();
+        long allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+        Assert.Equal(0, allocated);
+        Assert.Equal(liveBytes, ops.Device.LiveBytes);   // and no native device memory
+    }
+}
