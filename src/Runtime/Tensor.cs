@@ -73,7 +73,7 @@ public sealed class Tensor : IDisposable
 
     public string ShapeString => ShapeUtil.Format(_shape);
 
-    public bool HasShape(params int[] shape) => _shape.AsSpan().SequenceEqual(shape);
+    public bool HasShape(params ReadOnlySpan<int> shape) => _shape.AsSpan().SequenceEqual(shape);
 
     /// <summary>The elements as a span; only for tensors in host memory (the CPU device).</summary>
     public unsafe Span<T> AsSpan<T>() where T : unmanaged
