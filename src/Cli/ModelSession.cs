@@ -25,7 +25,7 @@ public sealed class ModelSession : IDisposable
         .Option("--device", "NAME", "where to run: " + Backends.Names, "cpu")
         .Option("--threads", "N", "CPU threads (0 = all cores)", "0");
 
-    public static ModelSession Open(ParsedArgs args, string? weights = null, DitNumerics? numerics = null, int? heads = null)
+    public static ModelSession Open(ParsedArgs args, string? weights = null, DitNumerics? numerics = null, int? heads = null, bool profile = false)
     {
         weights ??= args.String("--weights") ?? throw new UsageException("--weights is required");
         heads ??= args.OptionalInt("--heads", 1, 4096);
@@ -43,6 +43,8 @@ public sealed class ModelSession : IDisposable
         try
         {
             ops = Backends.Open(device, threads);
+            if (profile)
+                ops = new ProfilingOps(ops);
             return new ModelSession(checkpoint, ops, DitModel.Load(checkpoint, ops));
         }
         catch

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using BlockDance.Kernels;
 using BlockDance.Runtime;
 
 namespace BlockDance.Cli.Commands;
@@ -16,7 +17,8 @@ public sealed class BenchCommand : ICommand
         .Option("--batch", "B", "batch size (2 = one image with guidance)", "2")
         .Option("--latent-size", "N", "latent height and width (default: the model's input size)")
         .Option("--repeat", "N", "timed forwards", "10")
-        .Option("--warmup", "N", "untimed forwards first", "2");
+        .Option("--warmup", "N", "untimed forwards first", "2")
+        .Flag("--profile", "also time every op (synchronizing after each) and print the breakdown");
 
     public int Run(ParsedArgs args, Console2 console)
     {
@@ -26,7 +28,7 @@ public sealed class BenchCommand : ICommand
         int batch = args.Int("--batch", 1, 4096);
         int repeat = args.Int("--repeat", 1, 100000);
         int warmup = args.Int("--warmup", 0, 100000);
-        using var s = ModelSession.Open(args);
+        using var s = ModelSession.Open(args, profile: args.Flag("--profile"));
         var c = s.Config;
         int size = args.OptionalInt("--latent-size", 1, 4096) ?? c.InputSize;
         var ops = s.Ops;
@@ -40,6 +42,7 @@ public sealed class BenchCommand : ICommand
         for (int i = 0; i < warmup; i++)
             s.Model.Forward(x, t, y, output, a);
         ops.Device.Synchronize();
+        (ops as ProfilingOps)?.Reset();
         var times = new double[repeat];
         for (int i = 0; i < repeat; i++)
         {
@@ -54,6 +57,13 @@ public sealed class BenchCommand : ICommand
         var ci = CultureInfo.InvariantCulture;
         console.Out.WriteLine(string.Create(ci, $"model {c}; batch {batch}, latent {size}×{size}, device {ops.Device.Name}, threads {Kernels.Cpu.CpuOps.Threads}"));
         console.Out.WriteLine(string.Create(ci, $"forward: min {times[0]:F2} ms, median {median:F2} ms, max {times[^1]:F2} ms over {repeat} runs; {macs / 1e9:F2} GMAC → {macs * 2 / median / 1e6:F1} GFLOP/s"));
+        if (ops is ProfilingOps profiler)
+        {
+            double total = profiler.Totals.Sum(p => p.Milliseconds);
+            console.Out.WriteLine($"{"op",-22} {"ms/forward",11} {"share",7} {"calls",7}");
+            foreach (var (op, ms, calls) in profiler.Totals)
+                console.Out.WriteLine(string.Create(ci, $"{op,-22} {ms / repeat,11:F2} {ms / total,7:P1} {calls / repeat,7}"));
+        }
         console.Out.WriteLine(string.Create(ci, $"median_ms={median:F3}"));
         return 0;
     }

@@ -74,17 +74,7 @@ public sealed unsafe partial class CpuOps : IOps
                 var y = new Span<float>(Y + (long)row * N, N);
                 if (Bias is not null)
                     TensorPrimitives.Add(y, new ReadOnlySpan<float>(Bias, N), y);
-                switch (Act)
-                {
-                    case Activation.GeluTanh:
-                        for (int i = 0; i < y.Length; i++)
-                            y[i] = CpuMath.GeluTanh(y[i]);
-                        break;
-                    case Activation.Silu:
-                        for (int i = 0; i < y.Length; i++)
-                            y[i] = CpuMath.Silu(y[i]);
-                        break;
-                }
+                CpuMath.Activate(y, Act);
             }
         }
     }
@@ -106,8 +96,8 @@ public sealed unsafe partial class CpuOps : IOps
 
         public readonly void Execute(int start, int end)
         {
-            for (int i = start; i < end; i++)
-                Y[i] = CpuMath.Silu(X[i]);
+            new ReadOnlySpan<float>(X + start, end - start).CopyTo(new Span<float>(Y + start, end - start));
+            CpuMath.Activate(new Span<float>(Y + start, end - start), Activation.Silu);
         }
     }
 
