@@ -10,12 +10,12 @@ namespace BlockDance.Kernels.Cpu;
 /// The managed CPU device: float32 math in C#, matrix products in OpenBLAS <c>cblas_sgemm</c>, loops spread over the
 /// cores by <see cref="CpuParallel"/>. It is the reference every other backend is compared with, so each op is written
 /// to follow the PyTorch float32 formula of the model specification. Ops allocate nothing except the attention score
-/// scratch, which grows (rarely) to the largest sequence length seen and is then reused.
+/// scratch, which grows (rarely) to the largest batch × sequence seen and is then reused.
 /// </summary>
 public sealed unsafe partial class CpuOps : IOps
 {
-    private float* _scores;      // attention scratch: one [T, T] score matrix per worker
-    private long _scoresFloats;
+    private float* _scratch;     // attention: the keys transposed, grown to the largest B·D·T seen
+    private long _scratchFloats;
 
     /// <param name="threads">Threads for the managed loops and OpenBLAS; 0 keeps the current settings (all cores).</param>
     public CpuOps(int threads = 0)
@@ -192,46 +192,26 @@ public sealed unsafe partial class CpuOps : IOps
         int d = d3 / 3, dh = d / heads;
         if (!y.HasShape(batch, tokens, d))
             throw new ArgumentException($"Attention: y {y.ShapeString} should be [{batch}, {tokens}, {d}]");
-        long scratch = (long)tokens * tokens;
-        EnsureScores(scratch);
-        float scale = 1f / MathF.Sqrt(dh);
-        for (int b = 0; b < batch; b++)
+        // Keys transposed per (batch, head), [B·H, Dh, T]: the only scratch, the size of K itself.
+        EnsureScratch((long)batch * d * tokens);
+        var transpose = new CpuAttention.TransposeKeysJob { Qkv = F(qkv), Kt = _scratch, T = tokens, D = d, Dh = dh, Heads = heads };
+        CpuParallel.For(batch * heads, ref transpose);
+        int rowBlocks = (tokens + CpuAttention.RowBlock - 1) / CpuAttention.RowBlock;
+        var rows = new CpuAttention.RowsJob
         {
-            for (int h = 0; h < heads; h++)
-            {
-                float* q = F(qkv) + (long)b * tokens * d3 + h * dh;
-                float* k = q + d, v = q + 2 * d;
-                // S[T,T] = scale · Q Kᵀ (rows of Q and K are strided by 3D inside qkv)
-                OpenBlas.cblas_sgemm(OpenBlas.RowMajor, OpenBlas.NoTrans, OpenBlas.Trans, tokens, tokens, dh,
-                    scale, q, d3, k, d3, 0f, _scores, tokens);
-                var softmax = new SoftmaxRowsJob { S = _scores, N = tokens };
-                CpuParallel.For(tokens, ref softmax, minChunk: Math.Max(1, 8192 / tokens));
-                // O[T,Dh] = S V, written into the head's columns of y (row stride D)
-                OpenBlas.cblas_sgemm(OpenBlas.RowMajor, OpenBlas.NoTrans, OpenBlas.NoTrans, tokens, dh, tokens,
-                    1f, _scores, tokens, v, d3, 0f, F(y) + (long)b * tokens * d + h * dh, d);
-            }
-        }
+            Qkv = F(qkv), Kt = _scratch, Y = F(y), T = tokens, D = d, Dh = dh, Heads = heads, RowBlocks = rowBlocks,
+            Scale = 1f / MathF.Sqrt(dh),
+        };
+        CpuParallel.For(batch * heads * rowBlocks, ref rows);
     }
 
-    private void EnsureScores(long floats)
+    private void EnsureScratch(long floats)
     {
-        if (_scoresFloats >= floats)
+        if (_scratchFloats >= floats)
             return;
-        System.Runtime.InteropServices.NativeMemory.AlignedFree(_scores);
-        _scores = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
-        _scoresFloats = floats;
-    }
-
-    private struct SoftmaxRowsJob : IRangeJob
-    {
-        public float* S;
-        public int N;
-
-        public readonly void Execute(int start, int end)
-        {
-            for (int row = start; row < end; row++)
-                SoftmaxInPlace(new Span<float>(S + (long)row * N, N));
-        }
+        System.Runtime.InteropServices.NativeMemory.AlignedFree(_scratch);
+        _scratch = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+        _scratchFloats = floats;
     }
 
     /// <summary>Numerically stable softmax: subtract the row maximum, exponentiate, divide by the sum.</summary>
@@ -467,8 +447,8 @@ public sealed unsafe partial class CpuOps : IOps
 
     public void Dispose()
     {
-        System.Runtime.InteropServices.NativeMemory.AlignedFree(_scores);
-        _scores = null;
-        _scoresFloats = 0;
+        System.Runtime.InteropServices.NativeMemory.AlignedFree(_scratch);
+        _scratch = null;
+        _scratchFloats = 0;
     }
 }

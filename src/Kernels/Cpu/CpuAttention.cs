@@ -1,0 +1,167 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace BlockDance.Kernels.Cpu;
+
+/// <summary>
+/// Multi-head attention on the CPU without materialising the score matrix: work items are (batch, head, block of
+/// <see cref="RowBlock"/> query rows), spread over the cores; each item computes its rows' scores against all keys,
+/// the softmax and the weighted sum of values in a scratch tile of RowBlock × T floats. Keys are first transposed per
+/// (batch, head) so the score loop streams contiguous memory. Register blocking: 4 query rows × 16 keys for the scores,
+/// 4 query rows × 16 value columns for the output, with FMA where the CPU has it.
+/// </summary>
+internal static unsafe class CpuAttention
+{
+    public const int RowBlock = 32;
+
+    public struct TransposeKeysJob : IRangeJob
+    {
+        public float* Qkv, Kt;
+        public int T, D, Dh, Heads;
+
+        public readonly void Execute(int start, int end)
+        {
+            for (int bh = start; bh < end; bh++)
+            {
+                int b = bh / Heads, h = bh % Heads;
+                float* k = Qkv + (long)b * T * 3 * D + D + h * Dh;   // key row t at k + t·3D
+                float* kt = Kt + (long)bh * Dh * T;                   // [Dh, T]
+                for (int t = 0; t < T; t++)
+                {
+                    float* row = k + (long)t * 3 * D;
+                    for (int d = 0; d < Dh; d++)
+                        kt[(long)d * T + t] = row[d];
+                }
+            }
+        }
+    }
+
+    public struct RowsJob : IRangeJob
+    {
+        public float* Qkv, Kt, Y;
+        public int T, D, Dh, Heads, RowBlocks;
+        public float Scale;
+
+        public readonly void Execute(int start, int end)
+        {
+            float[] rented = ArrayPool<float>.Shared.Rent(RowBlock * T);
+            fixed (float* scores = rented)
+            {
+                for (int item = start; item < end; item++)
+                {
+                    int bh = item / RowBlocks, q0 = item % RowBlocks * RowBlock;
+                    int rows = Math.Min(RowBlock, T - q0);
+                    int b = bh / Heads, h = bh % Heads;
+                    float* q = Qkv + ((long)b * T + q0) * 3 * D + h * Dh;   // query row r at q + r·3D
+                    float* v = Qkv + (long)b * T * 3 * D + 2 * D + h * Dh;   // value row t at v + t·3D
+                    float* kt = Kt + (long)bh * Dh * T;
+                    float* y = Y + ((long)b * T + q0) * D + h * Dh;          // output row r at y + r·D
+                    Scores(q, 3 * D, kt, T, Dh, rows, Scale, scores);
+                    for (int r = 0; r < rows; r++)
+                        CpuOps.SoftmaxInPlace(new Span<float>(scores + (long)r * T, T));
+                    WeightedValues(scores, T, v, 3 * D, Dh, rows, y, D);
+                }
+            }
+            ArrayPool<float>.Shared.Return(rented);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Fmadd(Vector256<float> a, Vector256<float> b, Vector256<float> c) =>
+        Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : a * b + c;
+
+    /// <summary>s[r, t] = scale · Σ_d q[r, d]·kt[d, t] for r &lt; rows, t &lt; T.</summary>
+    private static void Scores(float* q, int qStride, float* kt, int T, int dh, int rows, float scale, float* s)
+    {
+        int r = 0;
+        for (; r + 4 <= rows; r += 4)
+        {
+            float* q0 = q + (long)r * qStride, q1 = q0 + qStride, q2 = q1 + qStride, q3 = q2 + qStride;
+            int t = 0;
+            for (; t + 16 <= T; t += 16)
+            {
+                Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default;
+                Vector256<float> a20 = default, a21 = default, a30 = default, a31 = default;
+                for (int d = 0; d < dh; d++)
+                {
+                    float* k = kt + (long)d * T + t;
+                    var k0 = Vector256.Load(k);
+                    var k1 = Vector256.Load(k + 8);
+                    var b0 = Vector256.Create(q0[d]); a00 = Fmadd(b0, k0, a00); a01 = Fmadd(b0, k1, a01);
+                    var b1 = Vector256.Create(q1[d]); a10 = Fmadd(b1, k0, a10); a11 = Fmadd(b1, k1, a11);
+                    var b2 = Vector256.Create(q2[d]); a20 = Fmadd(b2, k0, a20); a21 = Fmadd(b2, k1, a21);
+                    var b3 = Vector256.Create(q3[d]); a30 = Fmadd(b3, k0, a30); a31 = Fmadd(b3, k1, a31);
+                }
+                var vs = Vector256.Create(scale);
+                float* s0 = s + (long)r * T + t;
+                (a00 * vs).Store(s0); (a01 * vs).Store(s0 + 8);
+                (a10 * vs).Store(s0 + T); (a11 * vs).Store(s0 + T + 8);
+                (a20 * vs).Store(s0 + 2 * T); (a21 * vs).Store(s0 + 2 * T + 8);
+                (a30 * vs).Store(s0 + 3 * T); (a31 * vs).Store(s0 + 3 * T + 8);
+            }
+            for (int i = 0; i < 4; i++)
+                ScalarScores(q + (long)(r + i) * qStride, kt, T, dh, t, T, scale, s + (long)(r + i) * T);
+        }
+        for (; r < rows; r++)
+            ScalarScores(q + (long)r * qStride, kt, T, dh, 0, T, scale, s + (long)r * T);
+    }
+
+    private static void ScalarScores(float* q, float* kt, int T, int dh, int from, int to, float scale, float* s)
+    {
+        for (int t = from; t < to; t++)
+        {
+            float acc = 0;
+            for (int d = 0; d < dh; d++)
+                acc += q[d] * kt[(long)d * T + t];
+            s[t] = acc * scale;
+        }
+    }
+
+    /// <summary>y[r, d] = Σ_t p[r, t]·v[t, d] for r &lt; rows, d &lt; Dh.</summary>
+    private static void WeightedValues(float* p, int T, float* v, int vStride, int dh, int rows, float* y, int yStride)
+    {
+        int r = 0;
+        for (; r + 4 <= rows; r += 4)
+        {
+            float* p0 = p + (long)r * T, p1 = p0 + T, p2 = p1 + T, p3 = p2 + T;
+            int d = 0;
+            for (; d + 16 <= dh; d += 16)
+            {
+                Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default;
+                Vector256<float> a20 = default, a21 = default, a30 = default, a31 = default;
+                for (int t = 0; t < T; t++)
+                {
+                    float* vr = v + (long)t * vStride + d;
+                    var v0 = Vector256.Load(vr);
+                    var v1 = Vector256.Load(vr + 8);
+                    var b0 = Vector256.Create(p0[t]); a00 = Fmadd(b0, v0, a00); a01 = Fmadd(b0, v1, a01);
+                    var b1 = Vector256.Create(p1[t]); a10 = Fmadd(b1, v0, a10); a11 = Fmadd(b1, v1, a11);
+                    var b2 = Vector256.Create(p2[t]); a20 = Fmadd(b2, v0, a20); a21 = Fmadd(b2, v1, a21);
+                    var b3 = Vector256.Create(p3[t]); a30 = Fmadd(b3, v0, a30); a31 = Fmadd(b3, v1, a31);
+                }
+                float* y0 = y + (long)r * yStride + d;
+                a00.Store(y0); a01.Store(y0 + 8);
+                a10.Store(y0 + yStride); a11.Store(y0 + yStride + 8);
+                a20.Store(y0 + 2 * yStride); a21.Store(y0 + 2 * yStride + 8);
+                a30.Store(y0 + 3 * yStride); a31.Store(y0 + 3 * yStride + 8);
+            }
+            for (int i = 0; i < 4; i++)
+                ScalarValues(p + (long)(r + i) * T, T, v, vStride, d, dh, y + (long)(r + i) * yStride);
+        }
+        for (; r < rows; r++)
+            ScalarValues(p + (long)r * T, T, v, vStride, 0, dh, y + (long)r * yStride);
+    }
+
+    private static void ScalarValues(float* p, int T, float* v, int vStride, int from, int to, float* y)
+    {
+        for (int d = from; d < to; d++)
+        {
+            float acc = 0;
+            for (int t = 0; t < T; t++)
+                acc += p[t] * v[(long)t * vStride + d];
+            y[d] = acc;
+        }
+    }
+}
