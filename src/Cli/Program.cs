@@ -26,6 +26,8 @@ public static class Program
         new ParityCommand(),
         new InfoCommand(),
         new PlanCommand(),
+        new CompareCommand(),
+        new AnalyzeCommand(),
         new BenchCommand(),
     ];
 

@@ -1,7 +1,7 @@
 using System.Globalization;
-using BlockDance.Dit.Caching;
 using BlockDance.Dit.Pipeline;
 using BlockDance.Dit.Sampling;
+using BlockDance.Runtime.IO;
 using BlockDance.Runtime.Safetensors;
 
 namespace BlockDance.Cli.Commands;
@@ -9,33 +9,15 @@ namespace BlockDance.Cli.Commands;
 /// <summary><c>blockdance generate</c>: class-conditional sampling, written as a latent safetensors file.</summary>
 public sealed class GenerateCommand : ICommand
 {
-    public CommandSpec Spec { get; } = ModelSession.AddOptions(new CommandSpec("generate",
-            "Generate class-conditional samples with a DiT and write the final latents (safetensors)."))
-        .Option("--labels", "LIST", "class labels, one image each (e.g. 1,2,5-7; num_classes = unconditional)", "0,1,2,3")
-        .Option("--seed", "N", "seed of all the noise (same seed, same bytes)", "0")
-        .Option("--steps", "N", "sampling steps", "50")
-        .Option("--sampler", "NAME", "ddim, ddim-leading (diffusers spacing) or ancestral", "ddim")
-        .Option("--eta", "F", "DDIM eta (0 = deterministic)", "0")
-        .Option("--guidance", "F", "classifier-free guidance scale (≤ 1 disables guidance)", "4")
-        .Option("--latent-size", "N", "latent height and width (default: the model's input size)")
-        .Option("--cache", "POLICY", CachePolicy.Syntax, "none")
+    public CommandSpec Spec { get; } = GenerationOptions.Add(ModelSession.AddOptions(new CommandSpec("generate",
+            "Generate class-conditional samples with a DiT and write the final latents (safetensors).")))
         .Option("--out", "FILE", "latent output file", "out/latents.safetensors")
         .Option("--report", "FILE", "also write the run report as JSON")
         .Flag("--quiet", "no progress output");
 
     public int Run(ParsedArgs args, Console2 console)
     {
-        var request = new GenerationRequest
-        {
-            Labels = args.IntList("--labels"),
-            Seed = args.ULong("--seed"),
-            Steps = args.Int("--steps", 1, 1000),
-            Sampler = args.Choice("--sampler", Sampler.Parse),
-            Eta = (float)args.Double("--eta", 0, 100),
-            GuidanceScale = (float)args.Double("--guidance", -1000, 1000),
-            LatentSize = args.OptionalInt("--latent-size", 1, 4096),
-            Cache = args.Choice("--cache", CachePolicy.Parse),
-        };
+        var request = GenerationOptions.Read(args);
         string output = args.RequiredString("--out");
         string? reportPath = args.String("--report");
 
@@ -63,7 +45,7 @@ public sealed class GenerateCommand : ICommand
         if (reportPath is not null)
         {
             CreateParent(reportPath);
-            File.WriteAllText(reportPath, run.Report.ToJson());
+            AtomicFile.WriteText(reportPath, w => w.Write(run.Report.ToJson()));
         }
         if (!args.Flag("--quiet"))
             console.Err.WriteLine(run.Report.ToText());

@@ -159,3 +159,14 @@ public sealed class ExplicitPlan(string path) : CachePolicy
         return StepPlan.FromJson(json, steps, depth, Path);
     }
 }
+
+/// <summary>A plan given as an object (tests, warm-ups, adaptive policies that decide ahead of a run).</summary>
+public sealed class FixedPlan(StepPlan plan) : CachePolicy
+{
+    public StepPlan StepPlan { get; } = plan;
+    public override string Spec => $"fixed:{StepPlan.Letters}@{StepPlan.Boundary}";
+
+    public override StepPlan Plan(int steps, int depth) =>
+        steps == StepPlan.Steps && depth == StepPlan.Depth ? StepPlan
+            : throw new PlanException($"the fixed plan has {StepPlan.Steps} steps for depth {StepPlan.Depth}; the run has {steps} steps and {depth} blocks");
+}

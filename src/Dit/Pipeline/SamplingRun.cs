@@ -127,6 +127,9 @@ public sealed class SamplingRun : IDisposable
     public int Steps => Plan.Steps;
     public bool Finished => _nextStep >= Plan.Steps;
 
+    /// <summary>Index of the step <see cref="Step"/> runs next (k = 0 is the noisiest).</summary>
+    public int NextStep => _nextStep;
+
     /// <summary>The latent being denoised, (n, C, H, W) on the model's device.</summary>
     public Tensor Latent => _latent;
 

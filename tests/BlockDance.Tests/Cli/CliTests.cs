@@ -151,6 +151,41 @@ public sealed class CliTests
     }
 
     [Fact]
+    public void Compare_reports_speedup_macs_and_consistency()
+    {
+        using var dir = new Fixtures.TempDir();
+        var (code, output, _) = Run("compare", "--weights", Fixtures.Path("dit_tiny_p4_original.safetensors"), "--steps", "20",
+            "--labels", "1,5", "--cache", "blockdance:n=3", "--quiet", "--report", dir.File("c.json"));
+        Assert.Equal(0, code);
+        Assert.Contains("plan          FFFFFFFFCRRCRRCRRCRF", output, StringComparison.Ordinal);
+        var ssimLine = output.Split('\n').Single(l => l.StartsWith("SSIM", StringComparison.Ordinal));
+        double ssim = double.Parse(ssimLine[4..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(ssim, 0.5, 1.0);
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(dir.File("c.json")));
+        var root = json.RootElement;
+        Assert.True(root.GetProperty("speedup").GetDouble() > 0);
+        Assert.Equal(root.GetProperty("cached_report").GetProperty("macs_saved_fraction").GetDouble(), root.GetProperty("macs_saved_fraction").GetDouble(), 6);
+        Assert.True(root.GetProperty("relative_l2").GetDouble() > 0);
+        var (none, _, err) = Run("compare", "--weights", Fixtures.TinyOriginal, "--cache", "none");
+        Assert.Equal(2, none);
+        Assert.Contains("needs a policy", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Analyze_writes_csv_and_heatmaps()
+    {
+        using var dir = new Fixtures.TempDir();
+        var (code, output, _) = Run("analyze", "--weights", Fixtures.TinyOriginal, "--steps", "6", "--labels", "2", "--quiet", "--out", dir.Root);
+        Assert.Equal(0, code);
+        Assert.Contains("block_cosine.png", output, StringComparison.Ordinal);
+        var lines = File.ReadAllLines(Path.Combine(dir.Root, "block_similarity.csv"));
+        Assert.Equal("step,block,cosine,rel_l1", lines[0]);
+        Assert.Equal(5 * 4, lines.Length - 1);            // steps 1..5 against the previous one, 4 blocks
+        var png = File.ReadAllBytes(Path.Combine(dir.Root, "step_similarity.png"));
+        Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], png[..4]);
+    }
+
+    [Fact]
     public void The_real_process_reports_a_bad_option_in_one_line()
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "blockdance.dll");

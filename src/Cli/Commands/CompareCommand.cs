@@ -1,0 +1,112 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using BlockDance.Dit.Caching;
+using BlockDance.Dit.Metrics;
+using BlockDance.Dit.Pipeline;
+using BlockDance.Runtime.IO;
+
+namespace BlockDance.Cli.Commands;
+
+/// <summary>
+/// <c>blockdance compare</c>: the same seeds with and without a cache policy; prints the measured speed-up, the MACs
+/// saved and the consistency of the results (SSIM, PSNR, relative L2).
+/// </summary>
+public sealed class CompareCommand : ICommand
+{
+    public CommandSpec Spec { get; } = GenerationOptions.Add(ModelSession.AddOptions(new CommandSpec("compare",
+            "Run the same seeds without a cache and with --cache, and report speed-up, MACs saved, SSIM, PSNR and relative L2.\n" +
+            "Metrics are computed on the final latents (for a pixel-space model, the images); the data range of SSIM and PSNR is\n" +
+            "[-1, 1] for images and the uncached latents' max − min otherwise.")), defaultCache: "blockdance:n=2")
+        .Option("--repeat", "N", "alternate the two runs N times and keep each one's fastest time", "1")
+        .Option("--report", "FILE", "also write the comparison as JSON")
+        .Flag("--quiet", "no progress output");
+
+    public int Run(ParsedArgs args, Console2 console)
+    {
+        var request = GenerationOptions.Read(args);
+        int repeat = args.Int("--repeat", 1, 1000);
+        string? reportPath = args.String("--report");
+        if (request.Cache is { Spec: "none" })
+            throw new UsageException("compare needs a policy to compare with no cache (--cache blockdance:n=2, ...)");
+        using var session = ModelSession.Open(args);
+        var baselineRequest = request with { Cache = CachePolicy.None };
+        Warmup(session, request);
+        RunReport? baselineReport = null, cachedReport = null;
+        float[] baseline = [], cached = [];
+        double baselineMs = double.MaxValue, cachedMs = double.MaxValue;
+        for (int r = 0; r < repeat; r++)
+        {
+            (baseline, var br) = Generate(session, baselineRequest, console, args.Flag("--quiet"), "no cache");
+            (cached, var cr) = Generate(session, request, console, args.Flag("--quiet"), request.Cache.Spec);
+            if (br.TotalMilliseconds < baselineMs) { baselineMs = br.TotalMilliseconds; baselineReport = br; }
+            if (cr.TotalMilliseconds < cachedMs) { cachedMs = cr.TotalMilliseconds; cachedReport = cr; }
+        }
+        var c = session.Config;
+        int n = request.Labels.Count, size = request.LatentSize ?? c.InputSize;
+        bool pixels = session.Checkpoint.File.Metadata.GetValueOrDefault("pixel_space") == "true";
+        double range = pixels ? 2.0 : baseline.Max() - baseline.Min();
+        double? ssim = size >= 2 * ImageMetrics.WindowRadius(1.5) + 1
+            ? ImageMetrics.SsimBatch(Clamp(cached, pixels), Clamp(baseline, pixels), n, c.InChannels, size, size, range) : null;
+        double psnr = ImageMetrics.PsnrBatch(Clamp(cached, pixels), Clamp(baseline, pixels), n, range);
+        double relL2 = ImageMetrics.RelativeL2(cached, baseline);
+        double speedup = baselineMs / cachedMs;
+
+        var ci = CultureInfo.InvariantCulture;
+        var o = console.Out;
+        o.WriteLine($"policy        {request.Cache.Spec}");
+        o.WriteLine($"plan          {cachedReport!.Plan.Letters}");
+        o.WriteLine(string.Create(ci, $"time          {baselineMs:F1} ms without cache, {cachedMs:F1} ms with ({(repeat > 1 ? $"fastest of {repeat}" : "one run each")})"));
+        o.WriteLine(string.Create(ci, $"speed-up      {speedup:F3}x measured, {cachedReport.IdealSpeedup:F3}x ideal from MACs ({speedup / cachedReport.IdealSpeedup:P1} of ideal)"));
+        o.WriteLine(string.Create(ci, $"MACs saved    {cachedReport.MacsSavedFraction:P2} ({cachedReport.Plan.BlocksSkipped} block evaluations skipped)"));
+        o.WriteLine(string.Create(ci, $"SSIM          {(ssim is double s ? s.ToString("F5", ci) : $"n/a ({size}×{size} is smaller than the 11×11 window)")}"));
+        o.WriteLine(string.Create(ci, $"PSNR          {psnr:F2} dB (data range {range:G4})"));
+        o.WriteLine(string.Create(ci, $"relative L2   {relL2:E3}"));
+        if (reportPath is not null)
+        {
+            var json = new JsonObject
+            {
+                ["format"] = "blockdance.compare/1",
+                ["policy"] = request.Cache.Spec,
+                ["plan"] = cachedReport.Plan.Letters,
+                ["images"] = n,
+                ["steps"] = request.Steps,
+                ["baseline_ms"] = Math.Round(baselineMs, 3),
+                ["cached_ms"] = Math.Round(cachedMs, 3),
+                ["speedup"] = Math.Round(speedup, 5),
+                ["ideal_speedup"] = Math.Round(cachedReport.IdealSpeedup, 5),
+                ["macs_saved_fraction"] = Math.Round(cachedReport.MacsSavedFraction, 6),
+                ["ssim"] = ssim,
+                ["psnr_db"] = double.IsFinite(psnr) ? Math.Round(psnr, 4) : null,
+                ["relative_l2"] = relL2,
+                ["data_range"] = range,
+                ["baseline_report"] = JsonNode.Parse(baselineReport!.ToJson()),
+                ["cached_report"] = JsonNode.Parse(cachedReport.ToJson()),
+            };
+            GenerateCommand.CreateParent(reportPath);
+            AtomicFile.WriteText(reportPath, w => w.Write(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true })));
+        }
+        return 0;
+    }
+
+    /// <summary>Runs a Full, a Cache and a Reuse step once, untimed, so neither measured run pays for JIT compilation.</summary>
+    private static void Warmup(ModelSession session, GenerationRequest request)
+    {
+        int depth = session.Config.Depth;
+        int boundary = request.Cache.Plan(request.Steps, depth) is { UsesCache: true } p ? p.Boundary : Math.Max(1, depth / 2);
+        var plan = new StepPlan([StepKind.Full, StepKind.Cache, StepKind.Reuse], boundary, depth);
+        using var run = new SamplingRun(session.Model, request with { Steps = 3, Cache = new FixedPlan(plan) });
+        run.Run();
+    }
+
+    private static (float[] Result, RunReport Report) Generate(ModelSession session, GenerationRequest request, Console2 console, bool quiet, string label)
+    {
+        using var run = new SamplingRun(session.Model, request);
+        if (!quiet)
+            run.StepObserver = new ProgressBar(console.Err, console.Interactive, label);
+        return (run.Run(), run.Report);
+    }
+
+    /// <summary>Images are compared as they would be saved, clamped to [−1, 1]; latents as they are.</summary>
+    private static float[] Clamp(float[] values, bool pixels) => pixels ? values.Select(v => Math.Clamp(v, -1f, 1f)).ToArray() : values;
+}

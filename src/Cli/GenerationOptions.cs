@@ -1,0 +1,31 @@
+using BlockDance.Dit.Caching;
+using BlockDance.Dit.Pipeline;
+using BlockDance.Dit.Sampling;
+
+namespace BlockDance.Cli;
+
+/// <summary>The sampling options shared by generate, compare and analyze.</summary>
+public static class GenerationOptions
+{
+    public static CommandSpec Add(CommandSpec spec, string defaultCache = "none") => spec
+        .Option("--labels", "LIST", "class labels, one image each (e.g. 1,2,5-7; num_classes = unconditional)", "0,1,2,3")
+        .Option("--seed", "N", "seed of all the noise (same seed, same bytes)", "0")
+        .Option("--steps", "N", "sampling steps", "50")
+        .Option("--sampler", "NAME", "ddim, ddim-leading (diffusers spacing) or ancestral", "ddim")
+        .Option("--eta", "F", "DDIM eta (0 = deterministic)", "0")
+        .Option("--guidance", "F", "classifier-free guidance scale (≤ 1 disables guidance)", "4")
+        .Option("--latent-size", "N", "latent height and width (default: the model's input size)")
+        .Option("--cache", "POLICY", CachePolicy.Syntax, defaultCache);
+
+    public static GenerationRequest Read(ParsedArgs args) => new()
+    {
+        Labels = args.IntList("--labels"),
+        Seed = args.ULong("--seed"),
+        Steps = args.Int("--steps", 1, 1000),
+        Sampler = args.Choice("--sampler", Sampler.Parse),
+        Eta = (float)args.Double("--eta", 0, 100),
+        GuidanceScale = (float)args.Double("--guidance", -1000, 1000),
+        LatentSize = args.OptionalInt("--latent-size", 1, 4096),
+        Cache = args.Choice("--cache", CachePolicy.Parse),
+    };
+}
