@@ -1,0 +1,256 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using BlockDance.Runtime.Cuda.Native;
+
+namespace BlockDance.Runtime.Cuda;
+
+/// <summary>
+/// A CUDA device: its primary context, one non-blocking stream on which every copy and kernel is queued in order, and a
+/// cuBLAS handle bound to that stream. Memory is <c>cuMemAlloc</c>'d; uploads and downloads wait for their copy,
+/// device-to-device copies and kernels do not (call <see cref="Synchronize"/>). The driver context is current per OS
+/// thread, so every entry point makes it current on the calling thread first (once per thread). Every status goes
+/// through <see cref="Check"/>, which throws a <see cref="CudaException"/> naming the call.
+/// </summary>
+public sealed unsafe class CudaDevice : Device
+{
+    [ThreadStatic] private static long t_current;   // Id of the device whose context is current on this thread
+    private static long s_nextId;
+
+    private readonly long _id = Interlocked.Increment(ref s_nextId);
+    private readonly nint _context;
+    private nint _stream;
+    private nint _cublas;
+    private bool _disposed;
+
+    private CudaDevice(CudaBackend backend, CudaDriverApi api, CublasApi blas, int ordinal)
+    {
+        Backend = backend;
+        Api = api;
+        Blas = blas;
+        Ordinal = ordinal;
+        if (backend == CudaBackend.Emulator)
+            Emulator = new EmulatorControl(api.Library);
+        int count = 0, device = 0;
+        Check(api.cuDeviceGetCount(&count));
+        if (ordinal < 0 || ordinal >= count)
+            throw new CudaUnavailableException($"CUDA device {ordinal} does not exist; this machine has {count}");
+        Check(api.cuDeviceGet(&device, ordinal));
+        Handle = device;
+        byte* name = stackalloc byte[256];
+        Check(api.cuDeviceGetName(name, 256, device));
+        DeviceName = Marshal.PtrToStringUTF8((nint)name) ?? "?";
+        ComputeCapability = (Attribute(CudaDriverApi.AttrComputeCapabilityMajor), Attribute(CudaDriverApi.AttrComputeCapabilityMinor));
+        MultiprocessorCount = Attribute(CudaDriverApi.AttrMultiprocessorCount);
+        MaxSharedMemoryPerBlock = Attribute(CudaDriverApi.AttrMaxSharedMemoryPerBlock);
+        MaxSharedMemoryPerBlockOptin = Attribute(CudaDriverApi.AttrMaxSharedMemoryPerBlockOptin);
+        nuint total = 0;
+        Check(api.cuDeviceTotalMem(&total, device));
+        TotalMemory = (long)total;
+        nint context = 0;
+        Check(api.cuDevicePrimaryCtxRetain(&context, device));
+        _context = context;
+        MakeCurrent();
+        nint stream = 0;
+        Check(api.cuStreamCreate(&stream, CudaDriverApi.StreamNonBlocking));
+        _stream = stream;
+        nint handle = 0;
+        CheckBlas(blas.cublasCreate(&handle));
+        _cublas = handle;
+        CheckBlas(blas.cublasSetStream(_cublas, _stream));
+        // fp32 GEMMs stay fp32: no TF32 (PyTorch parity; DiT's README notes its FID numbers used TF32 off).
+        CheckBlas(blas.cublasSetMathMode(_cublas, CublasApi.DefaultMath));
+    }
+
+    /// <summary>
+    /// Opens device <paramref name="ordinal"/> of a backend. On a machine without a GPU, <see cref="CudaBackend.Nvidia"/>
+    /// fails with a <see cref="CudaUnavailableException"/> that suggests the emulator.
+    /// </summary>
+    public static CudaDevice Open(CudaBackend backend, int ordinal = 0)
+    {
+        var api = new CudaDriverApi(CudaLibraries.LoadDriver(backend));
+        int r = api.cuInit(0);
+        if (r == CudaDriverApi.ErrorNoDevice)
+            throw new CudaUnavailableException("the NVIDIA driver is installed but this machine has no CUDA GPU (cuInit: CUDA_ERROR_NO_DEVICE); use --device cuda-emu to run the CUDA code on the CPU emulator");
+        if (r != 0)
+            throw new CudaUnavailableException($"cuInit(0) failed: {ErrorName(api, r)} ({r}); use --device cuda-emu to run the CUDA code on the CPU emulator");
+        var blas = new CublasApi(CudaLibraries.LoadCublas(backend));
+        return new CudaDevice(backend, api, blas, ordinal);
+    }
+
+    /// <summary>True when NVIDIA's driver loads and finds a GPU (for tests that skip without one).</summary>
+    public static bool IsGpuAvailable(out string why)
+    {
+        var lib = NativeLibraryHandle.TryLoad(["libcuda.so.1"], out string tried);
+        if (lib is null)
+        {
+            why = $"no NVIDIA driver ({tried} not found)";
+            return false;
+        }
+        var api = new CudaDriverApi(lib);
+        int r = api.cuInit(0), count = 0;
+        if (r == 0)
+            r = api.cuDeviceGetCount(&count);
+        why = r != 0 ? $"cuInit/cuDeviceGetCount: {ErrorName(api, r)}" : count == 0 ? "no CUDA device" : "";
+        return r == 0 && count > 0;
+    }
+
+    internal CudaDriverApi Api { get; }
+    internal CublasApi Blas { get; }
+
+    public CudaBackend Backend { get; }
+
+    /// <summary>The emulator's controls and counters; null on a real GPU.</summary>
+    public EmulatorControl? Emulator { get; }
+
+    public int Ordinal { get; }
+    public int Handle { get; }
+    public string DeviceName { get; }
+    public (int Major, int Minor) ComputeCapability { get; }
+    public int MultiprocessorCount { get; }
+    public int MaxSharedMemoryPerBlock { get; }
+    public int MaxSharedMemoryPerBlockOptin { get; }
+    public long TotalMemory { get; }
+
+    /// <summary>The stream every operation of this device is queued on (CUstream).</summary>
+    public nint Stream => _stream;
+
+    /// <summary>The cuBLAS handle bound to <see cref="Stream"/>.</summary>
+    public nint CublasHandle => _cublas;
+
+    public override string Name => Backend == CudaBackend.Emulator ? "cuda-emu" : "cuda";
+    public override bool IsHostMemory => false;
+
+    public int Attribute(int attribute)
+    {
+        int value = 0;
+        Check(Api.cuDeviceGetAttribute(&value, attribute, Handle));
+        return value;
+    }
+
+    /// <summary>Makes this device's context current on the calling thread (a no-op when it already is).</summary>
+    public void MakeCurrent()
+    {
+        if (t_current == _id)
+            return;
+        Check(Api.cuCtxSetCurrent(_context));
+        t_current = _id;
+    }
+
+    /// <summary>Throws a <see cref="CudaException"/> for a failed driver call, naming it; on the emulator with its detailed report.</summary>
+    public void Check(int result, [CallerArgumentExpression(nameof(result))] string? call = null)
+    {
+        if (result == 0)
+            return;
+        string description = ErrorString(Api, result);
+        if (Emulator?.LastError() is { Length: > 0 } detail)
+            description += $" — emulator: {detail}";
+        throw new CudaException(Trim(call), result, ErrorName(Api, result), description);
+    }
+
+    /// <summary>Throws a <see cref="CublasException"/> for a failed cuBLAS call, naming it.</summary>
+    public void CheckBlas(int status, [CallerArgumentExpression(nameof(status))] string? call = null)
+    {
+        if (status == 0)
+            return;
+        string description = Blas.cublasGetStatusString is not null && Blas.cublasGetStatusString(status) is var p && p is not null
+            ? Marshal.PtrToStringUTF8((nint)p) ?? "" : "cuBLAS error";
+        if (Emulator?.LastError() is { Length: > 0 } detail)
+            description += $" — emulator: {detail}";
+        throw new CublasException(Trim(call), status, description);
+    }
+
+    private static string Trim(string? call) => call is null ? "CUDA call" : call.Replace("Api.", "", StringComparison.Ordinal).Replace("Blas.", "", StringComparison.Ordinal);
+
+    internal static string ErrorName(CudaDriverApi api, int code)
+    {
+        byte* s = null;
+        return api.cuGetErrorName(code, &s) == 0 && s is not null ? Marshal.PtrToStringUTF8((nint)s) ?? $"CUresult {code}" : $"CUresult {code}";
+    }
+
+    private static string ErrorString(CudaDriverApi api, int code)
+    {
+        byte* s = null;
+        return api.cuGetErrorString(code, &s) == 0 && s is not null ? Marshal.PtrToStringUTF8((nint)s) ?? "" : "unknown error";
+    }
+
+    protected override nint AllocateBytes(long bytes)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        MakeCurrent();
+        ulong p = 0;
+        Check(Api.cuMemAlloc(&p, (nuint)bytes));
+        return (nint)p;
+    }
+
+    protected override void FreeBytes(nint address, long bytes)
+    {
+        if (_disposed)
+            return;  // the context is gone, and its memory with it
+        MakeCurrent();
+        Check(Api.cuMemFree((ulong)address));
+    }
+
+    public override void Upload(ReadOnlySpan<byte> src, Tensor dst)
+    {
+        if (src.Length != dst.ByteCount)
+            throw new ArgumentException($"upload of {src.Length} bytes into {dst} ({dst.ByteCount} bytes)");
+        MakeCurrent();
+        fixed (byte* p = src)
+        {
+            Check(Api.cuMemcpyHtoDAsync((ulong)dst.Address, p, (nuint)src.Length, _stream));
+            // The source is managed memory that may move once unpinned: wait until the copy has read it.
+            Check(Api.cuStreamSynchronize(_stream));
+        }
+    }
+
+    public override void Download(Tensor src, Span<byte> dst)
+    {
+        if (dst.Length != src.ByteCount)
+            throw new ArgumentException($"download of {src} ({src.ByteCount} bytes) into {dst.Length} bytes");
+        MakeCurrent();
+        fixed (byte* p = dst)
+        {
+            Check(Api.cuMemcpyDtoHAsync(p, (ulong)src.Address, (nuint)dst.Length, _stream));
+            Check(Api.cuStreamSynchronize(_stream));
+        }
+    }
+
+    public override void Copy(Tensor src, Tensor dst)
+    {
+        CheckCopy(src, dst);
+        MakeCurrent();
+        Check(Api.cuMemcpyDtoDAsync((ulong)dst.Address, (ulong)src.Address, (nuint)dst.ByteCount, _stream));
+    }
+
+    /// <summary>Fills a tensor's bytes with a byte value, queued on the stream.</summary>
+    public void Memset(Tensor t, byte value)
+    {
+        MakeCurrent();
+        Check(Api.cuMemsetD8Async((ulong)t.Address, value, (nuint)t.ByteCount, _stream));
+    }
+
+    public override void Synchronize()
+    {
+        MakeCurrent();
+        Check(Api.cuStreamSynchronize(_stream));
+    }
+
+    public override void Dispose()
+    {
+        if (_disposed)
+            return;
+        MakeCurrent();
+        if (_cublas != 0)
+            CheckBlas(Blas.cublasDestroy(_cublas));
+        if (_stream != 0)
+            Check(Api.cuStreamDestroy(_stream));
+        _cublas = _stream = 0;
+        _disposed = true;
+        Check(Api.cuDevicePrimaryCtxRelease(Handle));
+        t_current = 0;
+        base.Dispose();
+    }
+
+    public override string ToString() =>
+        $"{Name}: {DeviceName}, sm_{ComputeCapability.Major}{ComputeCapability.Minor}, {MultiprocessorCount} SMs, {TotalMemory / (1 << 20)} MiB";
+}
