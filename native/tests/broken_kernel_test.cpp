@@ -1,6 +1,9 @@
 // Deliberately broken kernels and launches are caught: errors, never hangs or silent wrong answers.
 // Kernels: native/tests/kernels/broken_kernels.cu (its @markers name the lines messages must cite).
 #include <gmock/gmock.h>
+#include <unistd.h>
+
+#include <csignal>
 
 #include "test_util.h"
 
@@ -177,6 +180,29 @@ TEST_F(BrokenKernelTest, DynamicSharedMemoryAbove48KiBNeedsTheOptIn) {
     EXPECT_THAT(std::string(emu_last_error()), HasSubstr("device maximum"));
     // Read-only attributes cannot be set.
     EXPECT_EQ(cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_NUM_REGS, 32), CUDA_ERROR_INVALID_VALUE);
+}
+
+} // namespace
+
+namespace {
+
+// Runs stack_hog from scratch (in the death-test child).
+void run_stack_hog() {
+    CUcontext ctx = nullptr;
+    CUmodule m = nullptr;
+    CUfunction f = nullptr;
+    CUdeviceptr out = 0;
+    const auto img = fake_fatbin();
+    if (cuInit(0) || cuDevicePrimaryCtxRetain(&ctx, 0) || cuCtxSetCurrent(ctx) || cuModuleLoadData(&m, img.data()) ||
+        cuModuleGetFunction(&f, m, "stack_hog") || cuMemAlloc_v2(&out, 64))
+        _exit(3); // setup failed: not the death we are looking for
+    launch(f, {1}, {8}, 0, out, 0);
+    _exit(0); // survived: the overflow went unnoticed
+}
+
+TEST(BrokenKernelDeathTest, StackOverflowFaultsOnTheGuardPage) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(run_stack_hog(), ::testing::KilledBySignal(SIGSEGV), "");
 }
 
 } // namespace

@@ -7,15 +7,16 @@ extern "C" __global__ void bench_saxpy(float* y, const float* x, float a, int n)
     if (i < n) y[i] = a * x[i] + y[i];
 }
 
-// `iters` block-wide barriers with a little shared-memory traffic between them.
+// `iters` block-wide barriers with a little shared-memory traffic between them (blockDim.x must be
+// a power of two).
 extern "C" __global__ void bench_barriers(float* out, int iters) {
     __shared__ float s[1024];
-    const unsigned t = threadIdx.x;
+    const unsigned t = threadIdx.x, mask = blockDim.x - 1u;
     float acc = 0.0f;
     s[t] = (float)t;
     for (int k = 0; k < iters; ++k) {
         __syncthreads();
-        acc += s[(t + (unsigned)k) % blockDim.x];
+        acc += s[(t + (unsigned)k) & mask];
     }
     out[blockIdx.x * blockDim.x + t] = acc;
 }

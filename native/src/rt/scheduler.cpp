@@ -343,6 +343,49 @@ void report_deadlock(Worker& w) {
     report(w, kLaunchFailed, m);
 }
 
+// The failure paths, out of line: keeping std::string work out of emu_barrier/emu_warp_op keeps their
+// frames small, and every byte of frame is fiber-stack cache footprint on the hot path.
+#define EMU_COLD [[noreturn]] __attribute__((noinline, cold))
+
+EMU_COLD void fail_deadlock(Worker& w) {
+    report_deadlock(w);
+    abandon_block(w);
+}
+
+EMU_COLD void fail_divergent_barrier(Worker& w, int kind, const char* file, int line) {
+    report(w, kLaunchFailed,
+           format("divergent %s in %s: %s reached %s (%s:%d) while %s waits at %s (%s:%d)", barrier_name(kind),
+                  where(w).c_str(), thread_name(w, w.cur).c_str(), barrier_name(kind), file, line,
+                  thread_name(w, w.bar_first).c_str(), barrier_name(w.bar_kind), w.bar_file, w.bar_line));
+    abandon_block(w);
+}
+
+EMU_COLD void fail_lane_not_in_mask(Worker& w, int kind, unsigned mask, const char* file, int line) {
+    report(w, kLaunchFailed,
+           format("%s at %s:%d in %s: %s (lane %u) is not in its own mask 0x%08x", warp_op_name(kind), file, line,
+                  where(w).c_str(), thread_name(w, w.cur).c_str(), w.cur & 31u, mask));
+    abandon_block(w);
+}
+
+EMU_COLD void fail_bad_width(Worker& w, int kind, int width, const char* file, int line) {
+    report(w, kLaunchFailed,
+           format("%s at %s:%d in %s: width %d is not a power of two in 1..32", warp_op_name(kind), file, line,
+                  where(w).c_str(), width));
+    abandon_block(w);
+}
+
+EMU_COLD void fail_divergent_warp_op(Worker& w, const WarpGroup& g, int kind, unsigned mask, const char* file,
+                                     int line) {
+    const unsigned wi = w.cur >> 5;
+    const LaneOp& other = w.warps[wi].lane[__builtin_ctz(g.arrived)];
+    report(w, kLaunchFailed,
+           format("divergent warp operations in %s, warp %u: %s calls %s with mask 0x%08x at %s:%d while lane %d "
+                  "waits at %s with mask 0x%08x at %s:%d",
+                  where(w).c_str(), wi, thread_name(w, w.cur).c_str(), warp_op_name(kind), mask, file, line,
+                  __builtin_ctz(g.arrived), warp_op_name(g.kind), g.mask, other.file, other.line));
+    abandon_block(w);
+}
+
 // ---- direct mode and promotion --------------------------------------------------------------------
 void promote(Worker& w) {
     w.direct = false;
@@ -444,10 +487,7 @@ void complete_group(Worker& w, unsigned wi, unsigned gi) {
 
 void switch_away(Worker& w) {
     const unsigned next = pick_runnable(w);
-    if (next == kNone) {
-        report_deadlock(w);
-        abandon_block(w);
-    }
+    if (next == kNone) fail_deadlock(w);
     switch_to(w, next);
 }
 
@@ -468,10 +508,7 @@ void switch_away(Worker& w) {
             ++gi;
     }
     const unsigned next = pick_runnable(w);
-    if (next == kNone) {
-        report_deadlock(w);
-        abandon_block(w);
-    }
+    if (next == kNone) fail_deadlock(w);
     switch_for_good(w, next);
 }
 
@@ -690,11 +727,7 @@ extern "C" __attribute__((visibility("default"))) int emu_barrier(int kind, int 
         w.bar_first = t;
         w.bar_accum = kind == EMU_BAR_AND ? 1 : 0;
     } else if (kind != w.bar_kind || !same_site(file, line, w.bar_file, w.bar_line)) {
-        report(w, kLaunchFailed,
-               format("divergent %s in %s: %s reached %s (%s:%d) while %s waits at %s (%s:%d)", barrier_name(kind),
-                      where(w).c_str(), thread_name(w, t).c_str(), barrier_name(kind), file, line,
-                      thread_name(w, w.bar_first).c_str(), barrier_name(w.bar_kind), w.bar_file, w.bar_line));
-        abandon_block(w);
+        fail_divergent_barrier(w, kind, file, line);
     }
     switch (kind) {
     case EMU_BAR_COUNT: w.bar_accum += pred; break;
@@ -723,31 +756,14 @@ extern "C" __attribute__((visibility("default"))) uint64_t emu_warp_op(int kind,
     if (w.direct) promote(w);
     const unsigned t = w.cur, lane = t & 31, wi = t >> 5, bit = 1u << lane;
     Warp& W = w.warps[wi];
-    if ((mask & bit) == 0) {
-        report(w, kLaunchFailed,
-               format("%s at %s:%d in %s: %s (lane %u) is not in its own mask 0x%08x", warp_op_name(kind), file, line,
-                      where(w).c_str(), thread_name(w, t).c_str(), lane, mask));
-        abandon_block(w);
-    }
-    if (kind <= EMU_SHFL_XOR && (width <= 0 || width > 32 || (width & (width - 1)) != 0)) {
-        report(w, kLaunchFailed,
-               format("%s at %s:%d in %s: width %d is not a power of two in 1..32", warp_op_name(kind), file, line,
-                      where(w).c_str(), width));
-        abandon_block(w);
-    }
+    if ((mask & bit) == 0) fail_lane_not_in_mask(w, kind, mask, file, line);
+    if (kind <= EMU_SHFL_XOR && (width <= 0 || width > 32 || (width & (width - 1)) != 0))
+        fail_bad_width(w, kind, width, file, line);
     WarpGroup* group = nullptr;
     for (unsigned i = 0; i < W.ngroups; ++i) {
         WarpGroup& g = W.groups[i];
         if ((g.mask & mask) == 0) continue;
-        if (g.mask != mask || g.kind != kind) {
-            const LaneOp& other = W.lane[__builtin_ctz(g.arrived)];
-            report(w, kLaunchFailed,
-                   format("divergent warp operations in %s, warp %u: %s calls %s with mask 0x%08x at %s:%d while lane "
-                          "%d waits at %s with mask 0x%08x at %s:%d",
-                          where(w).c_str(), wi, thread_name(w, t).c_str(), warp_op_name(kind), mask, file, line,
-                          __builtin_ctz(g.arrived), warp_op_name(g.kind), g.mask, other.file, other.line));
-            abandon_block(w);
-        }
+        if (g.mask != mask || g.kind != kind) fail_divergent_warp_op(w, g, kind, mask, file, line);
         group = &g;
         break;
     }

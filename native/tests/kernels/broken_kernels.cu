@@ -72,3 +72,12 @@ extern "C" __global__ void touch_dynamic_smem(float* out, int n) {
     __syncthreads();
     if (threadIdx.x == 0u) out[blockIdx.x] = s[n - 1];
 }
+
+// A frame larger than a fiber stack (64 KiB by default) but smaller than the stacks of the block
+// together: without page probing its bottom would land inside a neighbouring fiber's stack.  It must
+// fault on the guard page instead.
+extern "C" __global__ void stack_hog(int* out, int i) {
+    volatile char big[96 * 1024];
+    big[i] = 1;
+    out[threadIdx.x] = big[i];
+}
