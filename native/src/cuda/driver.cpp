@@ -833,7 +833,7 @@ EMU_API CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, 
     emu::rt::LaunchConfig cfg{{gx, gy, gz}, {bx, by, bz}, smem};
     std::string error;
     const int rc = emu::rt::launch(k, cfg, params, &error);
-    if (rc != CUDA_SUCCESS) return fail(rc, "cuLaunchKernel '%s': %s", name, error.c_str());
+    if (rc != CUDA_SUCCESS) return fail(rc, "cuLaunchKernel: %s", error.c_str()); // names kernel, block, sites
     return CUDA_SUCCESS;
 }
 

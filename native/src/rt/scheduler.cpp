@@ -252,13 +252,6 @@ void enter(Worker& w, unsigned next) {
     w.state[next] = kRunning;
 }
 
-// Switches from the current thread (whose state the caller set) to `next`; returns when resumed.
-void switch_to(Worker& w, unsigned next) {
-    const unsigned prev = w.cur;
-    enter(w, next);
-    if (next != prev) emu_fiber_switch(&w.sp[prev], w.sp[next]);
-}
-
 [[noreturn]] void switch_for_good(Worker& w, unsigned next) {
     enter(w, next);
     void* discard;
@@ -483,12 +476,6 @@ void complete_group(Worker& w, unsigned wi, unsigned gi) {
         }
         w.state[wi * 32 + l] = kRunnable;
     }
-}
-
-void switch_away(Worker& w) {
-    const unsigned next = pick_runnable(w);
-    if (next == kNone) fail_deadlock(w);
-    switch_to(w, next);
 }
 
 [[noreturn]] void thread_exit(Worker& w) {
@@ -716,8 +703,24 @@ int launch(const KernelInfo& kernel, const LaunchConfig& cfg, void** args, std::
 // ---- C entry points called by kernels -------------------------------------------------------------
 using namespace emu::rt;
 
-extern "C" __attribute__((visibility("default"))) int emu_barrier(int kind, int pred, const char* file, int line) {
-    Worker& w = current_worker("__syncthreads");
+// Each entry point is split in two: the bookkeeping (noinline) decides where to go and returns the
+// context to switch to, or nullptr to carry on; the exported function keeps only the worker across the
+// switch.  The frame that stays on a waiting fiber's stack is then a few words, which matters because
+// every barrier touches every fiber's stack top (cache footprint = the cost of a barrier).
+namespace emu::rt {
+namespace {
+
+// Picks the next thread and prepares the switch; `save` receives where to store the current context.
+void* prepare_switch(Worker& w, unsigned next, void*** save) {
+    const unsigned prev = w.cur;
+    enter(w, next);
+    if (next == prev) return nullptr;
+    *save = &w.sp[prev];
+    return w.sp[next];
+}
+
+__attribute__((noinline)) void* barrier_arrive(Worker& w, int kind, int pred, const char* file, int line,
+                                               void*** save) {
     if (w.direct) promote(w);
     const unsigned t = w.cur;
     if (w.bar_arrived == 0) {
@@ -739,20 +742,16 @@ extern "C" __attribute__((visibility("default"))) int emu_barrier(int kind, int 
     if (++w.bar_arrived == w.live) {
         release_barrier(w);
         w.state[t] = kRunning;
-        if (w.L->sched.policy == Policy::Random) {
-            // Let a random thread go first after the release.
-            w.state[t] = kRunnable;
-            switch_to(w, pick_runnable(w));
-        }
-    } else {
-        switch_away(w);
+        if (w.L->sched.policy != Policy::Random) return nullptr;
+        w.state[t] = kRunnable; // let a random thread go first after the release
     }
-    return w.bar_result;
+    const unsigned next = pick_runnable(w);
+    if (next == kNone) fail_deadlock(w);
+    return prepare_switch(w, next, save);
 }
 
-extern "C" __attribute__((visibility("default"))) uint64_t emu_warp_op(int kind, unsigned mask, uint64_t value, int arg,
-                                                                       int width, const char* file, int line) {
-    Worker& w = current_worker(warp_op_name(kind));
+__attribute__((noinline)) void* warp_arrive(Worker& w, int kind, unsigned mask, uint64_t value, int arg, int width,
+                                            const char* file, int line, void*** save) {
     if (w.direct) promote(w);
     const unsigned t = w.cur, lane = t & 31, wi = t >> 5, bit = 1u << lane;
     Warp& W = w.warps[wi];
@@ -784,10 +783,30 @@ extern "C" __attribute__((visibility("default"))) uint64_t emu_warp_op(int kind,
     if (group->arrived == (mask & W.live)) {
         complete_group(w, wi, static_cast<unsigned>(group - W.groups));
         w.state[t] = kRunning;
-    } else {
-        switch_away(w);
+        return nullptr;
     }
-    return W.lane[lane].result;
+    const unsigned next = pick_runnable(w);
+    if (next == kNone) fail_deadlock(w);
+    return prepare_switch(w, next, save);
+}
+
+} // namespace
+} // namespace emu::rt
+
+extern "C" __attribute__((visibility("default"))) int emu_barrier(int kind, int pred, const char* file, int line) {
+    Worker& w = current_worker("__syncthreads");
+    void** save = nullptr;
+    if (void* next = barrier_arrive(w, kind, pred, file, line, &save)) emu_fiber_switch(save, next);
+    return w.bar_result;
+}
+
+extern "C" __attribute__((visibility("default"))) uint64_t emu_warp_op(int kind, unsigned mask, uint64_t value, int arg,
+                                                                       int width, const char* file, int line) {
+    Worker& w = current_worker("a warp operation");
+    const unsigned t = w.cur;
+    void** save = nullptr;
+    if (void* next = warp_arrive(w, kind, mask, value, arg, width, file, line, &save)) emu_fiber_switch(save, next);
+    return w.warps[t >> 5].lane[t & 31].result;
 }
 
 extern "C" __attribute__((visibility("default"))) void emu_trap(const char* file, int line) {
