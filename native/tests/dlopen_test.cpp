@@ -4,7 +4,8 @@
 // object").  Also checks the behaviour before cuInit and the BLOCKDANCE_EMU_* environment defaults.
 //
 //   dlopen_test <lib dir> <test kernel library> [--expect-threads N] [--expect-schedule S]
-//                                               [--expect-env-error]
+//                                               [--expect-env-error] [--big-frames]
+// --big-frames: BLOCKDANCE_EMU_STACK_KIB is set high enough for stack_hog's 96 KiB frame.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
@@ -22,6 +23,7 @@ std::string g_lib_dir, g_test_kernels;
 int g_expect_threads = 0;
 std::string g_expect_schedule;
 bool g_expect_env_error = false;
+bool g_big_frames = false;
 
 template <class F> F sym(void* lib, const char* name) {
     void* p = dlsym(lib, name);
@@ -104,6 +106,18 @@ TEST(DlopenTest, EmulatorWorksWhenLoadedLikeDotNetLoadsIt) {
             EXPECT_EQ(out[b], want) << "block " << b;
         }
     }
+    if (g_big_frames) {
+        // 96 KiB of locals per thread: faults with the default 64 KiB stacks, runs with 256 KiB.
+        ASSERT_EQ(cuModuleLoadData(&m, "//\n.version 7.8\n.target sm_90\n.entry stack_hog()\n{\n}\n"), CUDA_SUCCESS);
+        CUfunction hog = nullptr;
+        ASSERT_EQ(cuModuleGetFunction(&hog, m, "stack_hog"), CUDA_SUCCESS) << emu_last_error();
+        int zero = 0;
+        void* args[] = {&dout, &zero};
+        ASSERT_EQ(cuLaunchKernel(hog, 2, 1, 1, 8, 1, 1, 0, nullptr, args, nullptr), CUDA_SUCCESS) << emu_last_error();
+        std::vector<int> out(8);
+        ASSERT_EQ(cuMemcpyDtoH_v2(out.data(), dout, 8 * 4), CUDA_SUCCESS);
+        EXPECT_EQ(out, std::vector<int>(8, 1));
+    }
     EXPECT_EQ(cuMemFree_v2(din), CUDA_SUCCESS);
     EXPECT_EQ(cuMemFree_v2(dout), CUDA_SUCCESS);
 
@@ -138,6 +152,7 @@ int main(int argc, char** argv) {
         if (a == "--expect-threads" && i + 1 < argc) g_expect_threads = atoi(argv[++i]);
         else if (a == "--expect-schedule" && i + 1 < argc) g_expect_schedule = argv[++i];
         else if (a == "--expect-env-error") g_expect_env_error = true;
+        else if (a == "--big-frames") g_big_frames = true;
         else {
             fprintf(stderr, "unknown option %s\n", a.c_str());
             return 2;
