@@ -2,6 +2,7 @@
 // Kernels: native/tests/kernels/{reduce,warp,convert,atomic,misc}_kernels.cu.
 #include <gmock/gmock.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -398,6 +399,38 @@ TEST_F(KernelTest, BuiltInIndicesOfThreeDimensionalLaunches) {
                                 ASSERT_EQ(got, want) << "block " << b << " thread " << t;
                             }
     });
+}
+
+TEST_F(KernelTest, SchedulesRunThreadsInTheirOrder) {
+    CUfunction f = fn("take_ticket");
+    const unsigned block = 64, blocks = 5, n = block * blocks;
+    DeviceBuffer<unsigned> counter(1), out(n);
+    emu_set_threads(1); // one OS thread: the whole order is determined by the schedule
+    auto order = [&](const char* schedule) {
+        EXPECT_EQ(emu_set_schedule(schedule), 0);
+        counter.fill_bytes(0);
+        EXPECT_EQ(launch(f, {blocks}, {block}, 0, counter.ptr(), out.ptr()), CUDA_SUCCESS) << emu_last_error();
+        return out.download();
+    };
+    std::vector<unsigned> forward(n), reverse(n);
+    for (unsigned i = 0; i < n; ++i) {
+        forward[i] = i;
+        reverse[i] = n - 1 - i;
+    }
+    EXPECT_EQ(order("forward"), forward);
+    EXPECT_EQ(order("reverse"), reverse);
+    const auto r1 = order("random:1"), r1_again = order("random:1"), r2 = order("random:2");
+    EXPECT_EQ(r1, r1_again) << "a seed fixes the order";
+    EXPECT_NE(r1, r2) << "different seeds give different orders";
+    EXPECT_NE(r1, forward);
+    EXPECT_NE(r1, reverse);
+    auto sorted = r1;
+    std::sort(sorted.begin(), sorted.end());
+    EXPECT_EQ(sorted, forward) << "every thread runs exactly once";
+    // Blocks are shuffled as a whole too: the first ticket of some block is not a multiple of 64 apart.
+    bool blocks_permuted = false;
+    for (unsigned b = 0; b < blocks; ++b) blocks_permuted |= *std::min_element(r1.begin() + b * block, r1.begin() + (b + 1) * block) != b * block;
+    EXPECT_TRUE(blocks_permuted);
 }
 
 TEST_F(KernelTest, ManyBlocksAndLargeBlocks) {

@@ -52,3 +52,8 @@ extern "C" __global__ void spin(float* out, int iters) {
     for (int k = 0; k < iters; ++k) acc += __sinf((float)k * 1e-3f);
     out[blockIdx.x * blockDim.x + threadIdx.x] = acc;
 }
+
+// out[global thread id] = the order in which the thread ran (barrier-free: direct mode).
+extern "C" __global__ void take_ticket(unsigned* counter, unsigned* out) {
+    out[blockIdx.x * blockDim.x + threadIdx.x] = atomicAdd(counter, 1u);
+}
