@@ -25,6 +25,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include "rt/fiber.h"
@@ -616,12 +617,17 @@ public:
             tidx_dims_ = L.block;
         }
         L.tidx = tidx_.data();
-        const unsigned parts = static_cast<unsigned>(std::min<uint64_t>(std::max(nthreads, 1u), L.nblocks));
+        unsigned parts = static_cast<unsigned>(std::min<uint64_t>(std::max(nthreads, 1u), L.nblocks));
         for (unsigned i = 0; i < parts; ++i)
             if (!workers_[i]) workers_[i] = std::make_unique<Worker>();
         while (helpers_ + 1 < parts) {
-            const unsigned idx = ++helpers_;
-            std::thread([this, idx] { helper_loop(idx); }).detach();
+            try {
+                const unsigned idx = helpers_ + 1;
+                std::thread([this, idx] { helper_loop(idx); }).detach();
+                helpers_ = idx;
+            } catch (const std::system_error&) {
+                parts = helpers_ + 1; // cannot start more OS threads: run with those we have
+            }
         }
         {
             std::lock_guard<std::mutex> lock(mu_);
