@@ -22,7 +22,7 @@ public struct EmulatorCounters
 /// </summary>
 public sealed unsafe class EmulatorControl
 {
-    private readonly delegate* unmanaged<uint, void> _setThreads;
+    private readonly delegate* unmanaged<uint, int> _setThreads;
     private readonly delegate* unmanaged<byte*, int> _setSchedule;
     private readonly delegate* unmanaged<byte*> _lastError;
     private readonly delegate* unmanaged<EmulatorCounters*, void> _getCounters;
@@ -32,7 +32,7 @@ public sealed unsafe class EmulatorControl
 
     internal EmulatorControl(NativeLibraryHandle lib)
     {
-        _setThreads = (delegate* unmanaged<uint, void>)lib.Export("emu_set_threads");
+        _setThreads = (delegate* unmanaged<uint, int>)lib.Export("emu_set_threads");
         _setSchedule = (delegate* unmanaged<byte*, int>)lib.Export("emu_set_schedule");
         _lastError = (delegate* unmanaged<byte*>)lib.Export("emu_last_error");
         _getCounters = (delegate* unmanaged<EmulatorCounters*, void>)lib.Export("emu_get_counters");
@@ -42,7 +42,11 @@ public sealed unsafe class EmulatorControl
     }
 
     /// <summary>OS threads that run blocks (1 makes every launch deterministic in order).</summary>
-    public void SetThreads(int threads) => _setThreads((uint)threads);
+    public void SetThreads(int threads)
+    {
+        if (_setThreads((uint)threads) != 0)
+            throw new ArgumentException($"the emulator rejected {threads} threads");
+    }
 
     /// <summary>Order in which the threads of a block run: "forward", "reverse" or "random:SEED".</summary>
     public void SetSchedule(string schedule)
