@@ -42,7 +42,9 @@ public sealed class BenchCommand : ICommand
         for (int i = 0; i < warmup; i++)
             s.Model.Forward(x, t, y, output, a);
         ops.Device.Synchronize();
-        (ops as ProfilingOps)?.Reset();
+        var profiler = ops as ProfilingOps;
+        if (profiler is not null)
+            profiler.Enabled = false;   // the timed runs are not profiled; a separate pass below is
         var times = new double[repeat];
         for (int i = 0; i < repeat; i++)
         {
@@ -57,12 +59,25 @@ public sealed class BenchCommand : ICommand
         var ci = CultureInfo.InvariantCulture;
         console.Out.WriteLine(string.Create(ci, $"model {c}; batch {batch}, latent {size}×{size}, device {ops.Device.Name}, threads {Kernels.Cpu.CpuOps.Threads}"));
         console.Out.WriteLine(string.Create(ci, $"forward: min {times[0]:F2} ms, median {median:F2} ms, max {times[^1]:F2} ms over {repeat} runs; {macs / 1e9:F2} GMAC → {macs * 2 / median / 1e6:F1} GFLOP/s"));
-        if (ops is ProfilingOps profiler)
+        if (profiler is not null)
         {
+            profiler.Reset();
+            profiler.Enabled = true;
+            for (int i = 0; i < repeat; i++)
+                s.Model.Forward(x, t, y, output, a);
             double total = profiler.Totals.Sum(p => p.Milliseconds);
             console.Out.WriteLine($"{"op",-22} {"ms/forward",11} {"share",7} {"calls",7}");
             foreach (var (op, ms, calls) in profiler.Totals)
                 console.Out.WriteLine(string.Create(ci, $"{op,-22} {ms / repeat,11:F2} {ms / total,7:P1} {calls / repeat,7}"));
+            double gemm = profiler.Totals.Where(p => p.Op.StartsWith("Linear", StringComparison.Ordinal) || p.Op == "Attention").Sum(p => p.Milliseconds);
+            console.Out.WriteLine(string.Create(ci, $"gemm_share={gemm / total:F4}  (Linear and attention of the op total)"));
+            if (ops.Device.IsHostMemory)
+            {
+                var shapes = profiler.GemmShapes.Take(profiler.GemmShapes.Count / repeat).ToList();
+                double sgemm = Kernels.Cpu.SgemmBaseline.Measure(shapes, repeat);
+                console.Out.WriteLine(string.Create(ci, $"sgemm_only_ms={sgemm:F3}  (OpenBLAS alone on the forward's {shapes.Count} products)"));
+                console.Out.WriteLine(string.Create(ci, $"sgemm_efficiency={sgemm / median:F4}  (sgemm-only time / forward time)"));
+            }
         }
         console.Out.WriteLine(string.Create(ci, $"median_ms={median:F3}"));
         return 0;
