@@ -130,6 +130,9 @@ public sealed class DitModel : IDisposable
     public IReadOnlyList<DitBlock> Blocks { get; }
     public FinalLayer FinalLayer { get; }
 
+    /// <summary>Bytes of weights this model holds as its own copies (0 when every weight is a view of the mapped checkpoint).</summary>
+    public long OwnedBytes => _owned.Sum(t => t.ByteCount);
+
     /// <summary>Builds the model on <paramref name="ops"/>' device from an opened checkpoint (which must outlive the model on the CPU device: its weights are views of the mapped file).</summary>
     public static DitModel Load(DitCheckpoint checkpoint, IOps ops)
     {
