@@ -8,7 +8,7 @@ namespace BlockDance.Cli;
 public static class GenerationOptions
 {
     public static CommandSpec Add(CommandSpec spec, string defaultCache = "none") => spec
-        .Option("--labels", "LIST", "class labels, one image each (e.g. 1,2,5-7; num_classes = unconditional)", "0,1,2,3")
+        .Option("--labels", "LIST", "class labels, one image each (e.g. 1,2,5-7; num_classes = unconditional); default 0,1,2,3, or --per-class images of every class for the bundled model")
         .Option("--seed", "N", "seed of all the noise (same seed, same bytes)", "0")
         .Option("--steps", "N", "sampling steps", "50")
         .Option("--sampler", "NAME", "ddim, ddim-leading (diffusers spacing) or ancestral", "ddim")
@@ -17,9 +17,10 @@ public static class GenerationOptions
         .Option("--latent-size", "N", "latent height and width (default: the model's input size)")
         .Option("--cache", "POLICY", CachePolicy.Syntax, defaultCache);
 
-    public static GenerationRequest Read(ParsedArgs args) => new()
+    /// <summary>The request; <paramref name="defaultLabels"/> when --labels is not given.</summary>
+    public static GenerationRequest Read(ParsedArgs args, int[]? defaultLabels = null) => new()
     {
-        Labels = args.IntList("--labels"),
+        Labels = args.Has("--labels") ? args.IntList("--labels") : defaultLabels ?? [0, 1, 2, 3],
         Seed = args.ULong("--seed"),
         Steps = args.Int("--steps", 1, 1000),
         Sampler = args.Choice("--sampler", Sampler.Parse),

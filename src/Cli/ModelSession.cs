@@ -27,7 +27,7 @@ public sealed class ModelSession : IDisposable
 
     public static ModelSession Open(ParsedArgs args, string? weights = null, DitNumerics? numerics = null, int? heads = null, bool profile = false)
     {
-        weights ??= args.String("--weights") ?? throw new UsageException("--weights is required");
+        weights ??= args.String("--weights") ?? throw new UsageException("--weights FILE is required");
         heads ??= args.OptionalInt("--heads", 1, 4096);
         if (args.String("--numerics") is string n)
             numerics = n.ToLowerInvariant() switch

@@ -2,6 +2,7 @@ using System.Globalization;
 using BlockDance.Dit.Pipeline;
 using BlockDance.Dit.Sampling;
 using BlockDance.Runtime.IO;
+using BlockDance.Runtime.Imaging;
 using BlockDance.Runtime.Safetensors;
 
 namespace BlockDance.Cli.Commands;
@@ -10,24 +11,29 @@ namespace BlockDance.Cli.Commands;
 public sealed class GenerateCommand : ICommand
 {
     public CommandSpec Spec { get; } = GenerationOptions.Add(ModelSession.AddOptions(new CommandSpec("generate",
-            "Generate class-conditional samples with a DiT and write the final latents (safetensors).")))
+            "Generate class-conditional samples with a DiT and write the final latents (safetensors); for a pixel-space model\n" +
+            "(the bundled one) also a PNG grid with one row per class. Without --weights, the bundled model is used."), weightsRequired: false))
+        .Option("--per-class", "N", "images per class when --labels is not given and the model is pixel-space", "8")
         .Option("--out", "FILE", "latent output file", "out/latents.safetensors")
+        .Option("--png", "FILE", "image grid of a pixel-space model", "out/samples.png")
         .Option("--report", "FILE", "also write the run report as JSON")
         .Flag("--quiet", "no progress output");
 
     public int Run(ParsedArgs args, Console2 console)
     {
-        var request = GenerationOptions.Read(args);
         string output = args.RequiredString("--out");
         string? reportPath = args.String("--report");
+        int perClass = args.Int("--per-class", 1, 1000);
+        using var session = ModelSession.Open(args, weights: args.String("--weights") ?? BundledModel.Require());
+        var c = session.Config;
+        bool pixels = session.Checkpoint.File.Metadata.GetValueOrDefault("pixel_space") == "true";
+        var request = GenerationOptions.Read(args, pixels ? Enumerable.Range(0, c.NumClasses).SelectMany(k => Enumerable.Repeat(k, perClass)).ToArray() : null);
 
-        using var session = ModelSession.Open(args);
         using var run = new SamplingRun(session.Model, request);
         if (!args.Flag("--quiet"))
             run.StepObserver = new ProgressBar(console.Err, console.Interactive, "generate");
         float[] latent = run.Run();
 
-        var c = session.Config;
         int size = request.LatentSize ?? c.InputSize;
         var writer = new SafetensorsWriter()
             .Add("latent", (ReadOnlySpan<float>)latent, [request.Labels.Count, c.InChannels, size, size])
@@ -50,7 +56,41 @@ public sealed class GenerateCommand : ICommand
         if (!args.Flag("--quiet"))
             console.Err.WriteLine(run.Report.ToText());
         console.Out.WriteLine($"wrote {output} ({request.Labels.Count} × {c.InChannels} × {size} × {size})");
+        if (pixels)
+        {
+            string png = args.RequiredString("--png");
+            WriteGrid(png, latent, request.Labels, c.InChannels, size);
+            console.Out.WriteLine($"wrote {png} ({request.Labels.Distinct().Count()} row(s), one per class{ClassNames(session, request.Labels)})");
+        }
         return 0;
+    }
+
+    /// <summary>The images as a grid: one row per distinct label, in order of first appearance.</summary>
+    private static void WriteGrid(string path, float[] images, IReadOnlyList<int> labels, int channels, int size)
+    {
+        var rows = labels.Distinct().ToList();
+        int columns = rows.Max(r => labels.Count(l => l == r));
+        long item = (long)channels * size * size;
+        var ordered = new float[rows.Count * columns * item];
+        Array.Fill(ordered, -1f);   // missing cells stay black
+        for (int r = 0; r < rows.Count; r++)
+        {
+            int col = 0;
+            for (int i = 0; i < labels.Count; i++)
+                if (labels[i] == rows[r])
+                    Array.Copy(images, i * item, ordered, (r * columns + col++) * item, item);
+        }
+        var grid = ImageGrid.Compose(ordered, channels, size, size, rows.Count);
+        CreateParent(path);
+        Png.Write(path, grid.Pixels, grid.Width, grid.Height, PngColorType.Rgb);
+    }
+
+    private static string ClassNames(ModelSession session, IReadOnlyList<int> labels)
+    {
+        if (session.Checkpoint.File.Metadata.GetValueOrDefault("class_names") is not { } names)
+            return "";
+        var all = names.Split(',');
+        return ": " + string.Join(", ", labels.Distinct().Select(l => l < all.Length ? all[l] : l == all.Length ? "unconditional" : l.ToString(CultureInfo.InvariantCulture)));
     }
 
     internal static void CreateParent(string path)
