@@ -24,6 +24,7 @@ public sealed unsafe class EmulatorControl
 {
     private readonly delegate* unmanaged<uint, int> _setThreads;
     private readonly delegate* unmanaged<byte*, int> _setSchedule;
+    private readonly delegate* unmanaged<byte*> _getSchedule;
     private readonly delegate* unmanaged<byte*> _lastError;
     private readonly delegate* unmanaged<EmulatorCounters*, void> _getCounters;
     private readonly delegate* unmanaged<void> _resetCounters;
@@ -34,6 +35,7 @@ public sealed unsafe class EmulatorControl
     {
         _setThreads = (delegate* unmanaged<uint, int>)lib.Export("emu_set_threads");
         _setSchedule = (delegate* unmanaged<byte*, int>)lib.Export("emu_set_schedule");
+        _getSchedule = (delegate* unmanaged<byte*>)lib.Export("emu_get_schedule");
         _lastError = (delegate* unmanaged<byte*>)lib.Export("emu_last_error");
         _getCounters = (delegate* unmanaged<EmulatorCounters*, void>)lib.Export("emu_get_counters");
         _resetCounters = (delegate* unmanaged<void>)lib.Export("emu_reset_counters");
@@ -57,6 +59,9 @@ public sealed unsafe class EmulatorControl
         if (r != 0)
             throw new ArgumentException($"the emulator rejected the schedule '{schedule}' (expected forward, reverse or random:SEED)");
     }
+
+    /// <summary>The current schedule, e.g. "forward" or "random:42" (to restore it after a test changed it).</summary>
+    public string GetSchedule() => _getSchedule() is var p && p is not null ? Marshal.PtrToStringUTF8((nint)p) ?? "forward" : "forward";
 
     public string LastError() => _lastError() is var p && p is not null ? Marshal.PtrToStringUTF8((nint)p) ?? "" : "";
 
