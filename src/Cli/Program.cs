@@ -91,7 +91,7 @@ public static class Program
 
     private static bool IsExpected(Exception e) => e is SafetensorsException or CheckpointException or PlanException
         or NonFiniteResultException or IOException or UnauthorizedAccessException or ArgumentException
-        or DllNotFoundException or NotSupportedException or InvalidDataException;
+        or DllNotFoundException or NotSupportedException or InvalidDataException or Runtime.Cuda.CudaUnavailableException;
 
     private static string Usage()
     {

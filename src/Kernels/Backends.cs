@@ -1,19 +1,27 @@
 using BlockDance.Kernels.Cpu;
+using BlockDance.Kernels.Cuda;
+using BlockDance.Runtime;
+using BlockDance.Runtime.Cuda;
 
 namespace BlockDance.Kernels;
 
 /// <summary>Opens the op backend for a device name given on the command line.</summary>
 public static class Backends
 {
-    public const string Names = "cpu";
+    public const string Names = "cpu, cuda, cuda-emu";
 
-    /// <param name="device">"cpu".</param>
-    /// <param name="threads">Threads for the CPU device; 0 uses every core.</param>
-    public static IOps Open(string device, int threads = 0) => device.ToLowerInvariant() switch
+    /// <param name="device">"cpu"; "cuda" (an NVIDIA GPU); "cuda-emu" (the same CUDA code on the CPU emulator of native/).</param>
+    /// <param name="threads">Threads for the CPU device; 0 uses every core. Ignored by the CUDA devices.</param>
+    /// <param name="activationType">Storage type of activations on the CUDA devices (F32, F16, BF16); the CPU device is F32 only.</param>
+    /// <returns>Ops that own their device: disposing them releases it.</returns>
+    /// <exception cref="CudaUnavailableException">"cuda" without a GPU or driver (the message suggests cuda-emu), or
+    /// "cuda-emu" without the emulator libraries (the message says how to build them).</exception>
+    public static IOps Open(string device, int threads = 0, DType activationType = DType.F32) => device.ToLowerInvariant() switch
     {
-        "cpu" => new CpuOps(threads),
-        "cuda" or "cuda-emu" => throw new NotSupportedException(
-            $"the {device} device is not part of this build yet; use --device cpu"),
+        "cpu" => activationType == DType.F32 ? new CpuOps(threads)
+            : throw new NotSupportedException($"the cpu device computes in F32 only, not {activationType}; use --device cuda or cuda-emu"),
+        "cuda" => CudaOps.Open(CudaBackend.Nvidia, activationType),
+        "cuda-emu" => CudaOps.Open(CudaBackend.Emulator, activationType),
         _ => throw new ArgumentException($"unknown device '{device}': expected {Names}"),
     };
 }
