@@ -28,6 +28,13 @@ public abstract class OpTests : IDisposable
         _ => 3e-2,
     };
 
+    /// <summary>
+    /// Largest allowed |backend − <see cref="Philox.Normal"/>| per sample in the RandomNormal test: 0 (bit-identical)
+    /// where the backend uses the same math library as .NET (the CPU device, the CUDA emulator); a GPU's accurate
+    /// logf/sinf/cosf differ from glibc's in the last ulps.
+    /// </summary>
+    protected virtual float RandomNormalTolerance => 0f;
+
     protected Tensor Input(float[] values, params int[] shape) => Dev.FromFloats(values, Ops.ActivationType, shape);
 
     /// <summary>An output tensor with sentinel guard regions on both sides (checked by <see cref="Read"/>).</summary>
@@ -315,7 +322,7 @@ public abstract class OpTests : IDisposable
         var va = a.ToArray<float>(); var vb = b.ToArray<float>();
         Assert.Equal(va.AsSpan(99_000, 1001).ToArray(), vb);
         for (int i = 0; i < 64; i++)
-            Assert.Equal(Philox.Normal(42, (ulong)i), va[i]);
+            Assert.Equal(Philox.Normal(42, (ulong)i), va[i], RandomNormalTolerance);
         double mean = va.Average(v => (double)v), var = va.Average(v => (v - mean) * (v - mean));
         Assert.InRange(mean, -0.01, 0.01);  // 4.5 standard errors
         Assert.InRange(var, 0.985, 1.015);
