@@ -19,8 +19,8 @@ if [ -f native/CMakeLists.txt ]; then
     ctest --test-dir native/build --output-on-failure --output-junit "$work/native.xml" >"$work/native-test.log" 2>&1 || status=1
     tail -n 3 "$work/native-test.log" >&2
     if [ -f "$work/native.xml" ]; then
-      line=$(grep -m1 -o '<testsuite [^>]*>' "$work/native.xml")
-      attr() { echo "$line" | grep -o " $1=\"[0-9]*\"" | grep -o '[0-9]*' || echo 0; }
+      line=$(tr '\n' ' ' < "$work/native.xml" | grep -o '<testsuite [^>]*>' | head -n 1)
+      attr() { echo "$line" | grep -o "[[:space:]]$1=\"[0-9]*\"" | grep -o '[0-9][0-9]*' || echo 0; }
       t=$(attr tests); f=$(attr failures); s=$(attr skipped); d=$(attr disabled)
       passed=$((passed + t - f - s - d)); failed=$((failed + f)); skipped=$((skipped + s + d))
     else
