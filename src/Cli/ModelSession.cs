@@ -1,5 +1,6 @@
 using BlockDance.Dit;
 using BlockDance.Kernels;
+using BlockDance.Runtime;
 
 namespace BlockDance.Cli;
 
@@ -23,6 +24,7 @@ public sealed class ModelSession : IDisposable
         .Option("--heads", "N", "attention heads, when the checkpoint's metadata does not say")
         .Option("--numerics", "LAYOUT", "numerics to follow: original or diffusers (default: the checkpoint's layout)")
         .Option("--device", "NAME", "where to run: " + Backends.Names, "cpu")
+        .Option("--dtype", "TYPE", "activation and weight storage type on the CUDA devices: f32, f16 or bf16 (math is f32)", "f32")
         .Option("--threads", "N", "CPU threads (0 = all cores)", "0");
 
     public static ModelSession Open(ParsedArgs args, string? weights = null, DitNumerics? numerics = null, int? heads = null, bool profile = false)
@@ -37,12 +39,13 @@ public sealed class ModelSession : IDisposable
                 _ => throw new UsageException($"--numerics '{n}': expected original or diffusers"),
             };
         string device = args.RequiredString("--device");
+        var dtype = args.Choice("--dtype", DTypes.ParseActivationType);
         int threads = args.Int("--threads", 0, 1024);
         var checkpoint = DitCheckpoint.Open(weights, heads, numerics);
         IOps? ops = null;
         try
         {
-            ops = Backends.Open(device, threads);
+            ops = Backends.Open(device, threads, dtype);
             if (profile)
                 ops = new ProfilingOps(ops);
             return new ModelSession(checkpoint, ops, DitModel.Load(checkpoint, ops));

@@ -215,7 +215,7 @@ public sealed class SamplingRun : IDisposable
     {
         while (!Finished)
             Step();
-        var result = _latent.ToArray<float>();
+        var result = _latent.ToFloatArray();
         int bad = Array.FindIndex(result, v => !float.IsFinite(v));
         if (bad >= 0)
             throw new NonFiniteResultException($"the sampling run produced a non-finite value ({result[bad]}) at latent element {bad}; " +
