@@ -12,8 +12,11 @@ namespace BlockDance.Cli.Commands;
 public sealed class BenchCommand : ICommand
 {
     public CommandSpec Spec { get; } = ModelSession.AddOptions(new CommandSpec("bench",
-            "Time the model: 'bench forward' runs the forward pass repeatedly and prints the median latency.",
-            "forward", "what to time (forward)"))
+            "Benchmarks. 'bench forward': the model's forward latency (median). 'bench kernels': every op on DiT-XL/2 shapes\n" +
+            "(CUDA events on a GPU; labelled as emulated on cuda-emu). 'bench ptxas': registers, shared memory and spills of\n" +
+            "every kernel from NVRTC for sm_80 and sm_90.",
+            "forward|kernels|ptxas", "what to measure"))
+        .Option("--out", "FILE", "kernels/ptxas: also write the table (Markdown) to this file")
         .Option("--batch", "B", "batch size (2 = one image with guidance)", "2")
         .Option("--latent-size", "N", "latent height and width (default: the model's input size)")
         .Option("--repeat", "N", "timed forwards", "10")
@@ -22,9 +25,18 @@ public sealed class BenchCommand : ICommand
 
     public int Run(ParsedArgs args, Console2 console)
     {
-        string what = args.Positionals.Count > 0 ? args.Positionals[0] : throw new UsageException("bench needs what to time: 'blockdance bench forward'");
-        if (what != "forward")
-            throw new UsageException($"unknown benchmark '{what}' (available: forward)");
+        string what = args.Positionals.Count > 0 ? args.Positionals[0] : throw new UsageException("bench needs what to measure: forward, kernels or ptxas");
+        switch (what)
+        {
+            case "forward":
+                break;
+            case "kernels":
+                return BenchKernels(args, console);
+            case "ptxas":
+                return BenchPtxas(args, console);
+            default:
+                throw new UsageException($"unknown benchmark '{what}' (available: forward, kernels, ptxas)");
+        }
         int batch = args.Int("--batch", 1, 4096);
         int repeat = args.Int("--repeat", 1, 100000);
         int warmup = args.Int("--warmup", 0, 100000);
@@ -82,5 +94,38 @@ public sealed class BenchCommand : ICommand
         }
         console.Out.WriteLine(string.Create(ci, $"median_ms={median:F3}"));
         return 0;
+    }
+
+    private static int BenchKernels(ParsedArgs args, Console2 console)
+    {
+        using var ops = Backends.Open(args.RequiredString("--device"), args.Int("--threads", 0, 1024), args.Choice("--dtype", DTypes.ParseActivationType));
+        string table = KernelBench.Run(ops, args.Int("--repeat", 1, 100000), console.Err);
+        Emit(args, console, "# Kernel benchmark\n\n" + table);
+        return 0;
+    }
+
+    private static int BenchPtxas(ParsedArgs args, Console2 console)
+    {
+        var nvrtc = Runtime.Cuda.NvrtcCompiler.TryLoad() ?? throw new NotSupportedException("NVRTC is not installed (Debian: libnvrtc11.2 from non-free; eng/install-deps.sh test)");
+        var sb = new System.Text.StringBuilder();
+        sb.AppendLine("# Kernel resources from ptxas\n");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"NVRTC {nvrtc.Version.Major}.{nvrtc.Version.Minor} ({nvrtc.LibraryPath}), `--ptxas-options=-v`, every kernel of src/Kernels/cuda. Regenerate: `./blockdance bench ptxas --out bench/results/kernels-ptxas.md`.\n");
+        sb.AppendLine("| kernel | arch | registers | static smem (B) | stack (B) | spill stores (B) | spill loads (B) |");
+        sb.AppendLine("|---|---|---|---|---|---|---|");
+        foreach (string arch in new[] { "sm_80", "sm_90" })
+            foreach (var e in Kernels.Cuda.PtxasReport.Collect(nvrtc, arch))
+                sb.AppendLine(CultureInfo.InvariantCulture, $"| {e.Kernel} | {e.Architecture} | {e.Registers} | {e.SharedBytes} | {e.StackBytes} | {e.SpillStoreBytes} | {e.SpillLoadBytes} |");
+        Emit(args, console, sb.ToString());
+        return 0;
+    }
+
+    private static void Emit(ParsedArgs args, Console2 console, string text)
+    {
+        console.Out.Write(text);
+        if (args.String("--out") is string path)
+        {
+            GenerateCommand.CreateParent(path);
+            Runtime.IO.AtomicFile.WriteText(path, w => w.Write(text));
+        }
     }
 }

@@ -111,6 +111,14 @@ public sealed unsafe class CudaDevice : Device
     public int MaxSharedMemoryPerBlockOptin { get; }
     public long TotalMemory { get; }
 
+    /// <summary>Peak DRAM bandwidth from the attributes: 2 (double data rate) × memory clock × bus width; 0 if unknown.</summary>
+    public double PeakMemoryBandwidthGBs =>
+        2.0 * Attribute(CudaDriverApi.AttrMemoryClockRate) * 1e3 * Attribute(CudaDriverApi.AttrGlobalMemoryBusWidth) / 8 / 1e9;
+
+    /// <summary>Peak fp32 FMA throughput: SMs × fp32 lanes per SM (64 on sm_80, 128 on sm_86 and newer) × 2 × clock; 0 if unknown.</summary>
+    public double PeakFp32Tflops =>
+        MultiprocessorCount * (ComputeCapability == (8, 0) ? 64 : 128) * 2.0 * Attribute(CudaDriverApi.AttrClockRate) * 1e3 / 1e12;
+
     /// <summary>The stream every operation of this device is queued on (CUstream).</summary>
     public nint Stream => _stream;
 
