@@ -73,18 +73,21 @@ def forward(args):
     for preset in args.presets:
         w = checkpoint(preset)
         common = ["bench", "forward", "--weights", w, "--threads", str(args.threads), "--repeat", str(args.repeat)]
-        ours, theirs = [], []
+        ours, fast, naive = [], [], []
+        torch_cmd = [PY, "tools/bench_torch_forward.py", "--weights", w, "--threads", str(args.threads), "--repeat", str(args.repeat)]
         for _ in range(args.rounds):
             ours.append(median_ms(blockdance(*common)))
-            theirs.append(median_ms(run([PY, "tools/bench_torch_forward.py", "--weights", w, "--threads", str(args.threads), "--repeat", str(args.repeat)])))
+            fast.append(median_ms(run(torch_cmd + ["--impl", "fast"])))
+            naive.append(median_ms(run(torch_cmd + ["--impl", "reference"])))
         prof = blockdance(*common, "--profile")
         share = float(re.search(r"gemm_share=([0-9.]+)", prof).group(1))
         eff = float(re.search(r"sgemm_efficiency=([0-9.]+)", prof).group(1))
-        o, t = statistics.median(ours), statistics.median(theirs)
-        rows.append(f"| DiT-{preset} | {o:.1f} | {t:.1f} | {o / t:.3f} | {share:.1%} | {eff:.1%} |")
+        o, t, n = statistics.median(ours), statistics.median(fast), statistics.median(naive)
+        rows.append(f"| DiT-{preset} | {o:.1f} | {t:.1f} | {o / t:.3f} | {n:.1f} | {share:.1%} | {eff:.1%} |")
         print(rows[-1], flush=True)
         details.append(f"<details><summary>DiT-{preset}: every round and the op profile</summary>\n\n"
-                       f"ours: {', '.join(f'{v:.1f}' for v in ours)}; PyTorch: {', '.join(f'{v:.1f}' for v in theirs)}\n\n"
+                       f"ours: {', '.join(f'{v:.1f}' for v in ours)}; PyTorch fast: {', '.join(f'{v:.1f}' for v in fast)}; "
+                       f"PyTorch reference: {', '.join(f'{v:.1f}' for v in naive)}\n\n"
                        f"```\n{prof.strip()}\n```\n</details>\n")
     head = ["# CPU forward latency: BlockDance CPU device vs Debian's PyTorch\n",
             f"Machine: {machine()}\n",

@@ -33,6 +33,8 @@ def main(argv=None):
     ap.add_argument("--num-heads", type=int, help="needed when the file's metadata lacks num_heads")
     ap.add_argument("--numerics", choices=ref.LAYOUTS, help="default: the checkpoint's layout")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--impl", choices=["reference", "fast"], default="reference",
+                    help="reference: dit_reference.py's op-by-op forward; fast: tools/torch_fast_dit.py (torch's fused built-ins)")
     args = ap.parse_args(argv)
     if args.repeat < 1 or args.batch < 1 or args.warmup < 0:
         ap.error("--repeat and --batch must be >= 1, --warmup >= 0")
@@ -42,6 +44,10 @@ def main(argv=None):
     model = ref.load_dit(args.weights, num_heads=args.num_heads, numerics=args.numerics,
                          allow_pos_embed_recompute=True)
     load_s = time.perf_counter() - t0
+    forward = model.forward
+    if args.impl == "fast":
+        import torch_fast_dit  # noqa: E402
+        forward = torch_fast_dit.FastDiT(model).forward
     cfg = model.cfg
     size = args.input_size or cfg.input_size or 32
     g = torch.Generator().manual_seed(args.seed)
@@ -51,13 +57,13 @@ def main(argv=None):
     tokens = (size // cfg.patch_size) ** 2
     print(f"weights={args.weights} layout={model.layout} numerics={model.numerics_name} depth={cfg.depth} "
           f"hidden={cfg.hidden_size} heads={cfg.num_heads} patch={cfg.patch_size} input={size} tokens={tokens} "
-          f"batch={args.batch} threads={torch.get_num_threads()} torch={torch.__version__} load_s={load_s:.2f}")
+          f"batch={args.batch} impl={args.impl} threads={torch.get_num_threads()} torch={torch.__version__} load_s={load_s:.2f}")
 
     times = []
     with torch.inference_mode():
         for i in range(args.warmup + args.repeat):
             s = time.perf_counter()
-            out = model.forward(x, t, y)
+            out = forward(x, t, y)
             ms = (time.perf_counter() - s) * 1e3
             if i >= args.warmup:
                 times.append(ms)

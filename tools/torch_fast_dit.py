@@ -1,0 +1,82 @@
+#!/usr/bin/python3
+"""The DiT forward of tools/dit_reference.py written the way a PyTorch user would for speed: torch's fused built-ins
+(F.linear, F.layer_norm, F.gelu(approximate="tanh"), F.silu, torch.baddbmm/bmm attention, softmax) on the same fp32
+weights, original-layout numerics. It is the fair PyTorch side of the CPU latency benchmark; `check` proves it
+computes the same function as the reference (the reference is written op by op for clarity, not speed).
+
+    /usr/bin/python3 tools/torch_fast_dit.py check --weights W [--batch 2]
+"""
+import argparse
+import math
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(__file__))
+import dit_reference as ref  # noqa: E402
+
+
+class FastDiT:
+    def __init__(self, model: ref.DiT):
+        if model.layout != "original" or model.numerics_name != "original":
+            raise ValueError("the fast forward is written for original-layout checkpoints with original numerics")
+        self.m = model
+        self.cfg = model.cfg
+
+    @torch.inference_mode()
+    def forward(self, x, t, y):
+        m, cfg = self.m, self.cfg
+        B, C, H, W = x.shape
+        p, D, heads = cfg.patch_size, cfg.hidden_size, cfg.num_heads
+        gh, gw = H // p, W // p
+        h = F.linear(ref.patchify(x, p), m.patch_w, m.w[m._name("xb")]) + m.pos_embed(gh, gw)[None]
+        e = m.emb[0]
+        f = ref.timestep_embedding(t, 0)
+        c = F.linear(F.silu(F.linear(f, e["w1"], e["b1"])), e["w2"], e["b2"]) + e["table"][y]
+        sc = F.silu(c)
+        dh = D // heads
+        T = gh * gw
+        for i in range(cfg.depth):
+            bw = m.blocks[i]
+            mod = F.linear(sc, bw["ada_w"], bw["ada_b"]).unsqueeze(1)
+            shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.chunk(6, dim=2)
+            a = torch.addcmul(shift_msa, F.layer_norm(h, (D,), eps=1e-6), 1 + scale_msa)
+            qkv = F.linear(a, bw["qkv_w"], bw["qkv_b"]).reshape(B, T, 3, heads, dh).permute(2, 0, 3, 1, 4)
+            q, k, v = (z.reshape(B * heads, T, dh) for z in qkv)
+            s = torch.baddbmm(torch.empty(B * heads, T, T), q, k.transpose(1, 2), beta=0, alpha=dh ** -0.5)
+            o = torch.bmm(torch.softmax(s, dim=-1), v).reshape(B, heads, T, dh).transpose(1, 2).reshape(B, T, D)
+            h = torch.addcmul(h, gate_msa, F.linear(o, bw["proj_w"], bw["proj_b"]))
+            a = torch.addcmul(shift_mlp, F.layer_norm(h, (D,), eps=1e-6), 1 + scale_mlp)
+            a = F.linear(F.gelu(F.linear(a, bw["fc1_w"], bw["fc1_b"]), approximate="tanh"), bw["fc2_w"], bw["fc2_b"])
+            h = torch.addcmul(h, gate_mlp, a)
+        ada_w, ada_b, lin_w, lin_b = m.final_weights()
+        shift, scale = F.linear(sc, ada_w, ada_b).unsqueeze(1).chunk(2, dim=2)
+        h = F.linear(torch.addcmul(shift, F.layer_norm(h, (D,), eps=1e-6), 1 + scale), lin_w, lin_b)
+        return ref.unpatchify(h, p, cfg.out_channels, gh, gw)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("what", choices=["check"])
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--batch", type=int, default=2)
+    args = ap.parse_args()
+    model = ref.load_dit(args.weights, allow_pos_embed_recompute=True)
+    fast = FastDiT(model)
+    g = torch.Generator().manual_seed(0)
+    size = model.cfg.input_size or 32
+    x = torch.randn((args.batch, model.cfg.in_channels, size, size), generator=g)
+    t = torch.tensor([999.0, 3.0][: args.batch] + [500.0] * max(0, args.batch - 2))
+    y = torch.arange(args.batch) % (model.cfg.num_classes + 1)
+    with torch.inference_mode():
+        a = model.forward(x, t, y)
+        b = fast.forward(x, t, y)
+    rel = ((a - b).abs().max() / a.abs().max()).item()
+    print(f"max relative difference fast vs reference: {rel:.3e}")
+    return 0 if rel < 1e-4 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
