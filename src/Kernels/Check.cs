@@ -59,4 +59,99 @@ internal static class Check
             throw new ArgumentException($"{op}: noise {noise.ShapeString} does not match x {x.ShapeString}");
         return (n, c, h * w);
     }
+
+    // ---- The shape contract of each op (IOps documents them); every backend calls these, so they agree. ----------
+
+    /// <summary>y[M,N] = x[M,K]·w[N,K]ᵀ (+ b[N]); returns (M, N, K).</summary>
+    public static (int M, int N, int K) Linear(Tensor x, Tensor w, Tensor? b, Tensor y)
+    {
+        Rank(w, 2, "w");
+        int n = w.Dim(0), k = w.Dim(1);
+        if (k == 0 || x.Dim(-1) != k || x.Count % k != 0)
+            throw new ArgumentException($"Linear: x {x.ShapeString} does not end in K = {k} of w {w.ShapeString}");
+        long m = x.Count / k;
+        if (m > int.MaxValue)
+            throw new ArgumentException($"Linear: x {x.ShapeString} has more than 2^31 − 1 rows");
+        if (y.Count != m * n || y.Dim(-1) != n)
+            throw new ArgumentException($"Linear: y {y.ShapeString} is not [{m}, {n}] for x {x.ShapeString}, w {w.ShapeString}");
+        if (b is not null && b.Count != n)
+            throw new ArgumentException($"Linear: bias {b.ShapeString} does not have N = {n} elements");
+        return ((int)m, n, k);
+    }
+
+    /// <summary>qkv [B, T, 3D] → y [B, T, D] with D divisible by the heads; returns (B, T, D, Dh).</summary>
+    public static (int B, int T, int D, int Dh) Attention(Tensor qkv, int heads, Tensor y)
+    {
+        var (batch, tokens, d3) = Btd(qkv, "Attention");
+        if (d3 % 3 != 0 || heads <= 0 || d3 / 3 % heads != 0)
+            throw new ArgumentException($"Attention: qkv {qkv.ShapeString} is not [B, T, 3·D] with D divisible by {heads} heads");
+        int d = d3 / 3;
+        if (!y.HasShape(batch, tokens, d))
+            throw new ArgumentException($"Attention: y {y.ShapeString} should be [{batch}, {tokens}, {d}]");
+        return (batch, tokens, d, d / heads);
+    }
+
+    /// <summary>The geometry shared by patchify and unpatchify: image [B, C, H, W] and tokens [B, T, perToken].</summary>
+    public readonly record struct PatchGeometry(int Batch, int Channels, int Height, int Width, int Patch, int GridWidth, int Tokens, int PerToken);
+
+    /// <summary>image [B, C, H, W] → cols [B, T, C·p·p].</summary>
+    public static PatchGeometry Patchify(Tensor image, int patch, Tensor cols) => Patches(image, patch, cols, "Patchify", "cols");
+
+    /// <summary>x [B, T, p·p·C] → image [B, C, H, W].</summary>
+    public static PatchGeometry Unpatchify(Tensor x, int patch, Tensor image) => Patches(image, patch, x, "Unpatchify", "x");
+
+    private static PatchGeometry Patches(Tensor image, int patch, Tensor tokens, string op, string name)
+    {
+        Rank(image, 4, "image");
+        int batch = image.Dim(0), c = image.Dim(1), h = image.Dim(2), w = image.Dim(3);
+        Patch(h, w, patch, op);
+        int gw = w / patch, t = h / patch * gw, k = c * patch * patch;
+        if (!tokens.HasShape(batch, t, k))
+            throw new ArgumentException($"{op}: {name} {tokens.ShapeString} should be [{batch}, {t}, {k}] for image {image.ShapeString}");
+        return new PatchGeometry(batch, c, h, w, patch, gw, t, k);
+    }
+
+    /// <summary>x [B, T, D] += pos [T, D]; returns (B, T, D).</summary>
+    public static (int B, int T, int D) PositionEmbedding(Tensor x, Tensor pos)
+    {
+        var btd = Btd(x, "AddPositionEmbedding");
+        if (pos.Count != (long)btd.T * btd.D)
+            throw new ArgumentException($"AddPositionEmbedding: pos {pos.ShapeString} is not [{btd.T}, {btd.D}]");
+        return btd;
+    }
+
+    /// <summary>t [B] F32 → y [B, dim], dim even and half − shift positive; returns (B, half).</summary>
+    public static (int B, int Half) TimestepEmbedding(Tensor t, int frequencyShift, Tensor y)
+    {
+        Type(DType.F32, t);
+        Rank(y, 2, "y");
+        int batch = y.Dim(0), dim = y.Dim(1);
+        if (t.Count != batch || dim % 2 != 0 || dim / 2 - frequencyShift <= 0)
+            throw new ArgumentException($"TimestepEmbedding: t {t.ShapeString}, y {y.ShapeString} (dim must be even), shift {frequencyShift}");
+        return (batch, dim / 2);
+    }
+
+    /// <summary>table [V, D], ids [B] I32 → y [B, D]; returns (V, D, B).</summary>
+    public static (int V, int D, int B) EmbeddingLookup(Tensor table, Tensor ids, Tensor y)
+    {
+        Rank(table, 2, "table");
+        if (ids.DType != DType.I32)
+            throw new ArgumentException($"EmbeddingLookup: ids must be I32, not {ids.DType}");
+        int vocab = table.Dim(0), d = table.Dim(1), batch = checked((int)ids.Count);
+        if (!y.HasShape(batch, d))
+            throw new ArgumentException($"EmbeddingLookup: y {y.ShapeString} should be [{batch}, {d}]");
+        return (vocab, d, batch);
+    }
+
+    /// <summary>output [2n, C, H, W] → y [n, C, H, W], 0 ≤ guided ≤ C; returns (n, C, H·W).</summary>
+    public static (int N, int C, int Plane) GuidanceCombine(Tensor output, int guidedChannels, Tensor y)
+    {
+        Rank(output, 4, "output");
+        int n2 = output.Dim(0), c = output.Dim(1), n = n2 / 2;
+        if (n2 % 2 != 0 || !y.HasShape(n, c, output.Dim(2), output.Dim(3)))
+            throw new ArgumentException($"GuidanceCombine: output {output.ShapeString} must be [2n, C, H, W] and y {y.ShapeString} [n, C, H, W]");
+        if (guidedChannels < 0 || guidedChannels > c)
+            throw new ArgumentException($"GuidanceCombine: {guidedChannels} guided channels of {c}");
+        return (n, c, output.Dim(2) * output.Dim(3));
+    }
 }

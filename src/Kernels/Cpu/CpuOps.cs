@@ -39,20 +39,10 @@ public sealed unsafe partial class CpuOps : IOps
 
     public void Linear(Tensor x, Tensor w, Tensor? b, Tensor y, Activation act = Activation.None)
     {
-        int n = w.Dim(0), k = w.Dim(1);
         Check.F32(x, w, y);
-        Check.Rank(w, 2, "w");
-        if (x.Dim(-1) != k || x.Count % k != 0)
-            throw new ArgumentException($"Linear: x {x.ShapeString} does not end in K = {k} of w {w.ShapeString}");
-        int m = (int)(x.Count / k);
-        if (y.Count != (long)m * n || y.Dim(-1) != n)
-            throw new ArgumentException($"Linear: y {y.ShapeString} is not [{m}, {n}] for x {x.ShapeString}, w {w.ShapeString}");
         if (b is not null)
-        {
             Check.F32(b);
-            if (b.Count != n)
-                throw new ArgumentException($"Linear: bias {b.ShapeString} does not have N = {n} elements");
-        }
+        var (m, n, k) = Check.Linear(x, w, b, y);
         OpenBlas.cblas_sgemm(OpenBlas.RowMajor, OpenBlas.NoTrans, OpenBlas.Trans, m, n, k,
             1f, F(x), k, F(w), k, 0f, F(y), n);
         if (b is null && act == Activation.None)
@@ -186,12 +176,7 @@ public sealed unsafe partial class CpuOps : IOps
     public void Attention(Tensor qkv, int heads, Tensor y)
     {
         Check.F32(qkv, y);
-        var (batch, tokens, d3) = Check.Btd(qkv, "Attention");
-        if (d3 % 3 != 0 || heads <= 0 || d3 / 3 % heads != 0)
-            throw new ArgumentException($"Attention: qkv {qkv.ShapeString} is not [B, T, 3·D] with D divisible by {heads} heads");
-        int d = d3 / 3, dh = d / heads;
-        if (!y.HasShape(batch, tokens, d))
-            throw new ArgumentException($"Attention: y {y.ShapeString} should be [{batch}, {tokens}, {d}]");
+        var (batch, tokens, d, dh) = Check.Attention(qkv, heads, y);
         // Keys transposed per (batch, head), [B·H, Dh, T]: the only scratch, the size of K itself.
         EnsureScratch((long)batch * d * tokens);
         var transpose = new CpuAttention.TransposeKeysJob { Qkv = F(qkv), Kt = _scratch, T = tokens, D = d, Dh = dh, Heads = heads };
@@ -247,12 +232,7 @@ public sealed unsafe partial class CpuOps : IOps
     public void Patchify(Tensor image, int patch, Tensor cols)
     {
         Check.F32(image, cols);
-        Check.Rank(image, 4, "image");
-        int batch = image.Dim(0), c = image.Dim(1), h = image.Dim(2), w = image.Dim(3);
-        Check.Patch(h, w, patch, "Patchify");
-        int gw = w / patch, tokens = h / patch * gw, k = c * patch * patch;
-        if (!cols.HasShape(batch, tokens, k))
-            throw new ArgumentException($"Patchify: cols {cols.ShapeString} should be [{batch}, {tokens}, {k}]");
+        var (batch, c, h, w, _, gw, tokens, k) = Check.Patchify(image, patch, cols);
         float* src = F(image), dst = F(cols);
         for (int b = 0; b < batch; b++)
             for (int t = 0; t < tokens; t++)
@@ -272,9 +252,7 @@ public sealed unsafe partial class CpuOps : IOps
     public void AddPositionEmbedding(Tensor x, Tensor pos)
     {
         Check.F32(x, pos);
-        var (batch, tokens, d) = Check.Btd(x, "AddPositionEmbedding");
-        if (pos.Count != (long)tokens * d)
-            throw new ArgumentException($"AddPositionEmbedding: pos {pos.ShapeString} is not [{tokens}, {d}]");
+        var (batch, tokens, d) = Check.PositionEmbedding(x, pos);
         var p = pos.AsSpan<float>();
         for (int b = 0; b < batch; b++)
         {
@@ -286,12 +264,7 @@ public sealed unsafe partial class CpuOps : IOps
     public void Unpatchify(Tensor x, int patch, Tensor image)
     {
         Check.F32(x, image);
-        Check.Rank(image, 4, "image");
-        int batch = image.Dim(0), c = image.Dim(1), h = image.Dim(2), w = image.Dim(3);
-        Check.Patch(h, w, patch, "Unpatchify");
-        int gw = w / patch, tokens = h / patch * gw, k = patch * patch * c;
-        if (!x.HasShape(batch, tokens, k))
-            throw new ArgumentException($"Unpatchify: x {x.ShapeString} should be [{batch}, {tokens}, {k}] for image {image.ShapeString}");
+        var (batch, c, h, w, _, gw, tokens, k) = Check.Unpatchify(x, patch, image);
         float* src = F(x), dst = F(image);
         for (int b = 0; b < batch; b++)
             for (int t = 0; t < tokens; t++)
@@ -308,10 +281,8 @@ public sealed unsafe partial class CpuOps : IOps
     public void TimestepEmbedding(Tensor t, int frequencyShift, Tensor y)
     {
         Check.F32(t, y);
-        Check.Rank(y, 2, "y");
-        int batch = y.Dim(0), dim = y.Dim(1), half = dim / 2;
-        if (t.Count != batch || dim % 2 != 0 || half - frequencyShift <= 0)
-            throw new ArgumentException($"TimestepEmbedding: t {t.ShapeString}, y {y.ShapeString} (dim must be even), shift {frequencyShift}");
+        var (batch, half) = Check.TimestepEmbedding(t, frequencyShift, y);
+        int dim = 2 * half;
         float* ts = F(t), o = F(y);
         for (int b = 0; b < batch; b++)
             for (int i = 0; i < half; i++)
@@ -336,12 +307,7 @@ public sealed unsafe partial class CpuOps : IOps
     public void EmbeddingLookup(Tensor table, Tensor ids, Tensor y)
     {
         Check.F32(table, y);
-        Check.Rank(table, 2, "table");
-        if (ids.DType != DType.I32)
-            throw new ArgumentException($"EmbeddingLookup: ids must be I32, not {ids.DType}");
-        int vocab = table.Dim(0), d = table.Dim(1), batch = (int)ids.Count;
-        if (!y.HasShape(batch, d))
-            throw new ArgumentException($"EmbeddingLookup: y {y.ShapeString} should be [{batch}, {d}]");
+        var (vocab, d, batch) = Check.EmbeddingLookup(table, ids, y);
         var idSpan = ids.AsSpan<int>();
         for (int b = 0; b < batch; b++)
         {
@@ -358,12 +324,7 @@ public sealed unsafe partial class CpuOps : IOps
     public void GuidanceCombine(Tensor output, int guidedChannels, float scale, Tensor y)
     {
         Check.F32(output, y);
-        Check.Rank(output, 4, "output");
-        int n2 = output.Dim(0), c = output.Dim(1), plane = output.Dim(2) * output.Dim(3), n = n2 / 2;
-        if (n2 % 2 != 0 || !y.HasShape(n, c, output.Dim(2), output.Dim(3)))
-            throw new ArgumentException($"GuidanceCombine: output {output.ShapeString} must be [2n, C, H, W] and y {y.ShapeString} [n, C, H, W]");
-        if (guidedChannels < 0 || guidedChannels > c)
-            throw new ArgumentException($"GuidanceCombine: {guidedChannels} guided channels of {c}");
+        var (n, c, plane) = Check.GuidanceCombine(output, guidedChannels, y);
         float* o = F(output), r = F(y);
         long itemSize = (long)c * plane;
         for (int i = 0; i < n; i++)

@@ -213,25 +213,15 @@ internal sealed unsafe class CudaKernels
     public void Patchify(Tensor image, int patch, Tensor cols)
     {
         Activations("Patchify", image, cols);
-        Check.Rank(image, 4, "image");
-        int batch = image.Dim(0), c = image.Dim(1), h = image.Dim(2), w = image.Dim(3);
-        Check.Patch(h, w, patch, "Patchify");
-        int tokens = h / patch * (w / patch), k = c * patch * patch;
-        if (!cols.HasShape(batch, tokens, k))
-            throw new ArgumentException($"Patchify: cols {cols.ShapeString} should be [{batch}, {tokens}, {k}]");
-        LaunchPatch(Kernel.Patchify, image.Address, cols.Address, c, h, w, patch, Total(image.Count, "Patchify"));
+        var g = Check.Patchify(image, patch, cols);
+        LaunchPatch(Kernel.Patchify, image.Address, cols.Address, g.Channels, g.Height, g.Width, patch, Total(image.Count, "Patchify"));
     }
 
     public void Unpatchify(Tensor x, int patch, Tensor image)
     {
         Activations("Unpatchify", x, image);
-        Check.Rank(image, 4, "image");
-        int batch = image.Dim(0), c = image.Dim(1), h = image.Dim(2), w = image.Dim(3);
-        Check.Patch(h, w, patch, "Unpatchify");
-        int tokens = h / patch * (w / patch), k = patch * patch * c;
-        if (!x.HasShape(batch, tokens, k))
-            throw new ArgumentException($"Unpatchify: x {x.ShapeString} should be [{batch}, {tokens}, {k}] for image {image.ShapeString}");
-        LaunchPatch(Kernel.Unpatchify, x.Address, image.Address, c, h, w, patch, Total(image.Count, "Unpatchify"));
+        var g = Check.Unpatchify(x, patch, image);
+        LaunchPatch(Kernel.Unpatchify, x.Address, image.Address, g.Channels, g.Height, g.Width, patch, Total(image.Count, "Unpatchify"));
     }
 
     // patchify and unpatchify share their parameter list and configuration (one thread per output element).
@@ -259,9 +249,7 @@ internal sealed unsafe class CudaKernels
     public void AddPositionEmbedding(Tensor x, Tensor pos)
     {
         Activations("AddPositionEmbedding", x, pos);
-        var (_, tokens, d) = Check.Btd(x, "AddPositionEmbedding");
-        if (pos.Count != (long)tokens * d)
-            throw new ArgumentException($"AddPositionEmbedding: pos {pos.ShapeString} is not [{tokens}, {d}]");
+        var (_, tokens, d) = Check.PositionEmbedding(x, pos);
         int total = Total(x.Count, "AddPositionEmbedding");
         if (total == 0)
             return;
@@ -280,12 +268,8 @@ internal sealed unsafe class CudaKernels
     public void TimestepEmbedding(Tensor t, int frequencyShift, Tensor y)
     {
         OnDevice("TimestepEmbedding", t);
-        Check.F32(t);
         Activations("TimestepEmbedding", y);
-        Check.Rank(y, 2, "y");
-        int batch = y.Dim(0), dim = y.Dim(1), half = dim / 2;
-        if (t.Count != batch || dim % 2 != 0 || half - frequencyShift <= 0)
-            throw new ArgumentException($"TimestepEmbedding: t {t.ShapeString}, y {y.ShapeString} (dim must be even), shift {frequencyShift}");
+        var (batch, half) = Check.TimestepEmbedding(t, frequencyShift, y);
         int total = Total((long)batch * half, "TimestepEmbedding");   // one thread per (b, i): cos and sin
         if (total == 0)
             return;
@@ -307,12 +291,7 @@ internal sealed unsafe class CudaKernels
     {
         Activations("EmbeddingLookup", table, y);
         OnDevice("EmbeddingLookup", ids);
-        Check.Rank(table, 2, "table");
-        if (ids.DType != DType.I32)
-            throw new ArgumentException($"EmbeddingLookup: ids must be I32, not {ids.DType}");
-        int vocab = table.Dim(0), d = table.Dim(1), batch = (int)ids.Count;
-        if (!y.HasShape(batch, d))
-            throw new ArgumentException($"EmbeddingLookup: y {y.ShapeString} should be [{batch}, {d}]");
+        var (vocab, d, _) = Check.EmbeddingLookup(table, ids, y);
         Total(table.Count, "EmbeddingLookup");
         int total = Total(y.Count, "EmbeddingLookup");
         if (total == 0)
@@ -336,12 +315,7 @@ internal sealed unsafe class CudaKernels
     public void GuidanceCombine(Tensor output, int guidedChannels, float scale, Tensor y)
     {
         Activations("GuidanceCombine", output, y);
-        Check.Rank(output, 4, "output");
-        int n2 = output.Dim(0), c = output.Dim(1), n = n2 / 2;
-        if (n2 % 2 != 0 || !y.HasShape(n, c, output.Dim(2), output.Dim(3)))
-            throw new ArgumentException($"GuidanceCombine: output {output.ShapeString} must be [2n, C, H, W] and y {y.ShapeString} [n, C, H, W]");
-        if (guidedChannels < 0 || guidedChannels > c)
-            throw new ArgumentException($"GuidanceCombine: {guidedChannels} guided channels of {c}");
+        var (n, c, _) = Check.GuidanceCombine(output, guidedChannels, y);
         Total(output.Count, "GuidanceCombine");
         int total = (int)y.Count;
         if (total == 0)

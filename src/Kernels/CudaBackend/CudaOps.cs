@@ -80,22 +80,9 @@ public sealed unsafe class CudaOps : IOps
     public void Linear(Tensor x, Tensor w, Tensor? b, Tensor y, Activation act = Activation.None)
     {
         _kernels.Activations("Linear", x, w, y);
-        Check.Rank(w, 2, "w");
-        int n = w.Dim(0), k = w.Dim(1);
-        if (x.Rank < 1 || x.Dim(-1) != k || k == 0 || x.Count % k != 0)
-            throw new ArgumentException($"Linear: x {x.ShapeString} does not end in K = {k} of w {w.ShapeString}");
-        long mLong = x.Count / k;
-        if (mLong > int.MaxValue)
-            throw new ArgumentException($"Linear: x {x.ShapeString} has more than 2^31 − 1 rows");
-        int m = (int)mLong;
-        if (y.Count != (long)m * n || y.Dim(-1) != n)
-            throw new ArgumentException($"Linear: y {y.ShapeString} is not [{m}, {n}] for x {x.ShapeString}, w {w.ShapeString}");
         if (b is not null)
-        {
             _kernels.Activations("Linear", b);
-            if (b.Count != n)
-                throw new ArgumentException($"Linear: bias {b.ShapeString} does not have N = {n} elements");
-        }
+        var (m, n, k) = Check.Linear(x, w, b, y);
         if (m == 0 || n == 0)
             return;
         if (b is null && act == Activation.None)
@@ -162,12 +149,7 @@ public sealed unsafe class CudaOps : IOps
     public void Attention(Tensor qkv, int heads, Tensor y)
     {
         _kernels.Activations("Attention", qkv, y);
-        var (batch, tokens, d3) = Check.Btd(qkv, "Attention");
-        if (d3 % 3 != 0 || heads <= 0 || d3 / 3 % heads != 0)
-            throw new ArgumentException($"Attention: qkv {qkv.ShapeString} is not [B, T, 3·D] with D divisible by {heads} heads");
-        int d = d3 / 3, dh = d / heads;
-        if (!y.HasShape(batch, tokens, d))
-            throw new ArgumentException($"Attention: y {y.ShapeString} should be [{batch}, {tokens}, {d}]");
+        var (batch, tokens, d, dh) = Check.Attention(qkv, heads, y);
         if (batch == 0 || tokens == 0 || d == 0)
             return;
         long scoresCount = (long)heads * tokens * tokens;
@@ -185,7 +167,7 @@ public sealed unsafe class CudaOps : IOps
         // or the workspace, whose sizes were checked (qkv [B, T, 3D], y [B, T, D]) or allocated (H·T² scores) above.
         for (int b = 0; b < batch; b++)
         {
-            nint q = qkv.Address + (nint)((long)b * tokens * d3 * elem);
+            nint q = qkv.Address + (nint)((long)b * tokens * 3 * d * elem);
             nint k = q + (nint)((long)d * elem), v = q + (nint)(2L * d * elem);
             nint o = y.Address + (nint)((long)b * tokens * d * elem);
             _device.MakeCurrent();
