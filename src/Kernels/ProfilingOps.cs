@@ -13,6 +13,7 @@ public sealed class ProfilingOps(IOps inner) : IOps
     private readonly Dictionary<string, (double Ms, long Calls)> _totals = [];
     private readonly List<(int M, int N, int K)> _gemms = [];
 
+    public IOps Inner => inner;
     public Device Device => inner.Device;
     public DType ActivationType => inner.ActivationType;
 

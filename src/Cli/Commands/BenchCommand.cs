@@ -70,7 +70,7 @@ public sealed class BenchCommand : ICommand
         var macs = new Dit.MacCount(c, c.Tokens(size, size)).Forward * batch;
         var ci = CultureInfo.InvariantCulture;
         console.Out.WriteLine(string.Create(ci, $"model {c}; batch {batch}, latent {size}×{size}, device {ops.Device.Name}, threads {Kernels.Cpu.CpuOps.Threads}"));
-        console.Out.WriteLine(string.Create(ci, $"activation_bytes={a.Bytes} weights_resident_copies_bytes={s.Model.OwnedBytes}"));
+        console.Out.WriteLine(string.Create(ci, $"activation_bytes={a.Bytes} scratch_bytes={(Unwrap(ops) as Kernels.Cpu.CpuOps)?.ScratchBytes ?? 0} weights_resident_copies_bytes={s.Model.OwnedBytes}"));
         console.Out.WriteLine(string.Create(ci, $"forward: min {times[0]:F2} ms, median {median:F2} ms, max {times[^1]:F2} ms over {repeat} runs; {macs / 1e9:F2} GMAC → {macs * 2 / median / 1e6:F1} GFLOP/s"));
         if (profiler is not null)
         {
@@ -118,6 +118,8 @@ public sealed class BenchCommand : ICommand
         Emit(args, console, sb.ToString());
         return 0;
     }
+
+    private static IOps Unwrap(IOps ops) => ops is ProfilingOps p ? p.Inner : ops;
 
     private static void Emit(ParsedArgs args, Console2 console, string text)
     {

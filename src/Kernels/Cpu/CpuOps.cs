@@ -31,6 +31,9 @@ public sealed unsafe partial class CpuOps : IOps
     public Device Device => CpuDevice.Instance;
     public DType ActivationType => DType.F32;
 
+    /// <summary>Bytes of the attention scratch (the keys transposed), the only memory the ops hold besides their tensors.</summary>
+    public long ScratchBytes => _scratchFloats * sizeof(float);
+
     /// <summary>Threads the managed loops use.</summary>
     public static int Threads => CpuParallel.ThreadCount;
 
