@@ -2,6 +2,7 @@ using BlockDance.Cli.Commands;
 using BlockDance.Dit;
 using BlockDance.Dit.Caching;
 using BlockDance.Dit.Pipeline;
+using BlockDance.Runtime.Cuda;
 using BlockDance.Runtime.Safetensors;
 
 namespace BlockDance.Cli;
@@ -91,7 +92,8 @@ public static class Program
 
     private static bool IsExpected(Exception e) => e is SafetensorsException or CheckpointException or PlanException
         or NonFiniteResultException or IOException or UnauthorizedAccessException or ArgumentException
-        or DllNotFoundException or NotSupportedException or InvalidDataException or Runtime.Cuda.CudaUnavailableException;
+        or DllNotFoundException or EntryPointNotFoundException or NotSupportedException or InvalidDataException
+        or CudaException or CublasException or NvrtcException or Runtime.Cuda.CudaUnavailableException;
 
     private static string Usage()
     {

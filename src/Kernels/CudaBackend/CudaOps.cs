@@ -25,6 +25,7 @@ public sealed unsafe class CudaOps : IOps
     private readonly CudaDevice _device;
     private readonly bool _ownsDevice;
     private readonly KernelModules _modules;
+    private readonly bool _ownsModules;
     private readonly CudaKernels _kernels;
     private readonly int _cublasType;
     private Tensor? _workspace;
@@ -45,6 +46,7 @@ public sealed unsafe class CudaOps : IOps
         _ownsDevice = ownsDevice;
         ActivationType = activationType;
         _cublasType = CublasApi.DataType(activationType);
+        _ownsModules = modules is null;
         _modules = modules ?? new KernelModules(device);
         _kernels = new CudaKernels(device, _modules, activationType);
     }
@@ -236,13 +238,16 @@ public sealed unsafe class CudaOps : IOps
         if (_disposed)
             return;
         _disposed = true;
+        // Release everything even after a device fault: a failing wait must not keep the rest alive, nor replace
+        // the exception that brought us here (Dispose does not throw; failures are traced by the device).
         if (_workspace is not null)
         {
-            _device.Synchronize();
+            _device.TryRelease(() => _device.Synchronize(), "cuStreamSynchronize (before freeing the workspace)");
             _workspace.Dispose();
             _workspace = null;
         }
-        _modules.Dispose();
+        if (_ownsModules)
+            _modules.Dispose();
         if (_ownsDevice)
             _device.Dispose();
     }

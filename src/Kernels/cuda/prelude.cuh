@@ -84,9 +84,10 @@ template <> __device__ __forceinline__ float from_float<float>(float x) { return
 
 template <> __device__ __forceinline__ bf16 from_float<bf16>(float x) {
     bf16 r;
-#if defined(__CUDA_ARCH__)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r.bits) : "f"(x)); // sm_80+
 #else
+    // The CPU, and GPUs before sm_80 (no bf16 cvt): the same rounding in integer arithmetic.
     unsigned u = __float_as_uint(x);
     if ((u & 0x7fffffffu) > 0x7f800000u) {
         r.bits = 0x7fffu; // canonical NaN

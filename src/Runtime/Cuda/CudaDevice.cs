@@ -49,16 +49,24 @@ public sealed unsafe class CudaDevice : Device
         nint context = 0;
         Check(api.cuDevicePrimaryCtxRetain(&context, device));
         _context = context;
-        MakeCurrent();
-        nint stream = 0;
-        Check(api.cuStreamCreate(&stream, CudaDriverApi.StreamNonBlocking));
-        _stream = stream;
-        nint handle = 0;
-        CheckBlas(blas.cublasCreate(&handle));
-        _cublas = handle;
-        CheckBlas(blas.cublasSetStream(_cublas, _stream));
-        // fp32 GEMMs stay fp32: no TF32 (PyTorch parity; DiT's README notes its FID numbers used TF32 off).
-        CheckBlas(blas.cublasSetMathMode(_cublas, CublasApi.DefaultMath));
+        try
+        {
+            MakeCurrent();
+            nint stream = 0;
+            Check(api.cuStreamCreate(&stream, CudaDriverApi.StreamNonBlocking));
+            _stream = stream;
+            nint handle = 0;
+            CheckBlas(blas.cublasCreate(&handle));
+            _cublas = handle;
+            CheckBlas(blas.cublasSetStream(_cublas, _stream));
+            // fp32 GEMMs stay fp32: no TF32 (PyTorch parity; DiT's README notes its FID numbers used TF32 off).
+            CheckBlas(blas.cublasSetMathMode(_cublas, CublasApi.DefaultMath));
+        }
+        catch
+        {
+            Dispose();   // releases whatever was created, and the retained context
+            throw;
+        }
     }
 
     /// <summary>
@@ -194,12 +202,39 @@ public sealed unsafe class CudaDevice : Device
     {
         if (_disposed)
             return;  // the context is gone, and its memory with it
-        MakeCurrent();
-        Check(Api.cuMemFree((ulong)address));
+        // Called from Tensor.Dispose, often while another exception unwinds: report, never throw.
+        if (Api.cuCtxSetCurrent(_context) is int r && r != 0)
+        {
+            DisposeFailure("cuCtxSetCurrent (freeing memory)", r);
+            return;
+        }
+        t_current = _id;
+        if (Api.cuMemFree((ulong)address) is int f && f != 0)
+            DisposeFailure("cuMemFree_v2", f);
     }
+
+    /// <summary>
+    /// Runs a release step of a Dispose path; a failure (e.g. a sticky fault of the context) is traced and swallowed so
+    /// that the remaining resources are still released and the exception already in flight is not replaced.
+    /// </summary>
+    public void TryRelease(Action release, string what)
+    {
+        try
+        {
+            release();
+        }
+        catch (Exception e) when (e is CudaException or CublasException)
+        {
+            System.Diagnostics.Trace.TraceWarning($"{Name}: {what} failed while releasing resources: {e.Message}");
+        }
+    }
+
+    internal void DisposeFailure(string call, int code) =>
+        System.Diagnostics.Trace.TraceWarning($"{Name}: {call} failed while releasing resources: {ErrorName(Api, code)} ({code})");
 
     public override void Upload(ReadOnlySpan<byte> src, Tensor dst)
     {
+        CheckOwn(dst, "upload into");
         if (src.Length != dst.ByteCount)
             throw new ArgumentException($"upload of {src.Length} bytes into {dst} ({dst.ByteCount} bytes)");
         MakeCurrent();
@@ -213,6 +248,7 @@ public sealed unsafe class CudaDevice : Device
 
     public override void Download(Tensor src, Span<byte> dst)
     {
+        CheckOwn(src, "download");
         if (dst.Length != src.ByteCount)
             throw new ArgumentException($"download of {src} ({src.ByteCount} bytes) into {dst.Length} bytes");
         MakeCurrent();
@@ -247,14 +283,17 @@ public sealed unsafe class CudaDevice : Device
     {
         if (_disposed)
             return;
-        MakeCurrent();
-        if (_cublas != 0)
-            CheckBlas(Blas.cublasDestroy(_cublas));
-        if (_stream != 0)
-            Check(Api.cuStreamDestroy(_stream));
-        _cublas = _stream = 0;
         _disposed = true;
-        Check(Api.cuDevicePrimaryCtxRelease(Handle));
+        // Every step runs whatever the previous one did, and nothing throws (see TryRelease).
+        if (Api.cuCtxSetCurrent(_context) is int r && r != 0)
+            DisposeFailure("cuCtxSetCurrent", r);
+        if (_cublas != 0 && Blas.cublasDestroy(_cublas) is int b && b != 0)
+            System.Diagnostics.Trace.TraceWarning($"{Name}: cublasDestroy_v2 failed while releasing resources ({b})");
+        if (_stream != 0 && Api.cuStreamDestroy(_stream) is int s && s != 0)
+            DisposeFailure("cuStreamDestroy_v2", s);
+        _cublas = _stream = 0;
+        if (Api.cuDevicePrimaryCtxRelease(Handle) is int c && c != 0)
+            DisposeFailure("cuDevicePrimaryCtxRelease_v2", c);
         t_current = 0;
         base.Dispose();
     }

@@ -39,9 +39,11 @@ public sealed unsafe class CudaModule : IDisposable
     {
         if (_module == 0)
             return;
-        _device.MakeCurrent();
-        _device.Check(_device.Api.cuModuleUnload(_module));
+        nint module = _module;
         _module = 0;
+        _device.TryRelease(() => _device.MakeCurrent(), "cuCtxSetCurrent (unloading a module)");
+        if (_device.Api.cuModuleUnload(module) is int r && r != 0)
+            _device.DisposeFailure($"cuModuleUnload({Name})", r);
     }
 }
 
@@ -82,9 +84,12 @@ public sealed unsafe class CudaTimer : IDisposable
     {
         if (_start == 0)
             return;
-        _device.MakeCurrent();
-        _device.Check(_device.Api.cuEventDestroy(_start));
-        _device.Check(_device.Api.cuEventDestroy(_stop));
+        var (start, stop) = (_start, _stop);
         _start = _stop = 0;
+        _device.TryRelease(() => _device.MakeCurrent(), "cuCtxSetCurrent (destroying events)");
+        if (_device.Api.cuEventDestroy(start) is int a && a != 0)
+            _device.DisposeFailure("cuEventDestroy_v2", a);
+        if (_device.Api.cuEventDestroy(stop) is int b && b != 0)
+            _device.DisposeFailure("cuEventDestroy_v2", b);
     }
 }

@@ -13,7 +13,7 @@ internal sealed unsafe class CublasApi
         cublasDestroy = (delegate* unmanaged<nint, int>)lib.Export("cublasDestroy_v2");
         cublasSetStream = (delegate* unmanaged<nint, nint, int>)lib.Export("cublasSetStream_v2");
         cublasSetMathMode = (delegate* unmanaged<nint, int, int>)lib.Export("cublasSetMathMode");
-        cublasSetWorkspace = (delegate* unmanaged<nint, ulong, nuint, int>)lib.Export("cublasSetWorkspace_v2");
+        cublasSetWorkspace = (delegate* unmanaged<nint, ulong, nuint, int>)lib.TryExport("cublasSetWorkspace_v2"); // optional: not needed before graph capture
         cublasGemmEx = (delegate* unmanaged<nint, int, int, int, int, int, float*, ulong, int, int, ulong, int, int, float*, ulong, int, int, int, int, int>)lib.Export("cublasGemmEx");
         cublasGemmStridedBatchedEx = (delegate* unmanaged<nint, int, int, int, int, int, float*, ulong, int, int, long, ulong, int, int, long, float*, ulong, int, int, long, int, int, int, int>)lib.Export("cublasGemmStridedBatchedEx");
         cublasGetStatusString = (delegate* unmanaged<int, byte*>)lib.TryExport("cublasGetStatusString");

@@ -12,7 +12,7 @@ internal sealed unsafe class CudaDriverApi
     {
         Library = lib;
         cuInit = (delegate* unmanaged<uint, int>)lib.Export("cuInit");
-        cuDriverGetVersion = (delegate* unmanaged<int*, int>)lib.Export("cuDriverGetVersion");
+        cuDriverGetVersion = (delegate* unmanaged<int*, int>)lib.TryExport("cuDriverGetVersion");
         cuDeviceGetCount = (delegate* unmanaged<int*, int>)lib.Export("cuDeviceGetCount");
         cuDeviceGet = (delegate* unmanaged<int*, int, int>)lib.Export("cuDeviceGet");
         cuDeviceGetName = (delegate* unmanaged<byte*, int, int, int>)lib.Export("cuDeviceGetName");
@@ -21,22 +21,22 @@ internal sealed unsafe class CudaDriverApi
         cuDevicePrimaryCtxRetain = (delegate* unmanaged<nint*, int, int>)lib.Export("cuDevicePrimaryCtxRetain");
         cuDevicePrimaryCtxRelease = (delegate* unmanaged<int, int>)lib.Export("cuDevicePrimaryCtxRelease_v2");
         cuCtxSetCurrent = (delegate* unmanaged<nint, int>)lib.Export("cuCtxSetCurrent");
-        cuCtxGetCurrent = (delegate* unmanaged<nint*, int>)lib.Export("cuCtxGetCurrent");
-        cuCtxSynchronize = (delegate* unmanaged<int>)lib.Export("cuCtxSynchronize");
+        cuCtxGetCurrent = (delegate* unmanaged<nint*, int>)lib.TryExport("cuCtxGetCurrent");
+        cuCtxSynchronize = (delegate* unmanaged<int>)lib.TryExport("cuCtxSynchronize");
         cuModuleLoadData = (delegate* unmanaged<nint*, void*, int>)lib.Export("cuModuleLoadData");
         cuModuleGetFunction = (delegate* unmanaged<nint*, nint, byte*, int>)lib.Export("cuModuleGetFunction");
         cuModuleUnload = (delegate* unmanaged<nint, int>)lib.Export("cuModuleUnload");
-        cuFuncSetAttribute = (delegate* unmanaged<nint, int, int, int>)lib.Export("cuFuncSetAttribute");
-        cuFuncGetAttribute = (delegate* unmanaged<int*, int, nint, int>)lib.Export("cuFuncGetAttribute");
+        cuFuncSetAttribute = (delegate* unmanaged<nint, int, int, int>)lib.TryExport("cuFuncSetAttribute");
+        cuFuncGetAttribute = (delegate* unmanaged<int*, int, nint, int>)lib.TryExport("cuFuncGetAttribute");
         cuLaunchKernel = (delegate* unmanaged<nint, uint, uint, uint, uint, uint, uint, uint, nint, void**, void**, int>)lib.Export("cuLaunchKernel");
         cuMemAlloc = (delegate* unmanaged<ulong*, nuint, int>)lib.Export("cuMemAlloc_v2");
         cuMemFree = (delegate* unmanaged<ulong, int>)lib.Export("cuMemFree_v2");
-        cuMemGetInfo = (delegate* unmanaged<nuint*, nuint*, int>)lib.Export("cuMemGetInfo_v2");
+        cuMemGetInfo = (delegate* unmanaged<nuint*, nuint*, int>)lib.TryExport("cuMemGetInfo_v2");
         cuMemcpyHtoDAsync = (delegate* unmanaged<ulong, void*, nuint, nint, int>)lib.Export("cuMemcpyHtoDAsync_v2");
         cuMemcpyDtoHAsync = (delegate* unmanaged<void*, ulong, nuint, nint, int>)lib.Export("cuMemcpyDtoHAsync_v2");
         cuMemcpyDtoDAsync = (delegate* unmanaged<ulong, ulong, nuint, nint, int>)lib.Export("cuMemcpyDtoDAsync_v2");
         cuMemsetD8Async = (delegate* unmanaged<ulong, byte, nuint, nint, int>)lib.Export("cuMemsetD8Async");
-        cuMemsetD32Async = (delegate* unmanaged<ulong, uint, nuint, nint, int>)lib.Export("cuMemsetD32Async");
+        cuMemsetD32Async = (delegate* unmanaged<ulong, uint, nuint, nint, int>)lib.TryExport("cuMemsetD32Async");
         cuStreamCreate = (delegate* unmanaged<nint*, uint, int>)lib.Export("cuStreamCreate");
         cuStreamSynchronize = (delegate* unmanaged<nint, int>)lib.Export("cuStreamSynchronize");
         cuStreamDestroy = (delegate* unmanaged<nint, int>)lib.Export("cuStreamDestroy_v2");
@@ -50,6 +50,9 @@ internal sealed unsafe class CudaDriverApi
     }
 
     public NativeLibraryHandle Library { get; }
+
+    // Entry points bound with TryExport are part of the surface (cuda-on-cpu.md §3.2) but not needed by the current
+    // backend; they are null when a driver lacks them, so an older driver or the emulator still opens.
 
     public readonly delegate* unmanaged<uint, int> cuInit;
     public readonly delegate* unmanaged<int*, int> cuDriverGetVersion;
