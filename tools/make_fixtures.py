@@ -146,7 +146,24 @@ def generate(out_dir):
             {"batch": 3, "t": [0.0, 999.0, 250.5], "y": [7, 2, 5], "n": 2, "sample_y": [4, 0]},
             [("", ["original"], "ddim", 6, 1.5, 0.0, False)],
             diffusers_too=False)
+        files += make_resized(out_dir)
     return files
+
+
+def make_resized(out_dir):
+    """The diffusers tiny model at a 12x12 latent (6x6 patch grid, native 4x4): diffusers' PatchEmbed recomputes the
+    position embedding with coordinates rescaled to the native grid (base_size 4). Forward section only."""
+    model = ref.load_dit(os.path.join(out_dir, "dit_tiny_diffusers.safetensors"))
+    gen = torch.Generator().manual_seed(SEED + 2)
+    x = torch.randn((2, TINY.in_channels, 12, 12), generator=gen)
+    t = torch.tensor([999.0, 123.0])
+    y = torch.tensor([4, 10], dtype=torch.int64)
+    d = forward_section(model, x, t, y)
+    meta = {"format": FORMAT, "model": "dit", "layout": "diffusers", "num_heads": str(TINY.num_heads),
+            "seed": str(SEED + 2), "weights": "dit_tiny_diffusers.safetensors"}
+    name = "dit_tiny_diffusers.size12.dump.safetensors"
+    safetensors_io.save_file({k: v.contiguous() for k, v in d.items()}, os.path.join(out_dir, name), meta)
+    return [name]
 
 
 def main(argv=None):

@@ -45,7 +45,11 @@ public sealed class DitCheckpoint : IDisposable
         {
             var layout = DetectLayout(file);
             var config = InferConfig(file, layout, heads) with { Numerics = numerics ?? DitNumerics.For(layout) };
+            if (layout == DitLayout.Diffusers)
+                config = config with { PositionBaseSize = config.InputSize / config.PatchSize, PositionInterpolationScale = Math.Max(config.InputSize / 64, 1) };
             CheckTensors(file, layout, config);
+            if (layout == DitLayout.Diffusers)
+                CheckEmbedderCopies(file, config.Depth);
             return new DitCheckpoint(file, layout, config);
         }
         catch
@@ -89,6 +93,8 @@ public sealed class DitCheckpoint : IDisposable
         if (patch[2] != patch[3])
             throw new CheckpointException($"{file.Path}: '{patchKey}' {Fmt(patch)} has a non-square kernel");
         int hidden = patch[0], inChannels = patch[1], p = patch[2];
+        if (hidden <= 0 || inChannels <= 0 || p <= 0)
+            throw new CheckpointException($"{file.Path}: '{patchKey}' {Fmt(patch)} has an empty dimension");
         int depth = 0;
         while (file.Contains(string.Format(CultureInfo.InvariantCulture, blockKey, depth)))
             depth++;
@@ -242,6 +248,40 @@ public sealed class DitCheckpoint : IDisposable
         Append(sb, "mis-shaped", misShaped);
         Append(sb, "not floating point", badType);
         throw new CheckpointException(sb.ToString());
+    }
+
+    /// <summary>
+    /// diffusers stores the timestep and label embedders in every block (<c>transformer_blocks.{i}.norm1.emb.*</c>); its
+    /// conversion script writes identical copies and the model here reads block 0's, shared by all blocks as in the
+    /// original DiT. A checkpoint whose copies differ (fine-tuned per block) would silently compute something else, so
+    /// it is refused. The copies are read with plain file reads, not through the mapping, so that checking them does
+    /// not make them resident.
+    /// </summary>
+    private static void CheckEmbedderCopies(SafetensorsFile file, int depth)
+    {
+        string[] parts = ["timestep_embedder.linear_1.weight", "timestep_embedder.linear_1.bias", "timestep_embedder.linear_2.weight",
+            "timestep_embedder.linear_2.bias", "class_embedder.embedding_table.weight"];
+        using var handle = System.IO.File.OpenHandle(file.Path);
+        var buffer = new byte[1 << 20];
+        for (int i = 1; i < depth; i++)
+            foreach (string part in parts)
+            {
+                string key = $"transformer_blocks.{i}.norm1.emb.{part}";
+                if (!file.TryGet(key, out var copy))
+                    continue;
+                var first = file.GetBytes($"transformer_blocks.0.norm1.emb.{part}");
+                for (long done = 0; done < copy.ByteLength;)
+                {
+                    int n = RandomAccess.Read(handle, buffer.AsSpan(0, (int)Math.Min(buffer.Length, copy.ByteLength - done)), copy.FileOffset + done);
+                    if (n <= 0)
+                        throw new CheckpointException($"{file.Path}: cannot read '{key}'");
+                    if (!first.Slice((int)done, n).SequenceEqual(buffer.AsSpan(0, n)))
+                        throw new CheckpointException(
+                            $"{file.Path}: '{key}' differs from block 0's copy. This implementation shares one timestep and label " +
+                            "embedder across blocks, as the original DiT and diffusers' conversion do; per-block embedders are not supported");
+                    done += n;
+                }
+            }
     }
 
     private static void Append(StringBuilder sb, string what, List<string> items)

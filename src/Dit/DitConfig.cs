@@ -51,6 +51,16 @@ public sealed record DitConfig
 
     public DitNumerics Numerics { get; init; } = DitNumerics.Original;
 
+    /// <summary>
+    /// The layout's rule for the position embedding at a grid other than the native one: null for the original DiT
+    /// (integer coordinates), <c>InputSize / PatchSize</c> for diffusers' <c>PatchEmbed</c> (coordinates rescaled to
+    /// the native grid); see <see cref="PositionEmbedding.SinCos2D"/>.
+    /// </summary>
+    public int? PositionBaseSize { get; init; }
+
+    /// <summary>diffusers' <c>interpolation_scale</c>: <c>max(sample_size // 64, 1)</c>.</summary>
+    public int PositionInterpolationScale { get; init; } = 1;
+
     public int OutChannels => LearnSigma ? 2 * InChannels : InChannels;
     public int HeadDim => HiddenSize / Heads;
     public int MlpHidden => HiddenSize * MlpRatio;

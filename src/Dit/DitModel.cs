@@ -221,6 +221,20 @@ public sealed class DitActivations : IDisposable
         int t = c.Tokens(height, width), d = c.HiddenSize, p = c.PatchSize;
         Tokens = t;
         var ops = model.Ops;
+        try
+        {
+            Allocate(model, ops, batch, t, d, p, height, width);
+        }
+        catch
+        {
+            Dispose();   // a failed allocation (e.g. out of device memory) must not leak the earlier ones
+            throw;
+        }
+    }
+
+    private void Allocate(DitModel model, IOps ops, int batch, int t, int d, int p, int height, int width)
+    {
+        var c = model.Config;
         var type = ops.ActivationType;
         Tensor New(params int[] shape)
         {
@@ -249,7 +263,7 @@ public sealed class DitActivations : IDisposable
         if (stored is not null && stored.Count == (long)t * d && gh == gw && gh * p == c.InputSize)
             PositionEmbedding = stored.Reshape(t, d);
         else
-            PositionEmbedding = ops.Device.FromFloats(Dit.PositionEmbedding.SinCos2D(d, gh, gw), type, t, d);
+            PositionEmbedding = ops.Device.FromFloats(Dit.PositionEmbedding.SinCos2D(d, gh, gw, c.PositionBaseSize, c.PositionInterpolationScale), type, t, d);
         if (PositionEmbedding.OwnsMemory)
             _owned.Add(PositionEmbedding);
     }
@@ -259,23 +273,23 @@ public sealed class DitActivations : IDisposable
     public int Width { get; }
     public int Tokens { get; }
 
-    public Tensor Frequencies { get; }     // (B, 256)
-    public Tensor TimeHidden { get; }      // (B, D)
-    public Tensor TimeEmbedding { get; }   // (B, D)
-    public Tensor LabelEmbedding { get; }  // (B, D)
-    public Tensor C { get; }               // (B, D)
-    public Tensor SiluC { get; }           // (B, D)
-    public Tensor Modulation { get; }      // (B, 6D)
-    public Tensor FinalModulation { get; } // (B, 2D)
-    public Tensor Columns { get; }         // (B, T, C·p·p)
-    public Tensor X { get; }               // (B, T, D): the residual stream
-    public Tensor Normed { get; }          // (B, T, D)
-    public Tensor Qkv { get; }             // (B, T, 3D)
-    public Tensor Attended { get; }        // (B, T, D)
-    public Tensor Residual { get; }        // (B, T, D)
-    public Tensor Hidden { get; }          // (B, T, 4D)
-    public Tensor Patches { get; }         // (B, T, p·p·C')
-    public Tensor PositionEmbedding { get; } // (T, D)
+    public Tensor Frequencies { get; private set; } = null!;     // (B, 256)
+    public Tensor TimeHidden { get; private set; } = null!;      // (B, D)
+    public Tensor TimeEmbedding { get; private set; } = null!;   // (B, D)
+    public Tensor LabelEmbedding { get; private set; } = null!;  // (B, D)
+    public Tensor C { get; private set; } = null!;               // (B, D)
+    public Tensor SiluC { get; private set; } = null!;           // (B, D)
+    public Tensor Modulation { get; private set; } = null!;      // (B, 6D)
+    public Tensor FinalModulation { get; private set; } = null!; // (B, 2D)
+    public Tensor Columns { get; private set; } = null!;         // (B, T, C·p·p)
+    public Tensor X { get; private set; } = null!;               // (B, T, D): the residual stream
+    public Tensor Normed { get; private set; } = null!;          // (B, T, D)
+    public Tensor Qkv { get; private set; } = null!;             // (B, T, 3D)
+    public Tensor Attended { get; private set; } = null!;        // (B, T, D)
+    public Tensor Residual { get; private set; } = null!;        // (B, T, D)
+    public Tensor Hidden { get; private set; } = null!;          // (B, T, 4D)
+    public Tensor Patches { get; private set; } = null!;         // (B, T, p·p·C')
+    public Tensor PositionEmbedding { get; private set; } = null!; // (T, D)
 
     /// <summary>Bytes of device memory this arena holds.</summary>
     public long Bytes => _owned.Sum(t => t.ByteCount);

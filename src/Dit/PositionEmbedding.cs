@@ -11,10 +11,19 @@ namespace BlockDance.Dit;
 public static class PositionEmbedding
 {
     /// <summary>Row-major [gridH·gridW, D] float32 values.</summary>
-    public static float[] SinCos2D(int d, int gridH, int gridW)
+    /// <param name="baseSize">
+    /// diffusers' <c>PatchEmbed</c> at a grid other than its native one: coordinates become
+    /// <c>arange(n) / (n / baseSize) / interpolationScale</c>, computed in float32 as numpy does
+    /// (<c>get_2d_sincos_pos_embed(..., base_size, interpolation_scale)</c>). Null: the plain integer coordinates of the
+    /// original DiT (which only ever builds the table for its own size).
+    /// </param>
+    public static float[] SinCos2D(int d, int gridH, int gridW, int? baseSize = null, int interpolationScale = 1)
     {
         if (d % 4 != 0)
             throw new ArgumentException($"the 2-D sin-cos embedding needs D divisible by 4, not {d}");
+        if (gridH <= 0 || gridW <= 0 || (long)gridH * gridW * d > Array.MaxLength)
+            throw new ArgumentException($"a {gridH}×{gridW} grid of {d} features is not a valid position embedding");
+        double Coordinate(int i, int n) => baseSize is int b ? (float)((float)i / (float)((double)n / b)) / (float)interpolationScale : i;
         int quarter = d / 4;
         var omega = new double[quarter];
         for (int k = 0; k < quarter; k++)
@@ -24,9 +33,10 @@ public static class PositionEmbedding
             for (int c = 0; c < gridW; c++)
             {
                 int at = (r * gridW + c) * d;
+                double cx = Coordinate(c, gridW), ry = Coordinate(r, gridH);
                 for (int k = 0; k < quarter; k++)
                 {
-                    double x = c * omega[k], y = r * omega[k];
+                    double x = cx * omega[k], y = ry * omega[k];
                     result[at + k] = (float)Math.Sin(x);
                     result[at + quarter + k] = (float)Math.Cos(x);
                     result[at + 2 * quarter + k] = (float)Math.Sin(y);

@@ -96,6 +96,22 @@ public sealed class CheckpointTests
     }
 
     [Fact]
+    public void Diffusers_checkpoint_with_differing_per_block_embedders_is_refused()
+    {
+        using var dir = new Fixtures.TempDir();
+        string path = dir.File("finetuned.safetensors");
+        Rewrite(Fixtures.TinyDiffusers, path, (name, shape, data) =>
+        {
+            if (name == "transformer_blocks.2.norm1.emb.timestep_embedder.linear_2.bias")
+                data[5] ^= 0x40;   // one copy no longer equals block 0's
+            return (name, shape, data);
+        });
+        var e = Assert.Throws<CheckpointException>(() => DitCheckpoint.Open(path));
+        Assert.Contains("transformer_blocks.2.norm1.emb.timestep_embedder.linear_2.bias", e.Message, StringComparison.Ordinal);
+        Assert.Contains("differs from block 0", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Weights_of_a_cpu_float32_checkpoint_are_views_of_the_mapped_file()
     {
         using var c = DitCheckpoint.Open(Fixtures.TinyOriginal);

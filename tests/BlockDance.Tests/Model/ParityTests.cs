@@ -52,6 +52,15 @@ public sealed class ParityTests
         Assert.True(outRel <= ForwardTolerance, $"{name} output: {outReport}");
     }
 
+    [Fact]
+    public void Diffusers_forward_at_a_larger_latent_rescales_the_position_embedding_like_diffusers()
+    {
+        // 12×12 latent = 6×6 patch grid on a model trained at 4×4: diffusers' PatchEmbed coordinates are arange(6)/(6/4).
+        var (code, output, _) = Cli.CliTests.Run("parity", "--weights", Fixtures.TinyDiffusers, "--dump", Fixtures.Path("dit_tiny_diffusers.size12.dump.safetensors"));
+        Assert.True(code == 0, output);
+        Assert.Contains("all 5 tensors pass", output, StringComparison.Ordinal);
+    }
+
     public static TheoryData<string, string> SamplingRuns => new()
     {
         { "dit_tiny_original", "dit_tiny_original.dump" },            // DDIM, eta 0, guidance on 3 channels
