@@ -175,7 +175,9 @@ public sealed class ParsedArgs
         var result = new List<int>();
         foreach (string part in s.Split(',', StringSplitOptions.TrimEntries))
         {
-            int dash = part.IndexOf('-', 1);
+            if (part.Length == 0)
+                throw new UsageException($"{name}: empty element in '{s}' (expected a list like 1,2,5-7)");
+            int dash = part.Length > 1 ? part.IndexOf('-', 1) : -1;
             if (dash > 0 && int.TryParse(part[..dash], NumberStyles.Integer, CultureInfo.InvariantCulture, out int lo)
                 && int.TryParse(part[(dash + 1)..], NumberStyles.Integer, CultureInfo.InvariantCulture, out int hi) && lo <= hi && hi - lo < 100000)
             {

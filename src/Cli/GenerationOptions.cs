@@ -12,7 +12,7 @@ public static class GenerationOptions
         .Option("--seed", "N", "seed of all the noise (same seed, same bytes)", "0")
         .Option("--steps", "N", "sampling steps", "50")
         .Option("--sampler", "NAME", "ddim, ddim-leading (diffusers spacing) or ancestral", "ddim")
-        .Option("--eta", "F", "DDIM eta (0 = deterministic)", "0")
+        .Option("--eta", "F", "DDIM eta in [0, 1] (0 = deterministic, 1 = DDPM-like)", "0")
         .Option("--guidance", "F", "classifier-free guidance scale (≤ 1 disables guidance)", "4")
         .Option("--latent-size", "N", "latent height and width (default: the model's input size)")
         .Option("--cache", "POLICY", CachePolicy.Syntax, defaultCache);
@@ -24,7 +24,7 @@ public static class GenerationOptions
         Seed = args.ULong("--seed"),
         Steps = args.Int("--steps", 1, 1000),
         Sampler = args.Choice("--sampler", Sampler.Parse),
-        Eta = (float)args.Double("--eta", 0, 100),
+        Eta = (float)args.Double("--eta", 0, 1),
         GuidanceScale = (float)args.Double("--guidance", -1000, 1000),
         LatentSize = args.OptionalInt("--latent-size", 1, 4096),
         Cache = args.Choice("--cache", CachePolicy.Parse),

@@ -15,7 +15,7 @@ public sealed class AnalyzeCommand : ICommand
     public CommandSpec Spec { get; } = GenerationOptions.Add(ModelSession.AddOptions(new CommandSpec("analyze",
             "Similarity of every block's output between adjacent steps, and the step × step similarity of shallow blocks\n" +
             "(the BlockDance paper's Fig. 2 and Fig. 5), as CSV files and heatmap PNGs.")))
-        .Option("--blocks", "LIST", "blocks whose step × step matrix is kept (default: the BlockDance boundary block i−1)")
+        .Option("--blocks", "LIST", "blocks whose step × step matrix is kept (default: i−1, the block a cache stores: the policy's boundary, else BlockDance's)")
         .Option("--out", "DIR", "output folder", "out/analysis")
         .Flag("--quiet", "no progress output");
 
@@ -23,9 +23,15 @@ public sealed class AnalyzeCommand : ICommand
     {
         var request = GenerationOptions.Read(args);
         string outDir = args.RequiredString("--out");
+        if (File.Exists(outDir))
+            throw new UsageException($"--out '{outDir}' is a file; give a folder");
+        Directory.CreateDirectory(outDir);
         using var session = ModelSession.Open(args);
         int depth = session.Config.Depth;
-        int[] blocks = args.Has("--blocks") ? args.IntList("--blocks") : [(int)Math.Round(20.0 * depth / 28) - 1];
+        // Default: the block whose output a cache would store, i − 1: the policy's boundary, or BlockDance's default one.
+        var plan = request.Cache.Plan(request.Steps, depth);
+        int boundary = plan.UsesCache ? plan.Boundary : new Dit.Caching.BlockDancePolicy(2, null, 0.4, 0.95).BoundaryFor(depth);
+        int[] blocks = args.Has("--blocks") ? args.IntList("--blocks") : [boundary - 1];
         foreach (int b in blocks)
             if (b < 0 || b >= depth)
                 throw new UsageException($"--blocks: block {b} is outside [0, {depth - 1}]");
@@ -40,7 +46,6 @@ public sealed class AnalyzeCommand : ICommand
             observer.Step = run.NextStep;
             run.Step();
         }
-        Directory.CreateDirectory(outDir);
         var files = recorder.WriteReport(outDir);
         console.Out.WriteLine($"analyzed {request.Steps} steps × {depth} blocks (policy {request.Cache.Spec}); step matrix of block(s) {string.Join(", ", blocks)}");
         foreach (string f in files)

@@ -26,7 +26,7 @@ public sealed class CompareCommand : ICommand
     {
         var request = GenerationOptions.Read(args);
         int repeat = args.Int("--repeat", 1, 1000);
-        string? reportPath = args.String("--report");
+        string? reportPath = args.String("--report") is string rp ? GenerateCommand.PrepareOutput(rp, "--report") : null;
         if (request.Cache is { Spec: "none" })
             throw new UsageException("compare needs a policy to compare with no cache (--cache blockdance:n=2, ...)");
         using var session = ModelSession.Open(args);

@@ -21,8 +21,9 @@ public sealed class GenerateCommand : ICommand
 
     public int Run(ParsedArgs args, Console2 console)
     {
-        string output = args.RequiredString("--out");
-        string? reportPath = args.String("--report");
+        string output = PrepareOutput(args.RequiredString("--out"), "--out");
+        string? reportPath = args.String("--report") is string r ? PrepareOutput(r, "--report") : null;
+        string png = PrepareOutput(args.RequiredString("--png"), "--png");
         int perClass = args.Int("--per-class", 1, 1000);
         using var session = ModelSession.Open(args, weights: args.String("--weights") ?? BundledModel.Require());
         var c = session.Config;
@@ -58,7 +59,6 @@ public sealed class GenerateCommand : ICommand
         console.Out.WriteLine($"wrote {output} ({request.Labels.Count} × {c.InChannels} × {size} × {size})");
         if (pixels)
         {
-            string png = args.RequiredString("--png");
             WriteGrid(png, latent, request.Labels, c.InChannels, size);
             console.Out.WriteLine($"wrote {png} ({request.Labels.Distinct().Count()} row(s), one per class{ClassNames(session, request.Labels)})");
         }
@@ -91,6 +91,25 @@ public sealed class GenerateCommand : ICommand
             return "";
         var all = names.Split(',');
         return ": " + string.Join(", ", labels.Distinct().Select(l => l < all.Length ? all[l] : l == all.Length ? "unconditional" : l.ToString(CultureInfo.InvariantCulture)));
+    }
+
+    /// <summary>
+    /// Checks an output file option before any work is done (a directory given as a file, an uncreatable folder) and
+    /// creates its folder, so that a long run never ends in "cannot write". Returns the path.
+    /// </summary>
+    internal static string PrepareOutput(string path, string option)
+    {
+        if (Directory.Exists(path))
+            throw new UsageException($"{option} '{path}' is a directory; give a file name");
+        try
+        {
+            CreateParent(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"{option} '{path}': cannot create its folder ({e.Message})");
+        }
+        return path;
     }
 
     internal static void CreateParent(string path)

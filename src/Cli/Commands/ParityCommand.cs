@@ -45,6 +45,7 @@ public sealed class ParityCommand : ICommand
             string other => throw new InvalidDataException($"{dumpPath}: unknown layout '{other}' (expected original or diffusers)"),
         };
         int? heads = Meta(dump, "num_heads");
+        ValidateSections(dump);
 
         using var session = ModelSession.Open(args, numerics: args.Has("--numerics") ? null : numerics, heads: args.OptionalInt("--heads") ?? heads);
         var results = new List<Comparison>();
@@ -64,6 +65,46 @@ public sealed class ParityCommand : ICommand
             ? $"parity: all {results.Count} tensors pass ({session.Ops.Device.Name}, {session.Checkpoint.Layout.ToString().ToLowerInvariant()} layout)"
             : $"parity: {failed} of {results.Count} tensors FAIL");
         return failed == 0 ? 0 : 1;
+    }
+
+    /// <summary>Checks every section's tensors and shapes before any work, so a broken dump fails at once, naming what is wrong.</summary>
+    private static void ValidateSections(SafetensorsFile dump)
+    {
+        var problems = new List<string>();
+        void Need(string key, int rank)
+        {
+            if (!dump.TryGet(key, out var info))
+                problems.Add($"'{key}' is missing");
+            else if (info.Rank != rank)
+                problems.Add($"'{key}' has shape {info.ShapeString}, expected rank {rank}");
+        }
+        if (dump.Contains("inputs.x"))
+        {
+            Need("inputs.x", 4);
+            Need("inputs.t", 1);
+            Need("inputs.y", 1);
+            if (problems.Count == 0 && (dump["inputs.t"].Shape[0] != dump["inputs.x"].Shape[0] || dump["inputs.y"].Shape[0] != dump["inputs.x"].Shape[0]))
+                problems.Add($"inputs.t and inputs.y must have one entry per item of inputs.x {dump["inputs.x"].ShapeString}");
+        }
+        if (dump.Contains("sample.noise"))
+        {
+            int before = problems.Count;
+            Need("sample.noise", 4);
+            Need("sample.y", 1);
+            Need("sample.out", 4);
+            if (!dump.Metadata.ContainsKey("steps"))
+                problems.Add("the sampling section needs 'steps' metadata");
+            if (problems.Count == before)
+            {
+                var noise = dump["sample.noise"];
+                if (!dump["sample.out"].Shape.SequenceEqual(noise.Shape))
+                    problems.Add($"sample.out {dump["sample.out"].ShapeString} must have the shape of sample.noise {noise.ShapeString}");
+                if (dump["sample.y"].Shape[0] != noise.Shape[0])
+                    problems.Add($"sample.y has {dump["sample.y"].Shape[0]} labels for {noise.Shape[0]} noise samples");
+            }
+        }
+        if (problems.Count > 0)
+            throw new InvalidDataException($"{dump.Path}: not a usable dump: {string.Join("; ", problems)}");
     }
 
     private static IEnumerable<Comparison> CompareForward(ModelSession s, SafetensorsFile dump, double tolerance)

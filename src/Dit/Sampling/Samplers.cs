@@ -69,6 +69,7 @@ public sealed class DdimSampler : Sampler
             throw new ArgumentOutOfRangeException(nameof(eta), $"eta must be a finite number ≥ 0, not {eta}");
         _diffusion = new RespacedDiffusion(steps);
         _coefficients = Enumerable.Range(0, steps).Select(k => _diffusion.Ddim(steps - 1 - k, eta)).ToArray();
+        CheckFinite(_coefficients, eta);
     }
 
     public override int Steps => _diffusion.Steps;
@@ -76,6 +77,17 @@ public sealed class DdimSampler : Sampler
     public override bool NeedsNoise(int k) => _coefficients[k].E != 0;
     public override void Step(IOps ops, int k, Tensor x, Tensor modelOutput, Tensor? noise) =>
         ops.DdimStep(x, modelOutput, _coefficients[k], noise);
+
+    /// <summary>√(1 − ᾱ_prev − σ²) is NaN when σ is too large (eta above 1): refuse before sampling rather than after.</summary>
+    internal static void CheckFinite(DdimCoefficients[] coefficients, float eta)
+    {
+        for (int k = 0; k < coefficients.Length; k++)
+        {
+            var c = coefficients[k];
+            if (!float.IsFinite(c.D) || !float.IsFinite(c.E))
+                throw new ArgumentOutOfRangeException(nameof(eta), $"eta {eta} makes the DDIM update undefined at step {k} (√(1 − ᾱ_prev − σ²) of a negative number); use eta in [0, 1]");
+        }
+    }
 }
 
 /// <summary>DDIM with diffusers' DDIMScheduler and "leading" spacing.</summary>
@@ -90,6 +102,7 @@ public sealed class LeadingDdimSampler : Sampler
             throw new ArgumentOutOfRangeException(nameof(eta), $"eta must be a finite number ≥ 0, not {eta}");
         _schedule = new LeadingDdimSchedule(steps);
         _coefficients = Enumerable.Range(0, steps).Select(k => _schedule.Ddim(k, eta)).ToArray();
+        DdimSampler.CheckFinite(_coefficients, eta);
     }
 
     public override int Steps => _schedule.Steps;

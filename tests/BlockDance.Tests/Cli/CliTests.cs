@@ -95,6 +95,9 @@ public sealed class CliTests
     [InlineData("generate --weights W --labels 1,x", "'x' is not an integer")]
     [InlineData("generate --weights W --steps", "needs a value")]
     [InlineData("frobnicate", "unknown command 'frobnicate'")]
+    [InlineData("generate --weights W --labels 1,,2", "--labels: empty element in '1,,2'")]
+    [InlineData("generate --weights W --eta 2", "--eta 2 is out of range [0, 1]")]
+    [InlineData("generate --weights W --out /tmp", "--out '/tmp' is a directory")]
     public void Bad_usage_exits_2_with_one_line_and_no_stack_trace(string args, string message)
     {
         var (code, _, err) = Run(args.Replace("W", Fixtures.TinyOriginal, StringComparison.Ordinal).Split(' '));
@@ -118,6 +121,27 @@ public sealed class CliTests
         Assert.Equal(1, missing);
         Assert.Contains("nope.safetensors", err2, StringComparison.Ordinal);
         Assert.False(File.Exists(dir.File("o.safetensors")));
+    }
+
+    [Fact]
+    public void A_dump_missing_tensors_is_refused_before_any_work_naming_them()
+    {
+        using var dir = new Fixtures.TempDir();
+        string broken = dir.File("broken.dump.safetensors");
+        using (var f = SafetensorsFile.Open(Fixtures.Path("dit_tiny_original.dump.safetensors")))
+        {
+            var w = new SafetensorsWriter();
+            foreach (var t in f.Tensors.Where(t => t.Name is not ("inputs.t" or "sample.out")))
+                w.Add(t.Name, t.DType, t.ShapeToArray(), f.GetBytes(t.Name));
+            foreach (var (k, v) in f.Metadata)
+                w.SetMetadata(k, v);
+            w.Save(broken);
+        }
+        var (code, _, err) = Run("parity", "--weights", Fixtures.TinyOriginal, "--dump", broken);
+        Assert.Equal(1, code);
+        Assert.Contains("'inputs.t' is missing", err, StringComparison.Ordinal);
+        Assert.Contains("'sample.out' is missing", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("step ", err, StringComparison.Ordinal);   // refused before sampling
     }
 
     [Fact]
