@@ -47,14 +47,18 @@ internal static class Check
             throw new ArgumentException($"{op}: {h}×{w} is not divisible by the patch size {patch}");
     }
 
-    /// <summary>x: [n, C, H, W]; modelOutput: [n, C·factor or more, H, W]; noise (optional) like x. Returns (n, C, H·W).</summary>
-    public static (int N, int C, int Plane) SamplerShapes(Tensor x, Tensor modelOutput, Tensor? noise, int factor, string op)
+    /// <summary>
+    /// x: [n, C, H, W]; noise (optional) like x; modelOutput: [n, C', H, W] with C' ≥ C (DDIM reads ε from the first C
+    /// channels) or, with <paramref name="exactChannels"/>, C' = 2C exactly (ancestral: ε then v). Returns (n, C, H·W).
+    /// </summary>
+    public static (int N, int C, int Plane) SamplerShapes(Tensor x, Tensor modelOutput, Tensor? noise, int factor, string op, bool exactChannels = false)
     {
         Rank(x, 4, "x");
         Rank(modelOutput, 4, "model output");
         int n = x.Dim(0), c = x.Dim(1), h = x.Dim(2), w = x.Dim(3);
-        if (modelOutput.Dim(0) != n || modelOutput.Dim(1) < c * factor || modelOutput.Dim(2) != h || modelOutput.Dim(3) != w)
-            throw new ArgumentException($"{op}: model output {modelOutput.ShapeString} does not match x {x.ShapeString} (needs ≥ {c * factor} channels)");
+        bool channelsOk = exactChannels ? modelOutput.Dim(1) == c * factor : modelOutput.Dim(1) >= c * factor;
+        if (modelOutput.Dim(0) != n || !channelsOk || modelOutput.Dim(2) != h || modelOutput.Dim(3) != w)
+            throw new ArgumentException($"{op}: model output {modelOutput.ShapeString} does not match x {x.ShapeString} (needs {(exactChannels ? "exactly" : "at least")} {c * factor} channels)");
         if (noise is not null && !noise.HasShape(n, c, h, w))
             throw new ArgumentException($"{op}: noise {noise.ShapeString} does not match x {x.ShapeString}");
         return (n, c, h * w);

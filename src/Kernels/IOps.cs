@@ -31,8 +31,10 @@ public readonly record struct AncestralCoefficients(float A, float B, float C1, 
 /// The operations a Diffusion Transformer needs, on one device. Every backend (the managed CPU device, CUDA, CUDA on the
 /// emulator) implements exactly these with the same semantics; model code calls them on tensors and never branches on
 /// the backend. All tensors must live on <see cref="Device"/>; floating-point activations use
-/// <see cref="ActivationType"/> for storage and float32 for math. Ops never allocate device memory and never
-/// synchronize: they are queued in order on the device's stream.
+/// <see cref="ActivationType"/> for storage and float32 for math. Ops are queued in order on the device's stream and
+/// never synchronize, and once an op has run at a given shape it allocates nothing when run again at that shape or a
+/// smaller one: the only memory ops own is a grow-only scratch (the attention workspace), which grows — and on CUDA
+/// waits for the stream before freeing the old one — the first time a larger shape is seen.
 /// </summary>
 public interface IOps : IDisposable
 {
@@ -89,7 +91,11 @@ public interface IOps : IDisposable
     /// </summary>
     void TimestepEmbedding(Tensor t, int frequencyShift, Tensor y);
 
-    /// <summary><c>y[b,:] = table[ids[b],:]</c>. ids: [B] I32, each in <c>[0, V)</c> (checked by the caller); table: [V, D].</summary>
+    /// <summary>
+    /// <c>y[b,:] = table[ids[b],:]</c>. ids: [B] I32, each in <c>[0, V)</c>; table: [V, D]. The caller checks the ids
+    /// (the sampling run does, on the host, before uploading them); should one be out of range anyway, the CPU device
+    /// throws and the CUDA device, which cannot without a synchronizing download, writes a NaN row.
+    /// </summary>
     void EmbeddingLookup(Tensor table, Tensor ids, Tensor y);
 
     /// <summary>
@@ -106,7 +112,7 @@ public interface IOps : IDisposable
     void AncestralStep(Tensor x, Tensor modelOutput, in AncestralCoefficients c, Tensor? noise);
 
     /// <summary>
-    /// Fills <paramref name="y"/> (F32) with standard normal samples that depend only on (seed, offset + element index):
+    /// Fills <paramref name="y"/> (F32, or the activation type) with standard normal samples that depend only on (seed, offset + element index):
     /// Philox4x32-10 counters and a Box–Muller transform, so every backend and thread count draws the same numbers.
     /// </summary>
     void RandomNormal(Tensor y, ulong seed, ulong offset);

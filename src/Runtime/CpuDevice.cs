@@ -22,6 +22,7 @@ public sealed class CpuDevice : Device
 
     public override unsafe void Upload(ReadOnlySpan<byte> src, Tensor dst)
     {
+        CheckOwn(dst, "upload into");
         if (src.Length != dst.ByteCount)
             throw new ArgumentException($"upload of {src.Length} bytes into {dst} ({dst.ByteCount} bytes)");
         src.CopyTo(new Span<byte>((void*)dst.Address, src.Length));
@@ -29,6 +30,7 @@ public sealed class CpuDevice : Device
 
     public override unsafe void Download(Tensor src, Span<byte> dst)
     {
+        CheckOwn(src, "download");
         if (dst.Length != src.ByteCount)
             throw new ArgumentException($"download of {src} ({src.ByteCount} bytes) into {dst.Length} bytes");
         new ReadOnlySpan<byte>((void*)src.Address, dst.Length).CopyTo(dst);

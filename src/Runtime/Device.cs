@@ -83,10 +83,19 @@ public abstract class Device : IDisposable
     /// <summary>Waits for all work queued on this device.</summary>
     public abstract void Synchronize();
 
-    protected static void CheckCopy(Tensor a, Tensor b)
+    protected void CheckCopy(Tensor a, Tensor b)
     {
+        CheckOwn(a, "copy");
+        CheckOwn(b, "copy");
         if (a.ByteCount != b.ByteCount)
             throw new ArgumentException($"copy between {a} and {b}: sizes differ ({a.ByteCount} vs {b.ByteCount} bytes)");
+    }
+
+    /// <summary>A tensor of another device holds an address this one cannot use: refuse it rather than dereference it.</summary>
+    protected void CheckOwn(Tensor t, string what)
+    {
+        if (!ReferenceEquals(t.Device, this))
+            throw new ArgumentException($"{Name}: cannot {what} {t}, which lives on another device ({t.Device.Name})");
     }
 
     public virtual void Dispose() => GC.SuppressFinalize(this);

@@ -17,15 +17,16 @@ public sealed unsafe partial class CpuOps : IOps
     private float* _scratch;     // attention: the keys transposed, grown to the largest B·D·T seen
     private long _scratchFloats;
 
-    /// <param name="threads">Threads for the managed loops and OpenBLAS; 0 keeps the current settings (all cores).</param>
+    /// <param name="threads">
+    /// Threads for the managed loops and OpenBLAS, 0 for every core. The setting is process-wide (OpenBLAS has one
+    /// thread pool per process), so the last CpuOps created decides.
+    /// </param>
     public CpuOps(int threads = 0)
     {
         OpenBlas.EnsureLoaded();
-        if (threads > 0)
-        {
-            CpuParallel.ThreadCount = threads;
-            OpenBlas.openblas_set_num_threads(threads);
-        }
+        int n = threads > 0 ? threads : Environment.ProcessorCount;
+        CpuParallel.ThreadCount = n;
+        OpenBlas.openblas_set_num_threads(n);
     }
 
     public Device Device => CpuDevice.Instance;
@@ -46,12 +47,14 @@ public sealed unsafe partial class CpuOps : IOps
         if (b is not null)
             Check.F32(b);
         var (m, n, k) = Check.Linear(x, w, b, y);
+        if (m == 0 || n == 0)
+            return;
         OpenBlas.cblas_sgemm(OpenBlas.RowMajor, OpenBlas.NoTrans, OpenBlas.Trans, m, n, k,
             1f, F(x), k, F(w), k, 0f, F(y), n);
         if (b is null && act == Activation.None)
             return;
         var job = new BiasActivationJob { Y = F(y), Bias = b is null ? null : F(b), N = n, Act = act };
-        CpuParallel.For(m, ref job, minChunk: Math.Max(1, 16384 / n));
+        CpuParallel.For(m, ref job, minChunk: Math.Max(1, 16384 / Math.Max(1, n)));
     }
 
     private struct BiasActivationJob : IRangeJob
@@ -116,7 +119,7 @@ public sealed unsafe partial class CpuOps : IOps
             X = F(x), Y = F(y), Mod = F(mod), Tokens = tokens, D = d, ModStride = chunks * d,
             Shift = shiftChunk * d, Scale = scaleChunk * d, Eps = eps,
         };
-        CpuParallel.For(batch * tokens, ref job, minChunk: Math.Max(1, 8192 / d));
+        CpuParallel.For(batch * tokens, ref job, minChunk: Math.Max(1, 8192 / Math.Max(1, d)));
     }
 
     private struct LayerNormJob : IRangeJob
@@ -154,7 +157,7 @@ public sealed unsafe partial class CpuOps : IOps
         Check.SameCount(x, h, "GatedResidualAdd");
         int chunks = Check.Modulation(mod, batch, d, "GatedResidualAdd", gateChunk, gateChunk);
         var job = new GatedAddJob { X = F(x), H = F(h), Mod = F(mod), Tokens = tokens, D = d, ModStride = chunks * d, Gate = gateChunk * d };
-        CpuParallel.For(batch * tokens, ref job, minChunk: Math.Max(1, 16384 / d));
+        CpuParallel.For(batch * tokens, ref job, minChunk: Math.Max(1, 16384 / Math.Max(1, d)));
     }
 
     private struct GatedAddJob : IRangeJob
@@ -343,6 +346,7 @@ public sealed unsafe partial class CpuOps : IOps
 
     public void DdimStep(Tensor x, Tensor modelOutput, in DdimCoefficients c, Tensor? noise)
     {
+        Check.F32(x, modelOutput);
         var (n, channels, plane) = Check.SamplerShapes(x, modelOutput, noise, 1, "DdimStep");
         float* xs = F(x), o = F(modelOutput), z = noise is null ? null : F(noise);
         if (z is null && c.E != 0)
@@ -370,7 +374,8 @@ public sealed unsafe partial class CpuOps : IOps
 
     public void AncestralStep(Tensor x, Tensor modelOutput, in AncestralCoefficients c, Tensor? noise)
     {
-        var (n, channels, plane) = Check.SamplerShapes(x, modelOutput, noise, 2, "AncestralStep");
+        Check.F32(x, modelOutput);
+        var (n, channels, plane) = Check.SamplerShapes(x, modelOutput, noise, 2, "AncestralStep", exactChannels: true);
         if (noise is null && c.Nonzero != 0)
             throw new ArgumentException("AncestralStep: noise is required except at the last step");
         float* xs = F(x), o = F(modelOutput), z = noise is null ? null : F(noise);

@@ -17,6 +17,7 @@ internal interface IRangeJob
 internal static unsafe class CpuParallel
 {
     private static readonly object Gate = new();
+    [ThreadStatic] private static bool t_inJob;   // a loop started from inside a job runs inline (no nested fan-out)
     private static Worker[] _workers = [];
     private static int _threads = Math.Max(1, Environment.ProcessorCount);
 
@@ -38,7 +39,7 @@ internal static unsafe class CpuParallel
         if (count <= 0)
             return;
         int parts = Math.Min(_threads, Math.Max(1, count / Math.Max(1, minChunk)));
-        if (parts == 1)
+        if (parts == 1 || t_inJob)
         {
             job.Execute(0, count);
             return;
@@ -53,6 +54,7 @@ internal static unsafe class CpuParallel
             for (int p = 1; p < parts; p++)
                 _workers[p - 1].Start(body, state, Range(count, parts, p), Range(count, parts, p + 1), &done);
             Exception? error = null;
+            t_inJob = true;
             try
             {
                 job.Execute(0, Range(count, parts, 1));
@@ -61,11 +63,16 @@ internal static unsafe class CpuParallel
             {
                 error = e;
             }
+            finally
+            {
+                t_inJob = false;
+            }
             done.Wait();
             for (int p = 1; p < parts; p++)
                 error ??= _workers[p - 1].TakeError();
+            // The first failure, rethrown as itself (with its stack), whichever thread ran it.
             if (error is not null)
-                throw new AggregateException("a parallel CPU kernel failed", error);
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
         }
     }
 
@@ -94,9 +101,10 @@ internal static unsafe class CpuParallel
 
         public readonly void Wait()
         {
+            // Spin (the other parts usually finish within microseconds of ours), yielding, then sleeping on a busy machine.
             var spin = new SpinWait();
             while (Volatile.Read(in _remaining) > 0)
-                spin.SpinOnce(sleep1Threshold: -1);
+                spin.SpinOnce();
         }
     }
 
@@ -134,6 +142,7 @@ internal static unsafe class CpuParallel
 
         private void Loop()
         {
+            t_inJob = true;
             while (true)
             {
                 _start.Wait();

@@ -25,8 +25,9 @@ internal static unsafe partial class OpenBlas
         if (name != Library)
             return 0;
         foreach (string candidate in Candidates)
-            if (NativeLibrary.TryLoad(candidate, out nint handle) && NativeLibrary.TryGetExport(handle, "cblas_sgemm", out _))
-                return handle;
+            if (NativeLibrary.TryLoad(candidate, out nint handle) && NativeLibrary.TryGetExport(handle, "cblas_sgemm", out _)
+                && NativeLibrary.TryGetExport(handle, "openblas_set_num_threads", out _))
+                return handle;   // libblas.so.3 may be another BLAS (reference, BLIS): only OpenBLAS has both
         throw new DllNotFoundException(
             "OpenBLAS was not found (tried " + string.Join(", ", Candidates) + "). The CPU device needs it for matrix "
             + "products: install it with 'sudo apt-get install libopenblas0' (Debian/Ubuntu) or your system's OpenBLAS package.");

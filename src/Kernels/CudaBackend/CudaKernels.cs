@@ -372,11 +372,9 @@ internal sealed unsafe class CudaKernels
         Activations("AncestralStep", x, modelOutput);
         if (noise is not null)
             Activations("AncestralStep", noise);
-        var (_, channels, plane) = Check.SamplerShapes(x, modelOutput, noise, 2, "AncestralStep");
+        var (_, channels, plane) = Check.SamplerShapes(x, modelOutput, noise, 2, "AncestralStep", exactChannels: true);
         if (noise is null && c.Nonzero != 0)
             throw new ArgumentException("AncestralStep: noise is required except at the last step");
-        if (modelOutput.Dim(1) != 2 * channels)
-            throw new ArgumentException($"AncestralStep: model output {modelOutput.ShapeString} must have exactly 2·{channels} channels (ε and v)");
         Total(modelOutput.Count, "AncestralStep");
         int total = (int)x.Count;
         if (total == 0)
