@@ -172,16 +172,12 @@ public sealed class SafetensorsStreamWriter : IDisposable
     }
 
     /// <summary>
-    /// Commits the file if every tensor has been written (as <see cref="Complete"/> does), and otherwise deletes the
-    /// temporary file, leaving the destination untouched. Call <see cref="Complete"/> to commit explicitly.
+    /// Deletes the temporary file unless <see cref="Complete"/> committed it, leaving the destination untouched: a
+    /// <c>using</c> block left by an exception never publishes a file, even one whose bytes were all written.
     /// </summary>
     public void Dispose()
     {
-        if (_state != State.Writing)
-            return;
-        if (IsComplete)
-            Complete();
-        else
+        if (_state == State.Writing)
             Discard();
     }
 

@@ -143,8 +143,8 @@ public sealed class SafetensorsWriter
     /// <summary>
     /// Starts streaming a file whose tensors are declared up front (names, dtypes, shapes, in file order): the header is
     /// written at once, then each tensor's bytes are written in order with <see cref="SafetensorsStreamWriter.Write(string, ReadOnlySpan{byte})"/>,
-    /// and the file is renamed into place by <see cref="SafetensorsStreamWriter.Complete"/> (or by Dispose once the
-    /// last tensor is written). Disposing earlier leaves nothing behind.
+    /// and the file is renamed into place by <see cref="SafetensorsStreamWriter.Complete"/> only. Disposing without
+    /// Complete leaves nothing behind.
     /// </summary>
     /// <exception cref="ArgumentException">The layout or metadata is invalid (nothing is created then).</exception>
     public static SafetensorsStreamWriter Create(

@@ -188,11 +188,19 @@ public sealed class SafetensorsRoundTripTests : IDisposable
     }
 
     [Fact]
-    public void StreamingWriterCommitsOnDisposeOnceEveryTensorIsWritten()
+    public void StreamingWriterPublishesOnlyOnComplete()
     {
+        // Every byte written but Complete never called (as when an exception leaves the using block): nothing appears.
         string path = _dir.File("disposed.safetensors");
         using (var writer = SafetensorsWriter.Create(path, [("a", DType.U8, [2])]))
             writer.Write("a", [1, 2]);
+        Assert.False(File.Exists(path));
+        Assert.Empty(_dir.FileNames());
+        using (var writer = SafetensorsWriter.Create(path, [("a", DType.U8, [2])]))
+        {
+            writer.Write("a", [1, 2]);
+            writer.Complete();
+        }
         using var file = SafetensorsFile.Open(path);
         Assert.Equal([1, 2], file.GetBytes("a").ToArray());
     }
