@@ -125,7 +125,8 @@ public sealed class CachedRunTests : IDisposable
         var cached = Generate(CachePolicy.Parse("blockdance:n=2"), steps: 20);
         var (rel, report) = Reference.Compare(cached, full);
         Assert.True(rel > 0, "the cached run must actually skip work");
-        Assert.True(rel < 0.5, report);
+        // Measured ~5e-5 (max abs / max |ref|) on this model; swapped CFG halves or stale features give O(1).
+        Assert.True(rel < 1e-3, report);
     }
 
     [Fact]

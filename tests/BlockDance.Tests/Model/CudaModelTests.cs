@@ -48,6 +48,7 @@ public sealed class CudaModelTests
         using var ops = Open(DType.F32);
         var output = Forward(ops, weights, dumpName, DitNumerics.For(layout), out var blocks);
         using var dump = SafetensorsFile.Open(Fixtures.Path(dumpName));
+        Assert.Equal(dump.Tensors.Count(t => t.Name.StartsWith("outputs.blocks.", StringComparison.Ordinal)), blocks.Length);
         for (int i = 0; i < blocks.Length; i++)
         {
             var (rel, report) = Reference.Compare(blocks[i], dump.ReadFloat32($"outputs.blocks.{i}"));

@@ -71,11 +71,22 @@ public abstract class OpTests : IDisposable
             return t.ToFloatArray()[0];
     }
 
+    /// <summary>
+    /// Two criteria: the dump comparison max|a−b| / max|ref| ≤ tol, and per element |a−b| ≤ tol·(rms(ref) + |ref|)
+    /// (habit 1's atol + rtol·|ref| with atol scaled to the data), so a small element with the wrong sign fails too.
+    /// </summary>
     protected void AssertClose(float[] expected, float[] actual, string what, double? tolerance = null)
     {
         var (rel, report) = Reference.Compare(actual, expected);
         double tol = tolerance ?? Tolerance;
         Assert.True(rel <= tol, $"{what}: {report}; tolerance {tol:E1} ({rel / tol:P0} used)");
+        double rms = expected.Length == 0 ? 0 : Math.Sqrt(expected.Average(v => (double)v * v));
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double diff = Math.Abs((double)actual[i] - expected[i]), bound = tol * (rms + Math.Abs(expected[i]));
+            if (diff > bound)
+                Assert.Fail($"{what}: element {i} is {actual[i]}, expected {expected[i]} (|diff| {diff:E3} > {bound:E3} = tol·(rms {rms:E3} + |ref|))");
+        }
     }
 
     /// <summary>Inputs rounded to the backend's storage type, so the reference sees exactly what the backend sees.</summary>
