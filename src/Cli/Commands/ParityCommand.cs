@@ -2,7 +2,6 @@ using System.Globalization;
 using BlockDance.Dit;
 using BlockDance.Dit.Pipeline;
 using BlockDance.Dit.Sampling;
-using BlockDance.Kernels;
 using BlockDance.Runtime;
 using BlockDance.Runtime.Safetensors;
 
@@ -169,7 +168,7 @@ public sealed class ParityCommand : ICommand
             GuidedChannels = Meta(dump, "cfg_channels"),
             LatentSize = size,
             InitialNoise = dump.ReadFloat32("sample.noise"),
-            StepNoise = stepNoise is null ? null : new RecordedNoise(stepNoise),
+            StepNoise = stepNoise is null ? null : new RecordedStepNoise(stepNoise),
         };
         if (request.Labels.Count != n)
             throw new InvalidDataException($"{dump.Path}: sample.y has {request.Labels.Count} labels for {n} noise samples");
@@ -195,16 +194,6 @@ public sealed class ParityCommand : ICommand
         {
             if (dump.Contains($"outputs.blocks.{block}"))
                 Outputs[block] = x.ToFloatArray();
-        }
-    }
-
-    /// <summary>The per-step noise of the dump (sample.step_noise[k]) instead of this project's Philox stream.</summary>
-    private sealed class RecordedNoise(float[] all) : IStepNoise
-    {
-        public void Fill(IOps ops, int step, Tensor noise)
-        {
-            using var tmp = ops.Device.FromFloats(all.AsSpan(checked((int)(step * noise.Count)), (int)noise.Count), noise.DType, noise.Shape.ToArray());
-            ops.Device.Copy(tmp, noise);
         }
     }
 }

@@ -52,6 +52,22 @@ public sealed class PhiloxStepNoise(ulong seed) : IStepNoise
     public void Fill(IOps ops, int step, Tensor noise) => ops.RandomNormal(noise, seed, (ulong)(step + 1) * (ulong)noise.Count);
 }
 
+/// <summary>
+/// Noise given up front, one block of <c>noise.Count</c> values per step (a dump's <c>sample.step_noise</c>), for parity
+/// with a run whose noise came from another generator. Uploads on every step: for comparisons, not for speed.
+/// </summary>
+public sealed class RecordedStepNoise(float[] all) : IStepNoise
+{
+    public void Fill(IOps ops, int step, Tensor noise)
+    {
+        long start = step * noise.Count;
+        if (start + noise.Count > all.Length)
+            throw new ArgumentException($"recorded noise has {all.Length} values; step {step} needs [{start}, {start + noise.Count})");
+        using var tmp = ops.Device.FromFloats(all.AsSpan(checked((int)start), (int)noise.Count), noise.DType, noise.Shape.ToArray());
+        ops.Device.Copy(tmp, noise);
+    }
+}
+
 /// <summary>Called after every sampling step (progress bars, analysis). Implementations should not allocate per call.</summary>
 public interface IStepObserver
 {

@@ -23,20 +23,9 @@ public sealed class CudaModelTests
 
     private static float[] Forward(IOps ops, string weights, string dumpName, DitNumerics numerics, out float[][] blocks)
     {
-        using var dump = SafetensorsFile.Open(Fixtures.Path(dumpName));
-        using var checkpoint = DitCheckpoint.Open(Fixtures.Path(weights), numerics: numerics);
-        using var model = DitModel.Load(checkpoint, ops);
-        var shape = dump["inputs.x"].ShapeToArray();
-        int batch = shape[0];
-        using var x = ops.Device.FromFloats(dump.ReadFloat32("inputs.x"), ops.ActivationType, shape);
-        using var t = ops.Device.FromHost<float>(dump.ReadFloat32("inputs.t"), DType.F32, batch);
-        using var y = ops.Device.FromHost<int>(dump.ReadInt64("inputs.y").Select(v => (int)v).ToArray(), DType.I32, batch);
-        using var output = ops.Device.Allocate(ops.ActivationType, batch, model.Config.OutChannels, shape[2], shape[3]);
-        using var a = model.CreateActivations(batch, shape[2], shape[3]);
-        var recorder = new Recorder();
-        model.Forward(x, t, y, output, a, recorder);
-        blocks = [.. recorder.Outputs];
-        return output.ToFloatArray();
+        var (output, recorded, _) = DumpForward.Run(ops, weights, dumpName, numerics);
+        blocks = [.. recorded];
+        return output;
     }
 
     [Theory]
@@ -156,9 +145,4 @@ public sealed class CudaModelTests
         Assert.Equal(0, allocated);                                    // and no managed allocation on the driving thread
     }
 
-    private sealed class Recorder : IBlockObserver
-    {
-        public List<float[]> Outputs { get; } = [];
-        public void OnBlockOutput(int block, Tensor x) => Outputs.Add(x.ToFloatArray());
-    }
 }

@@ -2,9 +2,7 @@ using BlockDance.Cli.Commands;
 using BlockDance.Dit;
 using BlockDance.Dit.Pipeline;
 using BlockDance.Dit.Sampling;
-using BlockDance.Kernels;
 using BlockDance.Kernels.Cpu;
-using BlockDance.Runtime;
 using BlockDance.Runtime.Safetensors;
 using Xunit;
 
@@ -28,27 +26,16 @@ public sealed class ParityTests
     {
         using var dump = SafetensorsFile.Open(Fixtures.Path(name + ".dump.safetensors"));
         Assert.Equal(ParityCommand.DumpFormat, dump.Metadata["format"]);
-        var numerics = DitNumerics.For(dump.Metadata["layout"] == "diffusers" ? DitLayout.Diffusers : DitLayout.Original);
-        using var checkpoint = DitCheckpoint.Open(Fixtures.Path(name + ".safetensors"), numerics: numerics);
         using var ops = new CpuOps();
-        using var model = DitModel.Load(checkpoint, ops);
-        var shape = dump["inputs.x"].ShapeToArray();
-        int batch = shape[0];
-        using var x = ops.Device.FromFloats(dump.ReadFloat32("inputs.x"), DType.F32, shape);
-        using var t = ops.Device.FromHost<float>(dump.ReadFloat32("inputs.t"), DType.F32, batch);
-        using var y = ops.Device.FromHost<int>(dump.ReadInt64("inputs.y").Select(v => (int)v).ToArray(), DType.I32, batch);
-        using var output = ops.Device.Allocate(DType.F32, batch, model.Config.OutChannels, shape[2], shape[3]);
-        using var activations = model.CreateActivations(batch, shape[2], shape[3]);
-        var blocks = new BlockRecorder();
-        model.Forward(x, t, y, output, activations, blocks);
+        var (output, blocks, config) = DumpForward.Run(ops, name + ".safetensors", name + ".dump.safetensors");
 
-        Assert.Equal(model.Config.Depth, blocks.Outputs.Count);
-        for (int i = 0; i < model.Config.Depth; i++)
+        Assert.Equal(config.Depth, blocks.Count);
+        for (int i = 0; i < config.Depth; i++)
         {
-            var (rel, report) = Reference.Compare(blocks.Outputs[i], dump.ReadFloat32($"outputs.blocks.{i}"));
+            var (rel, report) = Reference.Compare(blocks[i], dump.ReadFloat32($"outputs.blocks.{i}"));
             Assert.True(rel <= ForwardTolerance, $"{name} block {i}: {report}");
         }
-        var (outRel, outReport) = Reference.Compare(output.ToFloatArray(), dump.ReadFloat32("outputs.out"));
+        var (outRel, outReport) = Reference.Compare(output, dump.ReadFloat32("outputs.out"));
         Assert.True(outRel <= ForwardTolerance, $"{name} output: {outReport}");
     }
 
@@ -91,7 +78,7 @@ public sealed class ParityTests
             GuidanceScale = float.Parse(m["cfg_scale"], System.Globalization.CultureInfo.InvariantCulture),
             LatentSize = noise.Shape[2],
             InitialNoise = dump.ReadFloat32("sample.noise"),
-            StepNoise = dump.Contains("sample.step_noise") ? new Recorded(dump.ReadFloat32("sample.step_noise")) : null,
+            StepNoise = dump.Contains("sample.step_noise") ? new RecordedStepNoise(dump.ReadFloat32("sample.step_noise")) : null,
         };
         Assert.Equal(int.Parse(m["cfg_channels"], System.Globalization.CultureInfo.InvariantCulture), checkpoint.Config.Numerics.GuidedChannels);
         using var run = new SamplingRun(model, request);
@@ -118,18 +105,4 @@ public sealed class ParityTests
         Assert.True(Reference.Compare(c, a).Rel > 1e-3, "diffusers numerics (timestep divisor 127, MLP eps 1e-5, 4 guided channels) must change the result");
     }
 
-    private sealed class BlockRecorder : IBlockObserver
-    {
-        public List<float[]> Outputs { get; } = [];
-        public void OnBlockOutput(int block, Tensor x) => Outputs.Add(x.ToFloatArray());
-    }
-
-    private sealed class Recorded(float[] all) : IStepNoise
-    {
-        public void Fill(IOps ops, int step, Tensor noise)
-        {
-            using var t = ops.Device.FromFloats(all.AsSpan((int)(step * noise.Count), (int)noise.Count), noise.DType, noise.Shape.ToArray());
-            ops.Device.Copy(t, noise);
-        }
-    }
 }
