@@ -7,7 +7,9 @@ namespace BlockDance.Dit;
 /// Turns checkpoint parameters (named by their original DiT keys) into tensors on the model's device, in the
 /// backend's activation type. On the CPU device a float32 parameter stored in one piece is a zero-copy view of the
 /// memory-mapped file; everything else (other dtypes, the diffusers q/k/v that must be concatenated, any CUDA device)
-/// is converted once on the host and uploaded. Owned tensors are returned to the model for disposal.
+/// is converted once on the host and uploaded. Owned tensors are returned to the model for disposal. Every weight is
+/// checked for NaN and infinity as it is loaded, so a corrupt checkpoint is named with its tensor and element rather
+/// than discovered as a NaN result after a whole sampling run.
 /// </summary>
 internal sealed class WeightLoader(DitCheckpoint checkpoint, IOps ops) : IDisposable
 {
@@ -29,11 +31,33 @@ internal sealed class WeightLoader(DitCheckpoint checkpoint, IOps ops) : IDispos
         int[] stored = infos.Length == 1 ? infos[0].ShapeToArray() : [infos.Sum(i => i.Shape[0]), .. infos[0].ShapeToArray()[1..]];
         int[] target = shape.Length > 0 ? shape : stored;
         if (ops.Device.IsHostMemory && ops.ActivationType == DType.F32 && infos.Length == 1 && infos[0].DType == DType.F32)
-            return file.AsCpuTensor(keys[0]).Reshape(target);
+        {
+            var view = file.AsCpuTensor(keys[0]);
+            CheckFinite(view.AsSpan<float>(), keys);
+            return view.Reshape(target);
+        }
         var values = keys.Length == 1 ? file.ReadFloat32(keys[0]) : keys.SelectMany(file.ReadFloat32).ToArray();
+        CheckFinite(values, keys);
         var tensor = ops.Device.FromFloats(values, ops.ActivationType, target);
         Owned.Add(tensor);
         return tensor;
+    }
+
+    private void CheckFinite(ReadOnlySpan<float> values, string[] keys)
+    {
+        int bad = NonFinite.IndexOf(values);
+        if (bad < 0)
+            return;
+        // Map the index back to the source tensor when several were concatenated (diffusers q, k, v).
+        long offset = bad;
+        string key = keys[0];
+        foreach (string k in keys)
+        {
+            long n = checkpoint.File[k].ElementCount;
+            if (offset < n) { key = k; break; }
+            offset -= n;
+        }
+        throw new CheckpointException($"{checkpoint.Path}: tensor '{key}' holds {values[bad]} at element {offset}; the checkpoint is corrupt or was saved after a diverged training step");
     }
 
     public void Dispose()

@@ -111,6 +111,39 @@ public sealed class CheckpointTests
         Assert.Contains("differs from block 0", e.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("dit_tiny_original.safetensors", "blocks.1.mlp.fc1.weight", 100, float.NaN)]
+    [InlineData("dit_tiny_diffusers.safetensors", "transformer_blocks.2.attn1.to_k.weight", 37, float.PositiveInfinity)]
+    public void A_non_finite_weight_is_named_with_its_tensor_and_element(string fixture, string key, int element, float value)
+    {
+        using var dir = new Fixtures.TempDir();
+        string path = dir.File("bad.safetensors");
+        Rewrite(Fixtures.Path(fixture), path, (name, shape, data) =>
+        {
+            if (name == key)
+                BitConverter.TryWriteBytes(data.AsSpan(element * 4, 4), value);
+            return (name, shape, data);
+        });
+        using var checkpoint = DitCheckpoint.Open(path);
+        using var ops = new Kernels.Cpu.CpuOps();
+        var e = Assert.Throws<CheckpointException>(() => DitModel.Load(checkpoint, ops));
+        // diffusers' to_k is the middle third of the fused qkv the model loads: the message still names to_k.
+        Assert.Contains($"tensor '{key}' holds {value} at element {element}", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void NonFinite_finds_the_first_bad_value_like_a_plain_loop()
+    {
+        var rng = new Random(3);
+        for (int trial = 0; trial < 200; trial++)
+        {
+            var v = new float[rng.Next(0, 40)];
+            for (int i = 0; i < v.Length; i++)
+                v[i] = rng.Next(10) switch { 0 => float.NaN, 1 => float.NegativeInfinity, _ => (float)rng.NextDouble() * 1e30f };
+            Assert.Equal(Array.FindIndex(v, x => !float.IsFinite(x)), NonFinite.IndexOf(v));
+        }
+    }
+
     [Fact]
     public void Weights_of_a_cpu_float32_checkpoint_are_views_of_the_mapped_file()
     {
