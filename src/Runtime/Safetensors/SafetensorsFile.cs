@@ -208,26 +208,10 @@ public sealed class SafetensorsFile : IDisposable
             case DType.F64:
                 Widen(MemoryMarshal.Cast<byte, double>(bytes), result.AsSpan());
                 break;
-            case DType.I64:
-                Widen(MemoryMarshal.Cast<byte, long>(bytes), result.AsSpan());
-                break;
-            case DType.I32:
-                Widen(MemoryMarshal.Cast<byte, int>(bytes), result.AsSpan());
-                break;
-            case DType.I16:
-                Widen(MemoryMarshal.Cast<byte, short>(bytes), result.AsSpan());
-                break;
-            case DType.I8:
-                Widen(MemoryMarshal.Cast<byte, sbyte>(bytes), result.AsSpan());
-                break;
-            case DType.U8:
-                Widen(bytes, result.AsSpan());
-                break;
-            case DType.Bool:
-                ReadBools(bytes, result.AsSpan());
-                break;
             default:
-                throw new SafetensorsException(Path, name, $"{info.DType.SafetensorsName()} cannot be read as float32");
+                if (!TryWidenInteger(info.DType, bytes, result.AsSpan()))
+                    throw new SafetensorsException(Path, name, $"{info.DType.SafetensorsName()} cannot be read as float32");
+                break;
         }
         return result;
     }
@@ -242,29 +226,8 @@ public sealed class SafetensorsFile : IDisposable
                 $"is {info.DType.SafetensorsName()}; ReadInt64 reads integer tensors (I64, I32, I16, I8, U8, BOOL)");
         var result = new long[CheckedArrayLength(info)];
         var bytes = GetBytes(name);
-        switch (info.DType)
-        {
-            case DType.I64:
-                bytes.CopyTo(MemoryMarshal.AsBytes(result.AsSpan()));
-                break;
-            case DType.I32:
-                Widen(MemoryMarshal.Cast<byte, int>(bytes), result.AsSpan());
-                break;
-            case DType.I16:
-                Widen(MemoryMarshal.Cast<byte, short>(bytes), result.AsSpan());
-                break;
-            case DType.I8:
-                Widen(MemoryMarshal.Cast<byte, sbyte>(bytes), result.AsSpan());
-                break;
-            case DType.U8:
-                Widen(bytes, result.AsSpan());
-                break;
-            case DType.Bool:
-                ReadBools(bytes, result.AsSpan());
-                break;
-            default:
-                throw new SafetensorsException(Path, name, $"{info.DType.SafetensorsName()} cannot be read as int64");
-        }
+        if (!TryWidenInteger(info.DType, bytes, result.AsSpan()))
+            throw new SafetensorsException(Path, name, $"{info.DType.SafetensorsName()} cannot be read as int64");
         return result;
     }
 
@@ -295,6 +258,21 @@ public sealed class SafetensorsFile : IDisposable
             ? (int)info.ElementCount
             : throw new SafetensorsException(Path, info.Name,
                 $"{info.ElementCount} elements do not fit in an array (at most {Array.MaxLength})");
+
+    /// <summary>The integer and BOOL dtypes, converted element by element as a C# cast does; false for other dtypes.</summary>
+    private static bool TryWidenInteger<T>(DType type, ReadOnlySpan<byte> bytes, Span<T> result) where T : INumberBase<T>
+    {
+        switch (type)
+        {
+            case DType.I64: Widen(MemoryMarshal.Cast<byte, long>(bytes), result); return true;
+            case DType.I32: Widen(MemoryMarshal.Cast<byte, int>(bytes), result); return true;
+            case DType.I16: Widen(MemoryMarshal.Cast<byte, short>(bytes), result); return true;
+            case DType.I8: Widen(MemoryMarshal.Cast<byte, sbyte>(bytes), result); return true;
+            case DType.U8: Widen(bytes, result); return true;
+            case DType.Bool: ReadBools(bytes, result); return true;
+            default: return false;
+        }
+    }
 
     /// <summary>Converts element by element as a C# cast does (exact widening, or rounding to nearest even).</summary>
     private static void Widen<TFrom, TTo>(ReadOnlySpan<TFrom> source, Span<TTo> destination)
