@@ -148,8 +148,8 @@ def memory(args):
              f"(weights copied into the process: {copies} bytes). Peak RSS from `/usr/bin/time -v` of "
              "`blockdance bench forward --repeat 1 --warmup 0` at batch 2, 32x32 latent. The same command on the 0.4 MB "
              "test model gives the process's own floor (the .NET runtime, JIT, OpenBLAS's per-thread buffers); the "
-             "difference is what the model costs. Activations include the CPU attention's scratch (the keys transposed, "
-             "B·D·T floats). Goal of issue 7: at most the checkpoint's size plus the activations.\n",
+             "difference is what the model costs. Activations include the CPU attention's scratch (keys transposed and values "
+             "packed, 2·B·T·D floats). Goal of issue 7: at most the checkpoint's size plus the activations.\n",
              "| checkpoint | activations | bound (sum) | peak RSS | process floor (tiny model) | peak − floor | (peak − floor) / bound |",
              "|---|---|---|---|---|---|---|",
              f"| {size / 2**20:.0f} MiB | {act / 2**20:.1f} MiB | {(size + act) / 2**20:.0f} MiB | {rss / 1024:.0f} MiB | "

@@ -8,17 +8,22 @@ namespace BlockDance.Kernels.Cpu;
 /// <summary>
 /// Multi-head attention on the CPU without materialising the score matrix: work items are (batch, head, block of
 /// <see cref="RowBlock"/> query rows), spread over the cores; each item computes its rows' scores against all keys,
-/// the softmax and the weighted sum of values in a scratch tile of RowBlock × T floats. Keys are first transposed per
-/// (batch, head) so the score loop streams contiguous memory. Register blocking: 4 query rows × 16 keys for the scores,
-/// 4 query rows × 16 (then 8) value columns for the output, with FMA where the CPU has it.
+/// the softmax and the weighted sum of values in a scratch tile of RowBlock × T floats. Keys and values are first
+/// packed per (batch, head) — keys transposed [Dh, T], values [T, Dh] — so both inner loops stream contiguous memory
+/// (in the qkv layout one head's value rows lie 3·D floats apart, a page per row for DiT-XL). Register blocking:
+/// 4 query rows × 16 keys for the scores, 4 query rows × 16 (then 8) value columns for the output, with FMA where
+/// the CPU has it.
 /// </summary>
 internal static unsafe class CpuAttention
 {
     public const int RowBlock = 32;
 
-    public struct TransposeKeysJob : IRangeJob
+    /// <summary>Floats of packing scratch for a qkv of <paramref name="batch"/> × T × 3D: keys and values, B·T·D each.</summary>
+    public static long ScratchFloats(int batch, int tokens, int d) => 2L * batch * tokens * d;
+
+    public struct PackJob : IRangeJob
     {
-        public float* Qkv, Kt;
+        public float* Qkv, Kt, Vp;
         public int T, D, Dh, Heads;
 
         public readonly void Execute(int start, int end)
@@ -27,12 +32,15 @@ internal static unsafe class CpuAttention
             {
                 int b = bh / Heads, h = bh % Heads;
                 float* k = Qkv + (long)b * T * 3 * D + D + h * Dh;   // key row t at k + t·3D
+                float* v = k + D;                                     // value row t at v + t·3D
                 float* kt = Kt + (long)bh * Dh * T;                   // [Dh, T]
+                float* vp = Vp + (long)bh * T * Dh;                   // [T, Dh]
                 for (int t = 0; t < T; t++)
                 {
                     float* row = k + (long)t * 3 * D;
                     for (int d = 0; d < Dh; d++)
                         kt[(long)d * T + t] = row[d];
+                    new ReadOnlySpan<float>(v + (long)t * 3 * D, Dh).CopyTo(new Span<float>(vp + (long)t * Dh, Dh));
                 }
             }
         }
@@ -40,7 +48,7 @@ internal static unsafe class CpuAttention
 
     public struct RowsJob : IRangeJob
     {
-        public float* Qkv, Kt, Y;
+        public float* Qkv, Kt, Vp, Y;
         public int T, D, Dh, Heads, RowBlocks;
         public float Scale;
 
@@ -55,13 +63,13 @@ internal static unsafe class CpuAttention
                     int rows = Math.Min(RowBlock, T - q0);
                     int b = bh / Heads, h = bh % Heads;
                     float* q = Qkv + ((long)b * T + q0) * 3 * D + h * Dh;   // query row r at q + r·3D
-                    float* v = Qkv + (long)b * T * 3 * D + 2 * D + h * Dh;   // value row t at v + t·3D
+                    float* v = Vp + (long)bh * T * Dh;                       // value row t at v + t·Dh
                     float* kt = Kt + (long)bh * Dh * T;
                     float* y = Y + ((long)b * T + q0) * D + h * Dh;          // output row r at y + r·D
                     Scores(q, 3 * D, kt, T, Dh, rows, Scale, scores);
                     for (int r = 0; r < rows; r++)
                         CpuOps.SoftmaxInPlace(new Span<float>(scores + (long)r * T, T));
-                    WeightedValues(scores, T, v, 3 * D, Dh, rows, y, D);
+                    WeightedValues(scores, T, v, Dh, Dh, rows, y, D);
                 }
             }
             ArrayPool<float>.Shared.Return(rented);
