@@ -8,11 +8,12 @@ Network (input [N, 3, 32, 32] in [-1, 1]; every conv 3x3 pad 1, no bias, + Batch
     maxpool 2 | flatten 64·4·4 -> linear 256 + ReLU (the 256-d feature vector) -> linear 8 (logits)
 The features used for the Fréchet distance are the 256 post-ReLU values before the last linear layer.
 
-Training (`train`): an endless stream of generator images (seed --data-seed, batch b of step s = images
-[s·B, (s+1)·B)), AdamW, cosine learning rate, with mild corruptions on half the batch (Gaussian noise σ ≤ 0.1, a
+Training (`train`): an endless stream of generator images of the wide spread (shapes anywhere in the frame, see
+shapes_data.py; seed --data-seed, batch b of step s = images [s·B, (s+1)·B)), AdamW, cosine learning rate, with mild corruptions on half the batch (Gaussian noise σ ≤ 0.1, a
 light blur) so that slightly imperfect generated shapes are still judged by their shape. Held-out accuracy is
-measured on a disjoint seed (clean images). Real-feature statistics (mean, covariance over a class-balanced set of
-4096 clean images, 512 per class, of the seed REAL_SEED) are cached in a committed file, so scoring is one forward
+measured on a disjoint seed (clean and corrupted wide-spread images, and clean narrow-spread ones). Real-feature
+statistics (mean, covariance over a class-balanced set of 4096 clean images of the narrow spread — the DiT's data —
+512 per class, of the seed REAL_SEED) are cached in a committed file, so scoring is one forward
 pass over the scored images (plus the floor below).
 
 Files (committed):
@@ -198,7 +199,7 @@ def cmd_train(args):
     t0, last, run = time.time(), time.time(), [0.0, 0.0, 0]
     model.train()
     while step < args.steps:
-        x, y = shapes_data.generate_range(args.data_seed, step * args.batch, args.batch)
+        x, y = shapes_data.generate_range(args.data_seed, step * args.batch, args.batch, spread="wide")
         g = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
         x = corrupt(torch.from_numpy(x), g)
         y = torch.from_numpy(y)
@@ -229,6 +230,7 @@ def cmd_train(args):
             "train_batch": str(args.batch), "train_seed": str(args.seed), "data_seed": str(args.data_seed),
             "heldout_seed": str(HELDOUT_SEED), "heldout_n": str(args.heldout_n),
             "heldout_accuracy": f"{acc['clean']:.4f}", "heldout_accuracy_corrupted": f"{acc['corrupted']:.4f}",
+            "heldout_accuracy_narrow": f"{acc['narrow']:.4f}", "train_spread": "wide",
             "trained_by": "tools/shapes_classifier.py"}
     sd = model.state_dict()
     safetensors_io.save_file({k: v.contiguous() for k, v in sd.items()}, args.out, meta)
@@ -239,14 +241,19 @@ def cmd_train(args):
 
 @torch.no_grad()
 def heldout_accuracy(model, n):
-    x, y = shapes_data.generate_range(HELDOUT_SEED, 0, n)
+    """Accuracy on held-out images of the wide spread (the training distribution), clean and corrupted, and on clean
+    images of the narrow spread (the DiT's data set, what the classifier scores)."""
+    x, y = shapes_data.generate_range(HELDOUT_SEED, 0, n, spread="wide")
     x, y = torch.from_numpy(x), torch.from_numpy(y)
     _, logits = features_and_logits(model, x)
     clean = float((logits.argmax(1) == y).float().mean())
     xc = corrupt(x, torch.Generator().manual_seed(12345))
     _, logits = features_and_logits(model, xc)
     corrupted = float((logits.argmax(1) == y).float().mean())
-    return {"clean": clean, "corrupted": corrupted}
+    xn, yn = shapes_data.generate_range(HELDOUT_SEED, 0, n, spread="narrow")
+    _, logits = features_and_logits(model, torch.from_numpy(xn))
+    narrow = float((logits.argmax(1) == torch.from_numpy(yn)).float().mean())
+    return {"clean": clean, "corrupted": corrupted, "narrow": narrow}
 
 
 def write_stats(model, weights_path, out, n):
@@ -258,6 +265,7 @@ def write_stats(model, weights_path, out, n):
     h = hashlib.sha256(open(weights_path, "rb").read()).hexdigest()
     safetensors_io.save_file({"mu": torch.from_numpy(mu), "sigma": torch.from_numpy(np.ascontiguousarray(s))}, out,
                              {"format": "blockdance.feature-stats/1", "seed": str(REAL_SEED), "n": str(n), "balanced": "true",
+                              "spread": "narrow",
                               "classifier_sha256": h, "feature_dim": str(FEATURE_DIM),
                               "made_by": "tools/shapes_classifier.py stats"})
     print(f"wrote {out}: real-feature statistics of {n} images, class-balanced (seed {REAL_SEED})")

@@ -32,16 +32,17 @@ and the loss stay float32. The exported weights are float32 and are evaluated in
 Initialisation exactly as DiT's `initialize_weights` (xavier-uniform linears with zero bias, patch-embed xavier on
 the flattened kernel, label table and timestep MLP N(0, 0.02), adaLN modulations and the final layer zero).
 
-Determinism and resuming: the batch of step s is images [s·B, (s+1)·B) of the shapes stream of --data-seed, and
-the timesteps, noise and label dropout of step s come from a generator seeded by (seed, s); so an interrupted run
-resumed from its last checkpoint (`--resume`) continues with exactly the batches it would have seen. A checkpoint
-(model, EMA, optimiser, loss log) is written to --work every --ckpt-minutes and at the end.
+Data and resuming: the training set is images [0, --dataset-size) of the shapes stream of --data-seed in the
+--spread spread (default narrow: shapes_data.py), rendered once in parallel and cached in --work; the batch of step s
+is images (s·B + j) mod N, and the timesteps, noise and label dropout of step s come from a generator seeded by
+(seed, s); so an interrupted run resumed from its last checkpoint (`--resume`) continues with exactly the batches it
+would have seen. A checkpoint (model, EMA, optimiser, loss log) is written to --work every --ckpt-minutes and at the end.
 
 Command line:
-  /usr/bin/python3 tools/train_dit.py train [--steps 7000] [--batch 64] [--lr 5e-4] [--warmup 200]
-      [--decay-start 0.7] [--min-snr-gamma 5] [--ema 0.999] [--clip 1.0] [--precision bf16|fp32] [--threads 2]
+  /usr/bin/python3 tools/train_dit.py train [--steps 8000] [--batch 64] [--lr 1e-3] [--warmup 500]
+      [--decay-start 0.6] [--min-snr-gamma 5] [--ema 0.999] [--clip 1.0] [--precision bf16|fp32] [--threads 2]
       [--work .cache/dit-shapes] [--resume] [--max-minutes M] [--depth 12 --hidden 128 --heads 4 --patch 4]
-      [--seed 0 --data-seed 1]
+      [--seed 0 --data-seed 1] [--spread narrow] [--dataset-size 65536]
       (--steps is part of the schedule: resume with the same value)
   /usr/bin/python3 tools/train_dit.py export [--work .cache/dit-shapes] [--out models/dit-shapes-32.safetensors]
       [--loss-csv models/training-loss.csv --loss-png models/training-loss.png]
@@ -301,9 +302,41 @@ def step_generator(seed, step):
     return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(step))
 
 
-def make_batch(args, step, num_classes):
-    x0, y = shapes_data.generate_range(args.data_seed, step * args.batch, args.batch)
-    x0, y = torch.from_numpy(x0), torch.from_numpy(y)
+def _render_chunk(job):
+    seed, start, n, spread = job
+    x, y = shapes_data.generate_range(seed, start, n, spread)
+    return shapes_data.to_uint8_hwc(x), y
+
+
+def load_dataset(args):
+    """Images [0, --dataset-size) of the shapes stream of --data-seed (spread --spread) as uint8 [N, 32, 32, 3] and
+    labels [N]: rendered once with every thread (numpy rendering cost about a quarter of a training step when done
+    per batch) and cached in --work, so a resumed run reads the same images."""
+    path = os.path.join(args.work, f"data-{args.data_seed}-{args.spread}-{args.dataset_size}.npz")
+    if os.path.exists(path):
+        z = np.load(path)
+        return z["images"], z["labels"]
+    import multiprocessing
+    t0 = time.time()
+    chunk = 1024
+    jobs = [(args.data_seed, s, min(chunk, args.dataset_size - s), args.spread) for s in range(0, args.dataset_size, chunk)]
+    with multiprocessing.get_context("fork").Pool(args.threads) as pool:
+        parts = pool.map(_render_chunk, jobs)
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    np.savez(path + ".tmp.npz", images=images, labels=labels)
+    os.replace(path + ".tmp.npz", path)
+    print(f"rendered {len(labels)} training images ({args.spread} spread) in {time.time() - t0:.0f} s", flush=True)
+    return images, labels
+
+
+def make_batch(args, step, num_classes, data):
+    """Batch of step s: data set images (s·B + j) mod N, j < B (epochs in order); noise, timesteps and label dropout
+    from a generator seeded by (seed, s)."""
+    images, labels = data
+    idx = (np.arange(args.batch) + step * args.batch) % len(labels)
+    x0 = torch.from_numpy(images[idx]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    y = torch.from_numpy(labels[idx])
     g = step_generator(args.seed, step)
     t = torch.randint(0, ref.NUM_TRAIN_TIMESTEPS, (args.batch,), generator=g)
     noise = torch.randn(x0.shape, generator=g)
@@ -358,6 +391,7 @@ def cmd_train(args):
     print(f"DiT depth={cfg.depth} hidden={cfg.hidden_size} heads={cfg.num_heads} patch={cfg.patch_size} "
           f"tokens={(cfg.input_size // cfg.patch_size) ** 2} params={nparams / 1e6:.2f}M batch={args.batch} "
           f"steps={args.steps} threads={args.threads}", flush=True)
+    data = load_dataset(args)
     diff = Diffusion()
     ema_params = [p for p in ema.parameters()]
     model_params = [p for p in model.parameters()]
@@ -372,7 +406,7 @@ def cmd_train(args):
     acc = {"loss": 0.0, "mse": 0.0, "vb": 0.0, "n": 0}
     model.train()
     while step < args.steps:
-        x0, t, y, noise = make_batch(args, step, cfg.num_classes)
+        x0, t, y, noise = make_batch(args, step, cfg.num_classes, data)
         for gparam in opt.param_groups:
             gparam["lr"] = lr_at(args, step)
         loss, mse, vb = diff.losses(model, x0, t, y, noise, args.min_snr_gamma)
@@ -437,6 +471,7 @@ def export_metadata(cfg, st):
         "final_loss": f"{last.get('loss', float('nan')):.5f}", "final_mse": f"{last.get('mse', float('nan')):.5f}",
         "final_vb": f"{last.get('vb', float('nan')):.5f}",
         "trained_by": "tools/train_dit.py", "data": "tools/shapes_data.py",
+        "data_spread": str(hp.get("spread", "wide")), "dataset_size": str(hp.get("dataset_size", "stream")),
     })
     return meta
 
@@ -575,18 +610,20 @@ def main(argv=None):
 
     tr = sub.add_parser("train")
     arch(tr)
-    tr.add_argument("--steps", type=int, default=7000)
-    tr.add_argument("--lr", type=float, default=5e-4)
-    tr.add_argument("--warmup", type=int, default=200)
+    tr.add_argument("--steps", type=int, default=8000)
+    tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument("--warmup", type=int, default=500)
     tr.add_argument("--clip", type=float, default=1.0)
     tr.add_argument("--ema", type=float, default=0.999)
-    tr.add_argument("--decay-start", type=float, default=0.7,
+    tr.add_argument("--decay-start", type=float, default=0.6,
                     help="fraction of --steps after which the learning rate decays linearly to 0 (1 = constant)")
     tr.add_argument("--min-snr-gamma", type=float, default=5.0,
                     help="Min-SNR-γ weighting of the ε MSE (0 = the original unweighted MSE)")
     tr.add_argument("--class-dropout", type=float, default=0.1)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--data-seed", type=int, default=1)
+    tr.add_argument("--spread", choices=sorted(shapes_data.SPREADS), default="narrow", help="shapes_data.py spread")
+    tr.add_argument("--dataset-size", type=int, default=65536, help="distinct training images (epochs repeat them)")
     tr.add_argument("--work", default=os.path.join(REPO, ".cache", "dit-shapes"))
     tr.add_argument("--resume", action="store_true")
     tr.add_argument("--ckpt-minutes", type=float, default=3.0)
