@@ -72,9 +72,12 @@ def forward(args):
     rows, details = [], []
     for preset in args.presets:
         w = checkpoint(preset)
-        common = ["bench", "forward", "--weights", w, "--threads", str(args.threads), "--repeat", str(args.repeat)]
+        # Ten warm-up forwards on both sides: .NET's tiered JIT recompiles the hot loops in the background during the
+        # first forwards (two warm-ups left medians 10-20 % slow and noisy).
+        common = ["bench", "forward", "--weights", w, "--threads", str(args.threads), "--repeat", str(args.repeat), "--warmup", "10"]
         ours, fast, naive, shared, distinct, shares, prof = [], [], [], [], [], [], ""
-        torch_cmd = [PY, "tools/bench_torch_forward.py", "--weights", w, "--threads", str(args.threads), "--repeat", str(args.repeat)]
+        torch_cmd = [PY, "tools/bench_torch_forward.py", "--weights", w, "--threads", str(args.threads), "--repeat", str(args.repeat),
+                     "--warmup", "10"]
         for _ in range(args.rounds):
             # --profile: the forward is timed first, unprofiled; then one profiled pass and OpenBLAS alone on its products.
             prof = blockdance(*common, "--profile")
@@ -99,7 +102,7 @@ def forward(args):
             f"Machine: {machine()}\n",
             f"Batch 2 (one image with guidance), 32x32 latent (256x256 images), fp32, {args.threads} threads on both sides, "
             f"same random weights; {args.rounds} alternating rounds of (ours, PyTorch), each the median of {args.repeat} timed "
-            "forwards after 2 warm-up forwards; the table shows the median over rounds. Ratio = ours / PyTorch with fused "
+            "forwards after 10 warm-up forwards; the table shows the median over rounds. Ratio = ours / PyTorch with fused "
             "built-ins (tools/torch_fast_dit.py; goal of issue 7: at most 0.8); the op-by-op PyTorch reference "
             "(tools/dit_reference.py) is shown too. GEMM share: Linear and attention time of all op time in a profiled pass "
             "(goal: at least 85 %). OpenBLAS alone: the forward's matrix products (linears and the per-head attention "
