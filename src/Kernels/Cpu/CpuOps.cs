@@ -22,6 +22,9 @@ public sealed unsafe partial class CpuOps : IOps
     /// </summary>
     private const int InlineFloats = 1 << 20;
 
+    /// <summary>The fewest rows of <paramref name="rowLength"/> floats worth a part of their own (see <see cref="InlineFloats"/>).</summary>
+    private static int MinRows(int rowLength) => Math.Max(1, InlineFloats / Math.Max(1, rowLength));
+
     private float* _scratch;     // attention: keys transposed and values packed, grown to the largest 2·B·T·D seen
     private long _scratchFloats;
 
@@ -62,7 +65,7 @@ public sealed unsafe partial class CpuOps : IOps
         if (b is null && act == Activation.None)
             return;
         var job = new BiasActivationJob { Y = F(y), Bias = b is null ? null : F(b), N = n, Act = act };
-        CpuParallel.For(m, ref job, minChunk: Math.Max(1, InlineFloats / Math.Max(1, n)));
+        CpuParallel.For(m, ref job, minChunk: MinRows(n));
     }
 
     private struct BiasActivationJob : IRangeJob
@@ -127,7 +130,7 @@ public sealed unsafe partial class CpuOps : IOps
             X = F(x), Y = F(y), Mod = F(mod), Tokens = tokens, D = d, ModStride = chunks * d,
             Shift = shiftChunk * d, Scale = scaleChunk * d, Eps = eps,
         };
-        CpuParallel.For(batch * tokens, ref job, minChunk: Math.Max(1, InlineFloats / Math.Max(1, d)));
+        CpuParallel.For(batch * tokens, ref job, minChunk: MinRows(d));
     }
 
     private struct LayerNormJob : IRangeJob
@@ -140,41 +143,35 @@ public sealed unsafe partial class CpuOps : IOps
         {
             for (int row = start; row < end; row++)
             {
-                var x = new ReadOnlySpan<float>(X + (long)row * D, D);
-                var y = new Span<float>(Y + (long)row * D, D);
+                float* x = X + (long)row * D, y = Y + (long)row * D;
                 float* m = Mod + (long)(row / Tokens) * ModStride;
+                float* shift = m + Shift, scale = m + Scale;
                 // Two passes, as PyTorch: the mean, then the mean of squared deviations (biased variance).
-                float mean = TensorPrimitives.Sum(x) / D;
+                float mean = TensorPrimitives.Sum(new ReadOnlySpan<float>(x, D)) / D;
+                var vmean = Vector256.Create(mean);
                 float var = 0;
                 int i = 0;
                 if (Vector256.IsHardwareAccelerated)
                 {
-                    var vmean = Vector256.Create(mean);
                     var acc = Vector256<float>.Zero;
                     for (; i + 8 <= D; i += 8)
                     {
-                        var c = Vector256.Load(X + (long)row * D + i) - vmean;
+                        var c = Vector256.Load(x + i) - vmean;
                         acc += c * c;
                     }
                     var = Vector256.Sum(acc);
                 }
                 for (; i < D; i++)
-                {
-                    float c = x[i] - mean;
-                    var += c * c;
-                }
+                    var += (x[i] - mean) * (x[i] - mean);
                 float rstd = 1f / MathF.Sqrt(var / D + Eps);
-                float* shift = m + Shift, scale = m + Scale;
                 i = 0;
                 if (Vector256.IsHardwareAccelerated)
                 {
-                    var vmean = Vector256.Create(mean);
                     var vrstd = Vector256.Create(rstd);
-                    float* xr = X + (long)row * D, yr = Y + (long)row * D;
                     for (; i + 8 <= D; i += 8)
                     {
-                        var n = (Vector256.Load(xr + i) - vmean) * vrstd;
-                        (n * (Vector256<float>.One + Vector256.Load(scale + i)) + Vector256.Load(shift + i)).Store(yr + i);
+                        var n = (Vector256.Load(x + i) - vmean) * vrstd;
+                        (n * (Vector256<float>.One + Vector256.Load(scale + i)) + Vector256.Load(shift + i)).Store(y + i);
                     }
                 }
                 for (; i < D; i++)
@@ -190,7 +187,7 @@ public sealed unsafe partial class CpuOps : IOps
         Check.SameCount(x, h, "GatedResidualAdd");
         int chunks = Check.Modulation(mod, batch, d, "GatedResidualAdd", gateChunk, gateChunk);
         var job = new GatedAddJob { X = F(x), H = F(h), Mod = F(mod), Tokens = tokens, D = d, ModStride = chunks * d, Gate = gateChunk * d };
-        CpuParallel.For(batch * tokens, ref job, minChunk: Math.Max(1, InlineFloats / Math.Max(1, d)));
+        CpuParallel.For(batch * tokens, ref job, minChunk: MinRows(d));
     }
 
     private struct GatedAddJob : IRangeJob
