@@ -31,9 +31,10 @@
 #include "rt/fiber.h"
 #include "rt/runtime.h"
 
-#if __has_include(<valgrind/valgrind.h>)
+// Fiber stacks are registered with Valgrind only when the build asks for it (cmake -DEMU_VALGRIND=ON, which needs
+// Debian's valgrind package): the same sources must build the same library on every machine, whatever is installed.
+#ifdef EMU_HAVE_VALGRIND
 #include <valgrind/valgrind.h>
-#define EMU_HAVE_VALGRIND 1
 #endif
 
 // The built-ins block read by every kernel (emu_abi.h).
