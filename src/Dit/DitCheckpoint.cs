@@ -6,7 +6,7 @@ using BlockDance.Runtime.Safetensors;
 namespace BlockDance.Dit;
 
 /// <summary>A tensor the configuration says a checkpoint must (or may) contain.</summary>
-public readonly record struct ExpectedTensor(string Key, int[] Shape, bool Required = true);
+internal readonly record struct ExpectedTensor(string Key, int[] Shape, bool Required = true);
 
 /// <summary>
 /// A DiT checkpoint on disk: the memory-mapped safetensors file, its detected key layout and the configuration
@@ -144,7 +144,7 @@ public sealed class DitCheckpoint : IDisposable
     }
 
     /// <summary>Every tensor a checkpoint of this layout and configuration holds, with its shape.</summary>
-    public static IEnumerable<ExpectedTensor> ExpectedTensors(DitLayout layout, DitConfig c)
+    internal static IEnumerable<ExpectedTensor> ExpectedTensors(DitLayout layout, DitConfig c)
     {
         int d = c.HiddenSize, p = c.PatchSize, f = c.FrequencyEmbeddingSize, g = c.InputSize / p;
         int[] lin(int o, int i) => [o, i];

@@ -137,7 +137,7 @@ public sealed class SamplingRun : IDisposable
     public Tensor ModelOutput => _output;
 
     /// <summary>The feature cache of this run, or null when the plan never caches.</summary>
-    public FeatureCache? Cache => _cache;
+    internal FeatureCache? Cache => _cache;
 
     /// <summary>Observes each computed block's output (similarity analysis); null for none.</summary>
     public IBlockObserver? BlockObserver { get; set; }

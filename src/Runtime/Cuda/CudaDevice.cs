@@ -108,7 +108,7 @@ public sealed unsafe class CudaDevice : Device
     public CudaBackend Backend { get; }
 
     /// <summary>The emulator's controls and counters; null on a real GPU.</summary>
-    public EmulatorControl? Emulator { get; }
+    internal EmulatorControl? Emulator { get; }
 
     public int Ordinal { get; }
     public int Handle { get; }
