@@ -22,9 +22,13 @@ public sealed class DitCheckpoint : IDisposable
         Config = config;
     }
 
+    /// <summary>The memory-mapped safetensors file.</summary>
     public SafetensorsFile File { get; }
+    /// <summary>The key layout detected from the tensor names.</summary>
     public DitLayout Layout { get; }
+    /// <summary>The configuration inferred from the shapes and the metadata.</summary>
     public DitConfig Config { get; }
+    /// <summary>The file's path.</summary>
     public string Path => File.Path;
 
     /// <summary>Total number of parameters the model uses (each diffusers embedder copy counted once).</summary>
@@ -59,6 +63,8 @@ public sealed class DitCheckpoint : IDisposable
         }
     }
 
+    /// <summary>The key layout of a safetensors file (original DiT or diffusers) from its tensor names.</summary>
+    /// <exception cref="CheckpointException">The file is not a DiT checkpoint (or is another model, e.g. PixArt-α).</exception>
     public static DitLayout DetectLayout(SafetensorsFile file)
     {
         if (file.Contains("x_embedder.proj.weight") || file.Contains("blocks.0.attn.qkv.weight"))
@@ -338,6 +344,7 @@ public sealed class DitCheckpoint : IDisposable
         };
     }
 
+    /// <summary>Unmaps the file: models whose weights are views of it must not be used afterwards.</summary>
     public void Dispose() => File.Dispose();
 
     private static int[] Shape(SafetensorsFile file, string key, int rank)

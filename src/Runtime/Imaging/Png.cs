@@ -5,7 +5,7 @@ using BlockDance.Runtime.IO;
 namespace BlockDance.Runtime.Imaging;
 
 /// <summary>The pixel layouts <see cref="Png"/> writes; the values are PNG's colour-type codes, all at 8 bits per sample.</summary>
-internal enum PngColorType : byte
+public enum PngColorType : byte
 {
     /// <summary>One byte per pixel.</summary>
     Gray = 0,
