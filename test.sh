@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: installs what the tests need (eng/install-deps.sh test), builds and runs the native
-# emulator tests (CTest) when native/ exists, then the .NET tests. The last line is the total: "N passed, N failed, N skipped".
+# emulator tests (CTest) when native/ exists, packs the NuGet packages and runs the QuickStart sample against them,
+# then the .NET tests. The last line is the total: "N passed, N failed, N skipped".
 # Extra arguments go to the .NET test run (e.g. ./test.sh --filter-class 'BlockDance.Tests.Model.*').
 set -uo pipefail
 root=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
@@ -32,6 +33,28 @@ if [ -f native/CMakeLists.txt ]; then
     failed=$((failed + 1)); status=1
   fi
 fi
+
+# The NuGet packages (`dotnet pack` at the root → artifacts/packages, which the packaging tests read) and the QuickStart
+# sample built against them (samples/: private restore folder, so a re-packed package is never taken stale) and run:
+# it must write a valid PNG of one row of 8 images of 32×32 with 2 px padding (274×36). It runs from a copy of its
+# output folder outside the repository, so the model it finds is the one BlockDance.Models.Shapes put there. One test.
+echo "== package: pack, build and run samples/QuickStart" >&2
+sample_log="$work/package-sample.log"
+sample_app=$(mktemp -d)
+rm -rf artifacts/packages artifacts/sample-packages/blockdance.*
+if { dotnet pack BlockDance.sln -c Release \
+     && dotnet build samples/QuickStart -c Release \
+     && cp -r artifacts/samples/bin/QuickStart/release/. "$sample_app" \
+     && cmp models/dit-shapes-32.safetensors "$sample_app/models/dit-shapes-32.safetensors" \
+     && (cd "$sample_app" && env -u BLOCKDANCE_MODEL timeout 300 dotnet QuickStart.dll "$work/quickstart.png") \
+     && python3 eng/check-png.py "$work/quickstart.png" 274 36; } >"$sample_log" 2>&1; then
+  passed=$((passed + 1)); echo "package and QuickStart sample: passed" >&2
+else
+  failed=$((failed + 1)); status=1
+  tail -n 30 "$sample_log" >&2
+  echo "package and QuickStart sample: FAILED; full log: $sample_log" >&2
+fi
+rm -rf "$sample_app"
 
 echo "== .NET: build and test" >&2
 dotnet test tests/BlockDance.Tests -c Release "$@" 2>&1 | tee "$work/dotnet-test.log" | grep -v -E '^\s*$' | grep -E -v '^(  from |passed )' >&2

@@ -6,7 +6,7 @@ using BlockDance.Runtime.Safetensors;
 namespace BlockDance.Dit;
 
 /// <summary>A tensor the configuration says a checkpoint must (or may) contain.</summary>
-public readonly record struct ExpectedTensor(string Key, int[] Shape, bool Required = true);
+internal readonly record struct ExpectedTensor(string Key, int[] Shape, bool Required = true);
 
 /// <summary>
 /// A DiT checkpoint on disk: the memory-mapped safetensors file, its detected key layout and the configuration
@@ -22,9 +22,13 @@ public sealed class DitCheckpoint : IDisposable
         Config = config;
     }
 
+    /// <summary>The memory-mapped safetensors file.</summary>
     public SafetensorsFile File { get; }
+    /// <summary>The key layout detected from the tensor names.</summary>
     public DitLayout Layout { get; }
+    /// <summary>The configuration inferred from the shapes and the metadata.</summary>
     public DitConfig Config { get; }
+    /// <summary>The file's path.</summary>
     public string Path => File.Path;
 
     /// <summary>Total number of parameters the model uses (each diffusers embedder copy counted once).</summary>
@@ -59,6 +63,8 @@ public sealed class DitCheckpoint : IDisposable
         }
     }
 
+    /// <summary>The key layout of a safetensors file (original DiT or diffusers) from its tensor names.</summary>
+    /// <exception cref="CheckpointException">The file is not a DiT checkpoint (or is another model, e.g. PixArt-α).</exception>
     public static DitLayout DetectLayout(SafetensorsFile file)
     {
         if (file.Contains("x_embedder.proj.weight") || file.Contains("blocks.0.attn.qkv.weight"))
@@ -144,7 +150,7 @@ public sealed class DitCheckpoint : IDisposable
     }
 
     /// <summary>Every tensor a checkpoint of this layout and configuration holds, with its shape.</summary>
-    public static IEnumerable<ExpectedTensor> ExpectedTensors(DitLayout layout, DitConfig c)
+    internal static IEnumerable<ExpectedTensor> ExpectedTensors(DitLayout layout, DitConfig c)
     {
         int d = c.HiddenSize, p = c.PatchSize, f = c.FrequencyEmbeddingSize, g = c.InputSize / p;
         int[] lin(int o, int i) => [o, i];
@@ -338,6 +344,7 @@ public sealed class DitCheckpoint : IDisposable
         };
     }
 
+    /// <summary>Unmaps the file: models whose weights are views of it must not be used afterwards.</summary>
     public void Dispose() => File.Dispose();
 
     private static int[] Shape(SafetensorsFile file, string key, int rank)

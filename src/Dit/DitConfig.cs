@@ -27,6 +27,7 @@ public sealed record DitNumerics(int FrequencyShift, float AttentionNormEps, flo
     /// <summary>https://github.com/huggingface/diffusers/blob/58eb52c0/src/diffusers/models/transformers/dit_transformer_2d.py</summary>
     public static DitNumerics Diffusers { get; } = new(1, 1e-6f, 1e-5f, 1e-6f, 4);
 
+    /// <summary>The numerics of a checkpoint layout: <see cref="Original"/> or <see cref="Diffusers"/>.</summary>
     public static DitNumerics For(DitLayout layout) => layout == DitLayout.Original ? Original : Diffusers;
 }
 
@@ -36,19 +37,29 @@ public sealed record DitNumerics(int FrequencyShift, float AttentionNormEps, flo
 /// </summary>
 public sealed record DitConfig
 {
+    /// <summary>Number of transformer blocks.</summary>
     public required int Depth { get; init; }
+    /// <summary>Width D of the token vectors.</summary>
     public required int HiddenSize { get; init; }
+    /// <summary>Attention heads per block (D must be divisible by it).</summary>
     public required int Heads { get; init; }
+    /// <summary>Side p of the square patches that become tokens.</summary>
     public required int PatchSize { get; init; }
+    /// <summary>Channels C of the input latent (4 for a Stable Diffusion VAE latent, 3 for a pixel-space model).</summary>
     public int InChannels { get; init; } = 4;
+    /// <summary>True when the model also predicts the variance: the output then has 2C channels.</summary>
     public bool LearnSigma { get; init; } = true;
+    /// <summary>Number of classes, without the null class of classifier-free guidance.</summary>
     public int NumClasses { get; init; } = 1000;
+    /// <summary>Latent side length the checkpoint was trained for.</summary>
     public int InputSize { get; init; } = 32;
+    /// <summary>MLP hidden width as a multiple of D.</summary>
     public int MlpRatio { get; init; } = 4;
 
     /// <summary>Width of the sinusoidal timestep features (DiT: 256).</summary>
     public int FrequencyEmbeddingSize { get; init; } = 256;
 
+    /// <summary>The numbers where the reference implementations differ (defaults to the original DiT's).</summary>
     public DitNumerics Numerics { get; init; } = DitNumerics.Original;
 
     /// <summary>
@@ -61,8 +72,11 @@ public sealed record DitConfig
     /// <summary>diffusers' <c>interpolation_scale</c>: <c>max(sample_size // 64, 1)</c>.</summary>
     public int PositionInterpolationScale { get; init; } = 1;
 
+    /// <summary>Output channels C': 2C with a learned variance, else C.</summary>
     public int OutChannels => LearnSigma ? 2 * InChannels : InChannels;
+    /// <summary>Width of one attention head, D / heads.</summary>
     public int HeadDim => HiddenSize / Heads;
+    /// <summary>Width of the MLP hidden layer, D × <see cref="MlpRatio"/>.</summary>
     public int MlpHidden => HiddenSize * MlpRatio;
 
     /// <summary>Row of the label table used as the unconditional ("null") class: <c>num_classes</c>.</summary>
@@ -88,11 +102,16 @@ public sealed record DitConfig
     }
 
     // Presets from the bottom of models.py: DiT_{XL,L,B,S}_{2,4,8}.
+    /// <summary>DiT-XL: depth 28, hidden 1152, 16 heads, with patch <paramref name="patch"/>.</summary>
     public static DitConfig XL(int patch) => new() { Depth = 28, HiddenSize = 1152, Heads = 16, PatchSize = patch };
+    /// <summary>DiT-L: depth 24, hidden 1024, 16 heads, with patch <paramref name="patch"/>.</summary>
     public static DitConfig L(int patch) => new() { Depth = 24, HiddenSize = 1024, Heads = 16, PatchSize = patch };
+    /// <summary>DiT-B: depth 12, hidden 768, 12 heads, with patch <paramref name="patch"/>.</summary>
     public static DitConfig B(int patch) => new() { Depth = 12, HiddenSize = 768, Heads = 12, PatchSize = patch };
+    /// <summary>DiT-S: depth 12, hidden 384, 6 heads, with patch <paramref name="patch"/>.</summary>
     public static DitConfig S(int patch) => new() { Depth = 12, HiddenSize = 384, Heads = 6, PatchSize = patch };
 
+    /// <summary>The names <see cref="Preset"/> accepts.</summary>
     public static IReadOnlyList<string> PresetNames { get; } =
         ["XL/2", "XL/4", "XL/8", "L/2", "L/4", "L/8", "B/2", "B/4", "B/8", "S/2", "S/4", "S/8"];
 
@@ -126,6 +145,7 @@ public sealed record DitConfig
         _ => null,
     };
 
+    /// <summary>The architecture's numbers on one line, for messages and reports.</summary>
     public override string ToString() =>
         $"depth {Depth}, hidden {HiddenSize}, heads {Heads}, patch {PatchSize}, in {InChannels}, out {OutChannels}, " +
         $"classes {NumClasses}, input {InputSize}";

@@ -11,18 +11,24 @@ namespace BlockDance.Dit;
 /// <summary>A linear layer's parameters: <c>y = x·Wᵀ + b</c>, W [out, in].</summary>
 public sealed record Linear(Tensor Weight, Tensor Bias)
 {
+    /// <summary>Output features: the weight's rows.</summary>
     public int Out => Weight.Dim(0);
+    /// <summary>Input features: the weight's columns.</summary>
     public int In => Weight.Dim(1);
 
+    /// <c>y = act(x·Wᵀ + b)</c> on <paramref name="ops"/>; x (…, In) → y (…, Out).
     public void Forward(IOps ops, Tensor x, Tensor y, Activation act = Activation.None) => ops.Linear(x, Weight, Bias, y, act);
 }
 
 /// <summary>Embeds scalar timesteps: sinusoidal features [B, 256] → Linear → SiLU → Linear → [B, D].</summary>
 public sealed class TimestepEmbedder(Linear mlp0, Linear mlp2, int frequencyShift)
 {
+    /// <summary>The first linear layer, 256 → D (key <c>t_embedder.mlp.0</c>).</summary>
     public Linear Mlp0 { get; } = mlp0;   // t_embedder.mlp.0
+    /// <summary>The second linear layer, D → D (key <c>t_embedder.mlp.2</c>).</summary>
     public Linear Mlp2 { get; } = mlp2;   // t_embedder.mlp.2
 
+    /// <summary>Embeds the timesteps t (B) into <paramref name="tEmb"/> (B, D), using the frequency and hidden tensors of <paramref name="a"/> as scratch.</summary>
     public void Forward(IOps ops, Tensor t, DitActivations a, Tensor tEmb)
     {
         ops.TimestepEmbedding(t, frequencyShift, a.Frequencies);   // (B, 256) [cos | sin]
@@ -34,8 +40,10 @@ public sealed class TimestepEmbedder(Linear mlp0, Linear mlp2, int frequencyShif
 /// <summary>Class labels → vectors; row <c>num_classes</c> is the null class used for classifier-free guidance.</summary>
 public sealed class LabelEmbedder(Tensor table)
 {
+    /// <summary>The embedding table (classes + 1, D), key <c>y_embedder.embedding_table.weight</c>.</summary>
     public Tensor Table { get; } = table;  // y_embedder.embedding_table.weight (classes + 1, D)
 
+    /// <summary>Looks up the rows of <paramref name="labels"/> (B, I32) into <paramref name="yEmb"/> (B, D).</summary>
     public void Forward(IOps ops, Tensor labels, Tensor yEmb) => ops.EmbeddingLookup(Table, labels, yEmb);
 }
 
@@ -52,11 +60,17 @@ public sealed class DitBlock(int index, Linear adaLN, Linear qkv, Linear proj, L
     // Chunks of the modulation vector, in the order of models.py.
     private const int ShiftMsa = 0, ScaleMsa = 1, GateMsa = 2, ShiftMlp = 3, ScaleMlp = 4, GateMlp = 5;
 
+    /// <summary>The block's position in the model, from 0.</summary>
     public int Index { get; } = index;
+    /// <summary>The adaLN modulation layer, D → 6D (<c>blocks.{i}.adaLN_modulation.1</c>).</summary>
     public Linear AdaLN { get; } = adaLN;  // blocks.{i}.adaLN_modulation.1  (6D, D)
+    /// <summary>The attention's query-key-value projection, D → 3D (<c>blocks.{i}.attn.qkv</c>).</summary>
     public Linear Qkv { get; } = qkv;      // blocks.{i}.attn.qkv            (3D, D)
+    /// <summary>The attention's output projection, D → D (<c>blocks.{i}.attn.proj</c>).</summary>
     public Linear Proj { get; } = proj;    // blocks.{i}.attn.proj           (D, D)
+    /// <summary>The MLP's first layer, D → 4D, followed by GELU (tanh) (<c>blocks.{i}.mlp.fc1</c>).</summary>
     public Linear Fc1 { get; } = fc1;      // blocks.{i}.mlp.fc1             (4D, D)
+    /// <summary>The MLP's second layer, 4D → D (<c>blocks.{i}.mlp.fc2</c>).</summary>
     public Linear Fc2 { get; } = fc2;      // blocks.{i}.mlp.fc2             (D, 4D)
 
     /// <summary>Updates <c>a.X</c> (B, T, D) in place; <c>a.SiluC</c> (B, D) is SiLU of the conditioning.</summary>
@@ -78,9 +92,12 @@ public sealed class DitBlock(int index, Linear adaLN, Linear qkv, Linear proj, L
 /// <summary><c>x = Linear(LN(x)·(1 + scale) + shift)</c> with <c>shift, scale = Linear(SiLU(c)).chunk(2)</c>, then unpatchify.</summary>
 public sealed class FinalLayer(Linear adaLN, Linear linear, int patch, float eps)
 {
+    /// <summary>The adaLN modulation layer, D → 2D (<c>final_layer.adaLN_modulation.1</c>).</summary>
     public Linear AdaLN { get; } = adaLN;   // final_layer.adaLN_modulation.1 (2D, D)
+    /// <summary>The output projection, D → p·p·C' (<c>final_layer.linear</c>).</summary>
     public Linear Linear { get; } = linear; // final_layer.linear             (p·p·C', D)
 
+    /// <summary>Modulates and projects <c>a.X</c> (B, T, D), then unpatchifies into <paramref name="output"/> (B, C', H, W).</summary>
     public void Forward(IOps ops, DitActivations a, Tensor output)
     {
         AdaLN.Forward(ops, a.SiluC, a.FinalModulation);                           // (B, 2D): shift, scale
@@ -120,14 +137,23 @@ public sealed class DitModel : IDisposable
         _owned = w.Owned;
     }
 
+    /// <summary>The architecture the model was built for.</summary>
     public DitConfig Config { get; }
+    /// <summary>The ops (and through them the device) every forward runs on.</summary>
     public IOps Ops { get; }
+    /// <summary>The patch embedding as a GEMM weight (D, C·p·p) (<c>x_embedder.proj.weight</c>).</summary>
     public Tensor PatchWeight { get; }
+    /// <summary>The patch embedding's bias (D) (<c>x_embedder.proj.bias</c>).</summary>
     public Tensor PatchBias { get; }
+    /// <summary>The checkpoint's <c>pos_embed</c> (1, T, D) when it stores one; otherwise null and the 2-D sin-cos embedding is computed.</summary>
     public Tensor? StoredPositionEmbedding { get; }
+    /// <summary>Timestep embedding: t → (B, D).</summary>
     public TimestepEmbedder TimestepEmbedder { get; }
+    /// <summary>Class-label embedding: labels → (B, D).</summary>
     public LabelEmbedder LabelEmbedder { get; }
+    /// <summary>The transformer blocks, in order.</summary>
     public IReadOnlyList<DitBlock> Blocks { get; }
+    /// <summary>The final adaLN layer and projection to the output channels.</summary>
     public FinalLayer FinalLayer { get; }
 
     /// <summary>Bytes of weights this model holds as its own copies (0 when every weight is a view of the mapped checkpoint).</summary>
@@ -192,6 +218,7 @@ public sealed class DitModel : IDisposable
         Final(a, output);
     }
 
+    /// <summary>Frees the weights this model copied (the views of the mapped checkpoint are freed with the checkpoint).</summary>
     public void Dispose()
     {
         foreach (var t in _owned)
@@ -268,32 +295,54 @@ public sealed class DitActivations : IDisposable
             _owned.Add(PositionEmbedding);
     }
 
+    /// <summary>Batch size B the tensors were allocated for.</summary>
     public int Batch { get; }
+    /// <summary>Latent height H.</summary>
     public int Height { get; }
+    /// <summary>Latent width W.</summary>
     public int Width { get; }
+    /// <summary>Tokens per image T = (H/p)·(W/p).</summary>
     public int Tokens { get; }
 
+    /// <summary>Sinusoidal timestep features (B, 256).</summary>
     public Tensor Frequencies { get; private set; } = null!;     // (B, 256)
+    /// <summary>Hidden layer of the timestep MLP (B, D).</summary>
     public Tensor TimeHidden { get; private set; } = null!;      // (B, D)
+    /// <summary>Timestep embedding (B, D).</summary>
     public Tensor TimeEmbedding { get; private set; } = null!;   // (B, D)
+    /// <summary>Label embedding (B, D).</summary>
     public Tensor LabelEmbedding { get; private set; } = null!;  // (B, D)
+    /// <summary>Conditioning c = timestep embedding + label embedding (B, D).</summary>
     public Tensor C { get; private set; } = null!;               // (B, D)
+    /// <summary>SiLU(c) (B, D), the input of every adaLN layer.</summary>
     public Tensor SiluC { get; private set; } = null!;           // (B, D)
+    /// <summary>A block's modulation vector (B, 6D): shift, scale and gate for the attention and the MLP.</summary>
     public Tensor Modulation { get; private set; } = null!;      // (B, 6D)
+    /// <summary>The final layer's modulation (B, 2D): shift and scale.</summary>
     public Tensor FinalModulation { get; private set; } = null!; // (B, 2D)
+    /// <summary>Patchified input (B, T, C·p·p).</summary>
     public Tensor Columns { get; private set; } = null!;         // (B, T, C·p·p)
+    /// <summary>The residual stream (B, T, D), updated in place by the blocks.</summary>
     public Tensor X { get; private set; } = null!;               // (B, T, D): the residual stream
+    /// <summary>LayerNorm-ed and modulated tokens (B, T, D).</summary>
     public Tensor Normed { get; private set; } = null!;          // (B, T, D)
+    /// <summary>Query, key and value (B, T, 3D).</summary>
     public Tensor Qkv { get; private set; } = null!;             // (B, T, 3D)
+    /// <summary>Attention output before the projection (B, T, D).</summary>
     public Tensor Attended { get; private set; } = null!;        // (B, T, D)
+    /// <summary>The branch output added to the residual stream (B, T, D).</summary>
     public Tensor Residual { get; private set; } = null!;        // (B, T, D)
+    /// <summary>MLP hidden layer (B, T, MLP hidden size).</summary>
     public Tensor Hidden { get; private set; } = null!;          // (B, T, 4D)
+    /// <summary>Output patches of the final layer (B, T, p·p·C').</summary>
     public Tensor Patches { get; private set; } = null!;         // (B, T, p·p·C')
+    /// <summary>Position embedding for this grid (T, D): a view of the checkpoint's or computed sin-cos values.</summary>
     public Tensor PositionEmbedding { get; private set; } = null!; // (T, D)
 
     /// <summary>Bytes of device memory this arena holds.</summary>
     public long Bytes => _owned.Sum(t => t.ByteCount);
 
+    /// <summary>Frees every tensor of the arena. Disposing twice is harmless.</summary>
     public void Dispose()
     {
         foreach (var t in _owned)

@@ -3,7 +3,7 @@ using System.Runtime.Intrinsics;
 namespace BlockDance.Dit;
 
 /// <summary>Finds NaN and infinity in float data, 8 lanes at a time.</summary>
-public static class NonFinite
+internal static class NonFinite
 {
     /// <summary>Index of the first NaN or ±∞, or −1.</summary>
     public static int IndexOf(ReadOnlySpan<float> values)

@@ -8,7 +8,7 @@ namespace BlockDance.Dit;
 /// <c>[sin(c·ω) | cos(c·ω) | sin(r·ω) | cos(r·ω)]</c>. Note the column coordinate comes first ("w goes first" in
 /// <c>np.meshgrid(grid_w, grid_h)</c>) and the order is sin then cos, the opposite of the timestep embedding.
 /// </summary>
-public static class PositionEmbedding
+internal static class PositionEmbedding
 {
     /// <summary>Row-major [gridH·gridW, D] float32 values.</summary>
     /// <param name="baseSize">

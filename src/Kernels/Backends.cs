@@ -6,7 +6,7 @@ using BlockDance.Runtime.Cuda;
 namespace BlockDance.Kernels;
 
 /// <summary>Opens the op backend for a device name given on the command line.</summary>
-public static class Backends
+internal static class Backends
 {
     public const string Names = "cpu, cuda, cuda-emu";
 

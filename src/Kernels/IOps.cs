@@ -5,6 +5,7 @@ namespace BlockDance.Kernels;
 /// <summary>Activation applied in the epilogue of <see cref="IOps.Linear"/>.</summary>
 public enum Activation
 {
+    /// <summary>No activation: <c>y = x·wᵀ + b</c>.</summary>
     None,
     /// <summary><c>0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))</c>, PyTorch's <c>GELU(approximate="tanh")</c>.</summary>
     GeluTanh,
@@ -38,6 +39,7 @@ public readonly record struct AncestralCoefficients(float A, float B, float C1, 
 /// </summary>
 public interface IOps : IDisposable
 {
+    /// <summary>The device every tensor given to these ops must live on.</summary>
     Device Device { get; }
 
     /// <summary>Storage type of activations and weights on this backend (the CPU device: F32).</summary>

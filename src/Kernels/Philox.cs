@@ -9,7 +9,7 @@ namespace BlockDance.Kernels;
 /// Element g uses the counter (g / 2, 0, 0) and key (seed low, seed high); the first two output words give u₁, u₂,
 /// and even g takes the cosine branch, odd g the sine branch.
 /// </summary>
-public static class Philox
+internal static class Philox
 {
     private const uint M0 = 0xD2511F53, M1 = 0xCD9E8D57, W0 = 0x9E3779B9, W1 = 0xBB67AE85;
 

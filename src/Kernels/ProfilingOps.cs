@@ -8,7 +8,7 @@ namespace BlockDance.Kernels;
 /// time is the op's own) while <see cref="Enabled"/>. For profiling runs only (<c>blockdance bench forward --profile</c>); it changes nothing in
 /// the results.
 /// </summary>
-public sealed class ProfilingOps(IOps inner) : IOps
+internal sealed class ProfilingOps(IOps inner) : IOps
 {
     private readonly Dictionary<string, (double Ms, long Calls)> _totals = [];
     private readonly List<(int M, int N, int K)> _gemms = [];

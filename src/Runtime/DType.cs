@@ -3,18 +3,29 @@ namespace BlockDance.Runtime;
 /// <summary>Element types of tensors, named as in safetensors.</summary>
 public enum DType : byte
 {
+    /// <summary>64-bit IEEE float.</summary>
     F64,
+    /// <summary>32-bit IEEE float.</summary>
     F32,
+    /// <summary>16-bit IEEE float (half).</summary>
     F16,
+    /// <summary>bfloat16: the upper 16 bits of a float32.</summary>
     BF16,
+    /// <summary>64-bit signed integer.</summary>
     I64,
+    /// <summary>32-bit signed integer.</summary>
     I32,
+    /// <summary>16-bit signed integer.</summary>
     I16,
+    /// <summary>8-bit signed integer.</summary>
     I8,
+    /// <summary>8-bit unsigned integer.</summary>
     U8,
+    /// <summary>Boolean, one byte per element.</summary>
     Bool,
 }
 
+/// <summary>Sizes and names of <see cref="DType"/> values.</summary>
 public static class DTypes
 {
     /// <summary>Bytes per element.</summary>
@@ -53,6 +64,7 @@ public static class DTypes
         }
     }
 
+    /// <summary>True for the floating-point types (F64, F32, F16, BF16).</summary>
     public static bool IsFloat(this DType type) => type is DType.F64 or DType.F32 or DType.F16 or DType.BF16;
 
     /// <summary>Parses a user-facing dtype name: f32, f16, bf16 (case-insensitive).</summary>

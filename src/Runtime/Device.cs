@@ -15,9 +15,12 @@ public abstract class Device : IDisposable
 
     /// <summary>Live allocations made through this device and their bytes.</summary>
     public long LiveAllocations => Interlocked.Read(ref _liveAllocations);
+    /// <summary>Bytes of the live allocations made through this device.</summary>
     public long LiveBytes => Interlocked.Read(ref _liveBytes);
     private long _liveAllocations, _liveBytes;
 
+    /// <summary>Allocates an uninitialised tensor that owns its memory (freed by <see cref="Tensor.Dispose"/>).</summary>
+    /// <exception cref="ArgumentException">A dimension is negative.</exception>
     public Tensor Allocate(DType type, params int[] shape)
     {
         ShapeUtil.Validate(shape);
@@ -68,7 +71,9 @@ public abstract class Device : IDisposable
         }
     }
 
+    /// <summary>Allocates <paramref name="bytes"/> bytes of this device's memory and returns their address.</summary>
     protected abstract nint AllocateBytes(long bytes);
+    /// <summary>Frees memory returned by <see cref="AllocateBytes"/>.</summary>
     protected abstract void FreeBytes(nint address, long bytes);
 
     /// <summary>Copies <c>dst.ByteCount</c> bytes from host memory into <paramref name="dst"/>.</summary>
@@ -83,6 +88,7 @@ public abstract class Device : IDisposable
     /// <summary>Waits for all work queued on this device.</summary>
     public abstract void Synchronize();
 
+    /// <summary>Throws <see cref="ArgumentException"/> unless both tensors live on this device and have the same byte size.</summary>
     protected void CheckCopy(Tensor a, Tensor b)
     {
         CheckOwn(a, "copy");
@@ -98,6 +104,7 @@ public abstract class Device : IDisposable
             throw new ArgumentException($"{Name}: cannot {what} {t}, which lives on another device ({t.Device.Name})");
     }
 
+    /// <summary>Releases the device's resources; tensors allocated on it must be disposed first.</summary>
     public virtual void Dispose() => GC.SuppressFinalize(this);
 
     /// <summary>Owned memory of one <see cref="Tensor"/>.</summary>

@@ -15,7 +15,7 @@ namespace BlockDance.Runtime;
 /// float16 conversions use <see cref="Half"/>, which rounds to nearest even.
 /// The span methods write <c>source.Length</c> elements and require the destination to be at least that long.
 /// </remarks>
-public static class NumericConversions
+internal static class NumericConversions
 {
     private const uint QuietBit = 0x0040; // the most significant mantissa bit of a bfloat16
 

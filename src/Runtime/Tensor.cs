@@ -24,15 +24,22 @@ public sealed class Tensor : IDisposable
         Count = ShapeUtil.Count(shape);
     }
 
+    /// <summary>The device whose memory holds the elements.</summary>
     public Device Device { get; }
+    /// <summary>The element type.</summary>
     public DType DType { get; }
+    /// <summary>Address of the first element: a host pointer on the CPU device, a device address (CUdeviceptr) on CUDA devices.</summary>
     public nint Address { get; }
 
     /// <summary>Number of elements.</summary>
     public long Count { get; }
+    /// <summary>Size of the elements in bytes.</summary>
     public long ByteCount => Count * DType.SizeOf();
+    /// <summary>Number of dimensions.</summary>
     public int Rank => _shape.Length;
+    /// <summary>The dimensions, outermost first (row-major).</summary>
     public ReadOnlySpan<int> Shape => _shape;
+    /// <summary>True when this tensor frees its memory on <see cref="Dispose"/> (false for views and wrapped memory).</summary>
     public bool OwnsMemory => _allocation is not null;
 
     /// <summary>Size of dimension <paramref name="axis"/>; negative axes count from the end.</summary>
@@ -71,8 +78,10 @@ public sealed class Tensor : IDisposable
         return View(start * (Count / Math.Max(1, _shape[0])), shape);
     }
 
+    /// <summary>The shape as text, e.g. "[2, 64, 128]".</summary>
     public string ShapeString => ShapeUtil.Format(_shape);
 
+    /// <summary>True when the shape is exactly <paramref name="shape"/>.</summary>
     public bool HasShape(params ReadOnlySpan<int> shape) => _shape.AsSpan().SequenceEqual(shape);
 
     /// <summary>The elements as a span; only for tensors in host memory (the CPU device).</summary>
@@ -128,6 +137,7 @@ public sealed class Tensor : IDisposable
         Device.Upload(MemoryMarshal.AsBytes(source), this);
     }
 
+    /// <summary>Frees the memory when this tensor owns it; does nothing for a view. Disposing twice is harmless.</summary>
     public void Dispose()
     {
         var allocation = _allocation;
@@ -135,6 +145,7 @@ public sealed class Tensor : IDisposable
         allocation?.Dispose();
     }
 
+    /// <summary>Dtype, shape and device, for messages.</summary>
     public override string ToString() => $"Tensor({DType}, {ShapeString}, {Device.Name})";
 }
 

@@ -9,18 +9,25 @@ namespace BlockDance.Dit.Caching;
 /// </summary>
 public abstract class CachePolicy
 {
+    /// <summary>The accepted spellings, for usage messages.</summary>
     public const string Syntax =
         "none | blockdance:n=N[,boundary=I,start=A,end=B] | deepcache:n=N[,boundary=I] | plan:FILE.json";
 
+    /// <summary>The plan of a run of <paramref name="steps"/> sampling steps on a model with <paramref name="depth"/> blocks.</summary>
+    /// <exception cref="PlanException">The policy cannot produce a plan for these numbers (or its plan file is unreadable or invalid).</exception>
     public abstract StepPlan Plan(int steps, int depth);
 
     /// <summary>The canonical spelling of this policy (round-trips through <see cref="Parse"/>).</summary>
     public abstract string Spec { get; }
 
+    /// <summary>The same as <see cref="Spec"/>.</summary>
     public override string ToString() => Spec;
 
+    /// <summary>No caching: every step runs every block.</summary>
     public static CachePolicy None { get; } = new NoCache();
 
+    /// <summary>Parses a policy in the syntax of <see cref="Syntax"/>, e.g. <c>"blockdance:n=2"</c>.</summary>
+    /// <exception cref="PlanException">The text is not a policy; the message names the problem and the accepted forms.</exception>
     public static CachePolicy Parse(string spec)
     {
         string s = spec.Trim();
@@ -104,6 +111,7 @@ public sealed class BlockDancePolicy : CachePolicy
     // a·S is computed in double; 0.7·10 = 7.000000000000001 would otherwise ceil to 8.
     private const double Slack = 1e-9;
 
+    /// <summary>A policy with reuse interval <paramref name="n"/>, an optional fixed boundary, and the window [start, end) as fractions of the steps; <paramref name="deepCache"/> marks the DeepCache-style baseline (for <see cref="Spec"/>).</summary>
     public BlockDancePolicy(int n, int? boundary, double start, double end, bool deepCache = false)
     {
         N = n;
@@ -113,19 +121,27 @@ public sealed class BlockDancePolicy : CachePolicy
         IsDeepCache = deepCache;
     }
 
+    /// <summary>The reuse interval: one Cache step then N − 1 Reuse steps inside the window.</summary>
     public int N { get; }
+    /// <summary>The block boundary i given by the user, or null for the default of <see cref="BoundaryFor"/>.</summary>
     public int? FixedBoundary { get; }
+    /// <summary>Start a of the caching window, as a fraction of the steps.</summary>
     public double Start { get; }
+    /// <summary>End b (exclusive) of the caching window, as a fraction of the steps.</summary>
     public double End { get; }
+    /// <summary>True for the DeepCache-style uniform baseline (window [0, 1), boundary depth/2).</summary>
     public bool IsDeepCache { get; }
 
+    /// <summary>The boundary block i for a model of <paramref name="depth"/> blocks: the fixed one, else depth/2 (DeepCache) or round(20·depth/28) (BlockDance).</summary>
     public int BoundaryFor(int depth) => FixedBoundary ?? (IsDeepCache ? depth / 2 : (int)Math.Round(20.0 * depth / 28.0));
 
+    /// <inheritdoc/>
     public override string Spec => IsDeepCache
         ? $"deepcache:n={N}" + (FixedBoundary is int b ? $",boundary={b}" : "")
         : string.Create(CultureInfo.InvariantCulture, $"blockdance:n={N}") + (FixedBoundary is int bb ? $",boundary={bb}" : "")
           + string.Create(CultureInfo.InvariantCulture, $",start={Start},end={End}");
 
+    /// <inheritdoc/>
     public override StepPlan Plan(int steps, int depth)
     {
         if (steps < 1)
@@ -142,9 +158,12 @@ public sealed class BlockDancePolicy : CachePolicy
 /// <summary>A plan read from a JSON file (<see cref="StepPlan.FromJson"/>), checked against the run's steps and depth.</summary>
 public sealed class ExplicitPlan(string path) : CachePolicy
 {
+    /// <summary>The plan file's path as given.</summary>
     public string Path { get; } = path;
+    /// <inheritdoc/>
     public override string Spec => "plan:" + Path;
 
+    /// <inheritdoc/>
     public override StepPlan Plan(int steps, int depth)
     {
         string json;
@@ -163,9 +182,12 @@ public sealed class ExplicitPlan(string path) : CachePolicy
 /// <summary>A plan given as an object (tests, warm-ups, adaptive policies that decide ahead of a run).</summary>
 public sealed class FixedPlan(StepPlan plan) : CachePolicy
 {
+    /// <summary>The plan every run of this policy uses.</summary>
     public StepPlan StepPlan { get; } = plan;
+    /// <inheritdoc/>
     public override string Spec => $"fixed:{StepPlan.Letters}@{StepPlan.Boundary}";
 
+    /// <inheritdoc/>
     public override StepPlan Plan(int steps, int depth) =>
         steps == StepPlan.Steps && depth == StepPlan.Depth ? StepPlan
             : throw new PlanException($"the fixed plan has {StepPlan.Steps} steps for depth {StepPlan.Depth}; the run has {steps} steps and {depth} blocks");

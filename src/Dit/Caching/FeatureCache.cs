@@ -8,7 +8,7 @@ namespace BlockDance.Dit.Caching;
 /// can never read stale features. With classifier-free guidance the batch is <c>[cond…, uncond…]</c> and both halves
 /// are stored together, item by item, because they run as one batch. Store and load are device-to-device copies.
 /// </summary>
-public sealed class FeatureCache : IDisposable
+internal sealed class FeatureCache : IDisposable
 {
     public FeatureCache(Device device, DType type, int batch, int tokens, int hidden)
     {

@@ -26,6 +26,7 @@ public enum StepKind
 /// </summary>
 public sealed class StepPlan
 {
+    /// <summary>The value of the <c>"format"</c> field of a plan's JSON.</summary>
     public const string Format = "blockdance.plan/1";
 
     private readonly StepKind[] _kinds;
@@ -50,27 +51,39 @@ public sealed class StepPlan
             throw new PlanException($"step {firstReuse} reuses the cache, but no earlier step fills it (a Reuse needs a Cache before it)");
     }
 
+    /// <summary>The kind of every step, in sampling order.</summary>
     public IReadOnlyList<StepKind> Kinds => _kinds;
+    /// <summary>The kind of step <paramref name="k"/>.</summary>
     public StepKind this[int k] => _kinds[k];
+    /// <summary>Number of steps S.</summary>
     public int Steps => _kinds.Length;
+    /// <summary>The boundary block i (0 for a plan that never caches).</summary>
     public int Boundary { get; }
+    /// <summary>Number of blocks of the model the plan was made for.</summary>
     public int Depth { get; }
+    /// <summary>True when some step caches or reuses.</summary>
     public bool UsesCache => _kinds.Any(k => k != StepKind.Full);
+    /// <summary>Number of steps of <paramref name="kind"/>.</summary>
     public int Count(StepKind kind) => _kinds.Count(k => k == kind);
 
     /// <summary>Blocks computed over the whole run (a Reuse step skips <see cref="Boundary"/> of them).</summary>
     public long BlocksComputed => (long)Steps * Depth - (long)Count(StepKind.Reuse) * Boundary;
+    /// <summary>Blocks skipped over the whole run by the Reuse steps.</summary>
     public long BlocksSkipped => (long)Count(StepKind.Reuse) * Boundary;
 
+    /// <summary>A plan that runs every block at every step.</summary>
     public static StepPlan AllFull(int steps, int depth) => new(Enumerable.Repeat(StepKind.Full, steps), 0, depth);
 
     /// <summary>One letter per step: F (full), C (cache), R (reuse).</summary>
     public string Letters => new(_kinds.Select(Letter).ToArray());
 
+    /// <summary>The letter of a step kind: F, C or R.</summary>
     public static char Letter(StepKind kind) => kind switch { StepKind.Cache => 'C', StepKind.Reuse => 'R', _ => 'F' };
 
+    /// <summary>The letters, the boundary and the depth, for messages.</summary>
     public override string ToString() => $"{Letters} (boundary {Boundary}, depth {Depth})";
 
+    /// <summary>The plan as JSON (format <see cref="Format"/>), readable by <see cref="FromJson"/>.</summary>
     public string ToJson()
     {
         var o = new JsonObject

@@ -33,6 +33,9 @@ public sealed class SamplingRun : IDisposable
     private readonly int _guidedChannels;
     private int _nextStep;
 
+    /// <summary>Prepares a run of <paramref name="request"/> on <paramref name="model"/>: allocates every buffer and draws the starting noise; no step runs yet.</summary>
+    /// <exception cref="ArgumentException">The request does not fit the model (labels, latent size, guided channels, ...).</exception>
+    /// <exception cref="PlanException">The cache policy cannot plan this run.</exception>
     public SamplingRun(DitModel model, GenerationRequest request)
     {
         _model = model;
@@ -120,11 +123,17 @@ public sealed class SamplingRun : IDisposable
         }
     }
 
+    /// <summary>The cache plan the run follows.</summary>
     public StepPlan Plan { get; }
+    /// <summary>The run's report, filled in as the steps run.</summary>
     public RunReport Report { get; }
+    /// <summary>Number of images n.</summary>
     public int Images { get; }
+    /// <summary>Batch the model runs on: 2n with guidance, else n.</summary>
     public int ModelBatch { get; }
+    /// <summary>Number of sampling steps.</summary>
     public int Steps => Plan.Steps;
+    /// <summary>True when every step has run.</summary>
     public bool Finished => _nextStep >= Plan.Steps;
 
     /// <summary>Index of the step <see cref="Step"/> runs next (k = 0 is the noisiest).</summary>
@@ -137,7 +146,7 @@ public sealed class SamplingRun : IDisposable
     public Tensor ModelOutput => _output;
 
     /// <summary>The feature cache of this run, or null when the plan never caches.</summary>
-    public FeatureCache? Cache => _cache;
+    internal FeatureCache? Cache => _cache;
 
     /// <summary>Observes each computed block's output (similarity analysis); null for none.</summary>
     public IBlockObserver? BlockObserver { get; set; }
@@ -229,6 +238,7 @@ public sealed class SamplingRun : IDisposable
         _ops.Device.Copy(tmp, dst);
     }
 
+    /// <summary>Frees every buffer of the run (not the model). Disposing twice is harmless.</summary>
     public void Dispose()
     {
         _activations?.Dispose();

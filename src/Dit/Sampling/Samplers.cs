@@ -3,6 +3,7 @@ using BlockDance.Runtime;
 
 namespace BlockDance.Dit.Sampling;
 
+/// <summary>The samplers a <see cref="Dit.Pipeline.GenerationRequest"/> can use.</summary>
 public enum SamplerKind
 {
     /// <summary>DDIM on the original DiT's fractional-stride respacing (0, 20, 41, …, 999 for 50 steps).</summary>
@@ -21,6 +22,7 @@ public enum SamplerKind
 /// </summary>
 public abstract class Sampler
 {
+    /// <summary>Number of sampling steps S.</summary>
     public abstract int Steps { get; }
 
     /// <summary>Model timestep (original 0..999 scale) at sampling step k.</summary>
@@ -32,6 +34,7 @@ public abstract class Sampler
     /// <summary>Updates x (n, C, H, W) in place from the model output (n, C' ≥ C, H, W) of step k.</summary>
     public abstract void Step(IOps ops, int k, Tensor x, Tensor modelOutput, Tensor? noise);
 
+    /// <summary>A sampler of <paramref name="kind"/> with <paramref name="steps"/> steps; <paramref name="eta"/> is DDIM's noise scale (0: deterministic) and is ignored by the ancestral sampler.</summary>
     public static Sampler Create(SamplerKind kind, int steps, float eta = 0f) => kind switch
     {
         SamplerKind.Ddim => new DdimSampler(steps, eta),
@@ -49,6 +52,7 @@ public abstract class Sampler
         _ => throw new ArgumentException($"unknown sampler '{name}': expected ddim, ddim-leading or ancestral"),
     };
 
+    /// <summary>The command-line name of a sampler kind (the inverse of <see cref="Parse"/>).</summary>
     public static string Name(SamplerKind kind) => kind switch
     {
         SamplerKind.Ddim => "ddim",
@@ -63,6 +67,8 @@ public sealed class DdimSampler : Sampler
     private readonly RespacedDiffusion _diffusion;
     private readonly DdimCoefficients[] _coefficients;
 
+    /// <summary>DDIM with <paramref name="steps"/> steps and noise scale <paramref name="eta"/> (0: deterministic).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="eta"/> is negative or not finite.</exception>
     public DdimSampler(int steps, float eta)
     {
         if (eta < 0 || !float.IsFinite(eta))
@@ -72,9 +78,13 @@ public sealed class DdimSampler : Sampler
         CheckFinite(_coefficients, eta);
     }
 
+    /// <inheritdoc/>
     public override int Steps => _diffusion.Steps;
+    /// <inheritdoc/>
     public override float Timestep(int k) => _diffusion.TimestepMap[Steps - 1 - k];
+    /// <inheritdoc/>
     public override bool NeedsNoise(int k) => _coefficients[k].E != 0;
+    /// <inheritdoc/>
     public override void Step(IOps ops, int k, Tensor x, Tensor modelOutput, Tensor? noise) =>
         ops.DdimStep(x, modelOutput, _coefficients[k], noise);
 
@@ -96,6 +106,8 @@ public sealed class LeadingDdimSampler : Sampler
     private readonly LeadingDdimSchedule _schedule;
     private readonly DdimCoefficients[] _coefficients;
 
+    /// <summary>Leading-spacing DDIM with <paramref name="steps"/> steps and noise scale <paramref name="eta"/> (0: deterministic).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="eta"/> is negative or not finite.</exception>
     public LeadingDdimSampler(int steps, float eta)
     {
         if (eta < 0 || !float.IsFinite(eta))
@@ -105,9 +117,13 @@ public sealed class LeadingDdimSampler : Sampler
         DdimSampler.CheckFinite(_coefficients, eta);
     }
 
+    /// <inheritdoc/>
     public override int Steps => _schedule.Steps;
+    /// <inheritdoc/>
     public override float Timestep(int k) => _schedule.Timesteps[k];
+    /// <inheritdoc/>
     public override bool NeedsNoise(int k) => _coefficients[k].E != 0;
+    /// <inheritdoc/>
     public override void Step(IOps ops, int k, Tensor x, Tensor modelOutput, Tensor? noise) =>
         ops.DdimStep(x, modelOutput, _coefficients[k], noise);
 }
@@ -118,15 +134,20 @@ public sealed class AncestralSampler : Sampler
     private readonly RespacedDiffusion _diffusion;
     private readonly AncestralCoefficients[] _coefficients;
 
+    /// <summary>The ancestral sampler with <paramref name="steps"/> steps.</summary>
     public AncestralSampler(int steps)
     {
         _diffusion = new RespacedDiffusion(steps);
         _coefficients = Enumerable.Range(0, steps).Select(k => _diffusion.Ancestral(steps - 1 - k)).ToArray();
     }
 
+    /// <inheritdoc/>
     public override int Steps => _diffusion.Steps;
+    /// <inheritdoc/>
     public override float Timestep(int k) => _diffusion.TimestepMap[Steps - 1 - k];
+    /// <inheritdoc/>
     public override bool NeedsNoise(int k) => _coefficients[k].Nonzero != 0;
+    /// <inheritdoc/>
     public override void Step(IOps ops, int k, Tensor x, Tensor modelOutput, Tensor? noise) =>
         ops.AncestralStep(x, modelOutput, _coefficients[k], noise);
 }

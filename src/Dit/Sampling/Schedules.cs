@@ -10,7 +10,7 @@ namespace BlockDance.Dit.Sampling;
 /// (<c>_extract_into_tensor</c>); the per-step formulas then run in float32 as they do in PyTorch.
 /// Index <c>i</c> here is the respaced index (0 = least noisy); sampling visits i = S−1 … 0.
 /// </summary>
-public sealed class RespacedDiffusion
+internal sealed class RespacedDiffusion
 {
     public const int TrainingSteps = 1000;
 
@@ -127,7 +127,7 @@ public sealed class RespacedDiffusion
 /// "leading" spacing <c>t = k·(1000 // S)</c> visited in descending order, and ᾱ_prev = 1 past the end (set_alpha_to_one):
 /// https://github.com/huggingface/diffusers/blob/58eb52c0/src/diffusers/schedulers/scheduling_ddim.py
 /// </summary>
-public sealed class LeadingDdimSchedule
+internal sealed class LeadingDdimSchedule
 {
     public LeadingDdimSchedule(int steps)
     {

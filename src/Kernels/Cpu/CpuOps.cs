@@ -40,7 +40,9 @@ public sealed unsafe partial class CpuOps : IOps
         OpenBlas.openblas_set_num_threads(n);
     }
 
+    /// <inheritdoc/>
     public Device Device => CpuDevice.Instance;
+    /// <inheritdoc/>
     public DType ActivationType => DType.F32;
 
     /// <summary>Bytes of the attention scratch (keys transposed, values packed), the only memory the ops hold besides their tensors.</summary>
@@ -52,6 +54,7 @@ public sealed unsafe partial class CpuOps : IOps
     // ---------------------------------------------------------------------------------------------------------------
     // Linear: y = act(x · wᵀ + b)
 
+    /// <inheritdoc/>
     public void Linear(Tensor x, Tensor w, Tensor? b, Tensor y, Activation act = Activation.None)
     {
         Check.F32(x, w, y);
@@ -89,6 +92,7 @@ public sealed unsafe partial class CpuOps : IOps
     // ---------------------------------------------------------------------------------------------------------------
     // Elementwise
 
+    /// <inheritdoc/>
     public void Silu(Tensor x, Tensor y)
     {
         Check.F32(x, y);
@@ -108,6 +112,7 @@ public sealed unsafe partial class CpuOps : IOps
         }
     }
 
+    /// <inheritdoc/>
     public void Add(Tensor a, Tensor b, Tensor y)
     {
         Check.F32(a, b, y);
@@ -119,6 +124,7 @@ public sealed unsafe partial class CpuOps : IOps
     // ---------------------------------------------------------------------------------------------------------------
     // LayerNorm + adaLN modulation, gated residual
 
+    /// <inheritdoc/>
     public void LayerNormModulate(Tensor x, Tensor mod, int shiftChunk, int scaleChunk, float eps, Tensor y)
     {
         Check.F32(x, mod, y);
@@ -180,6 +186,7 @@ public sealed unsafe partial class CpuOps : IOps
         }
     }
 
+    /// <inheritdoc/>
     public void GatedResidualAdd(Tensor x, Tensor h, Tensor mod, int gateChunk)
     {
         Check.F32(x, h, mod);
@@ -209,6 +216,7 @@ public sealed unsafe partial class CpuOps : IOps
     // ---------------------------------------------------------------------------------------------------------------
     // Attention
 
+    /// <inheritdoc/>
     public void Attention(Tensor qkv, int heads, Tensor y)
     {
         Check.F32(qkv, y);
@@ -266,6 +274,7 @@ public sealed unsafe partial class CpuOps : IOps
     // ---------------------------------------------------------------------------------------------------------------
     // Patches and embeddings
 
+    /// <inheritdoc/>
     public void Patchify(Tensor image, int patch, Tensor cols)
     {
         Check.F32(image, cols);
@@ -286,6 +295,7 @@ public sealed unsafe partial class CpuOps : IOps
             }
     }
 
+    /// <inheritdoc/>
     public void AddPositionEmbedding(Tensor x, Tensor pos)
     {
         Check.F32(x, pos);
@@ -298,6 +308,7 @@ public sealed unsafe partial class CpuOps : IOps
         }
     }
 
+    /// <inheritdoc/>
     public void Unpatchify(Tensor x, int patch, Tensor image)
     {
         Check.F32(x, image);
@@ -315,6 +326,7 @@ public sealed unsafe partial class CpuOps : IOps
             }
     }
 
+    /// <inheritdoc/>
     public void TimestepEmbedding(Tensor t, int frequencyShift, Tensor y)
     {
         Check.F32(t, y);
@@ -341,6 +353,7 @@ public sealed unsafe partial class CpuOps : IOps
         return MathF.Exp(NegLogMaxPeriod * i / (half - shift));
     }
 
+    /// <inheritdoc/>
     public void EmbeddingLookup(Tensor table, Tensor ids, Tensor y)
     {
         Check.F32(table, y);
@@ -358,6 +371,7 @@ public sealed unsafe partial class CpuOps : IOps
     // ---------------------------------------------------------------------------------------------------------------
     // Sampling
 
+    /// <inheritdoc/>
     public void GuidanceCombine(Tensor output, int guidedChannels, float scale, Tensor y)
     {
         Check.F32(output, y);
@@ -375,6 +389,7 @@ public sealed unsafe partial class CpuOps : IOps
         }
     }
 
+    /// <inheritdoc/>
     public void DdimStep(Tensor x, Tensor modelOutput, in DdimCoefficients c, Tensor? noise)
     {
         Check.F32(x, modelOutput);
@@ -403,6 +418,7 @@ public sealed unsafe partial class CpuOps : IOps
             }
     }
 
+    /// <inheritdoc/>
     public void AncestralStep(Tensor x, Tensor modelOutput, in AncestralCoefficients c, Tensor? noise)
     {
         Check.F32(x, modelOutput);
@@ -424,6 +440,7 @@ public sealed unsafe partial class CpuOps : IOps
             }
     }
 
+    /// <inheritdoc/>
     public void RandomNormal(Tensor y, ulong seed, ulong offset)
     {
         Check.F32(y);
@@ -445,6 +462,7 @@ public sealed unsafe partial class CpuOps : IOps
 
     private static float* F(Tensor t) => (float*)t.Address;
 
+    /// <summary>Frees the attention scratch. The ops can be used again afterwards (the scratch grows back on demand).</summary>
     public void Dispose()
     {
         System.Runtime.InteropServices.NativeMemory.AlignedFree(_scratch);

@@ -16,6 +16,9 @@ internal static unsafe partial class OpenBlas
     public const int NoTrans = 111;
     public const int Trans = 112;
 
+    /// <summary>The Debian package that provides <c>libopenblas.so.0</c> (the same one eng/install-deps.sh installs).</summary>
+    internal const string DebianPackage = "libopenblas0-pthread";
+
     private static readonly string[] Candidates = ["libopenblas.so.0", "libopenblas.so", "libblas.so.3"];
 
     static OpenBlas() => NativeLibrary.SetDllImportResolver(typeof(OpenBlas).Assembly, Resolve);
@@ -28,10 +31,16 @@ internal static unsafe partial class OpenBlas
             if (NativeLibrary.TryLoad(candidate, out nint handle) && NativeLibrary.TryGetExport(handle, "cblas_sgemm", out _)
                 && NativeLibrary.TryGetExport(handle, "openblas_set_num_threads", out _))
                 return handle;   // libblas.so.3 may be another BLAS (reference, BLIS): only OpenBLAS has both
-        throw new DllNotFoundException(
-            "OpenBLAS was not found (tried " + string.Join(", ", Candidates) + "). The CPU device needs it for matrix "
-            + "products: install it with 'sudo apt-get install libopenblas0' (Debian/Ubuntu) or your system's OpenBLAS package.");
+        throw new DllNotFoundException(MissingMessage);
     }
+
+    /// <summary>The error when no candidate loads: what was tried and which package to install.</summary>
+    internal static string MissingMessage =>
+        "OpenBLAS was not found (tried " + string.Join(", ", Candidates) + "). The CPU device needs it for matrix "
+        + "products: install it with 'sudo apt-get install " + DebianPackage + "' (Debian/Ubuntu) or your system's OpenBLAS package.";
+
+    /// <summary>The first candidate library name, the one Debian's <see cref="DebianPackage"/> provides.</summary>
+    internal static string PrimaryLibrary => Candidates[0];
 
     /// <summary>Forces the library to load now, so that a missing OpenBLAS is reported before any work starts.</summary>
     public static void EnsureLoaded() => openblas_get_num_threads();

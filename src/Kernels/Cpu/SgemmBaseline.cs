@@ -13,7 +13,7 @@ namespace BlockDance.Kernels.Cpu;
 /// in a forward, where each layer's weight matrix is read from memory once per forward (DiT-S/2 holds 130 MB of them,
 /// far more than any cache).
 /// </remarks>
-public static unsafe class SgemmBaseline
+internal static unsafe class SgemmBaseline
 {
     /// <summary>Median milliseconds over <paramref name="repeat"/> runs of all <paramref name="shapes"/> (row-major Y[M,N] = X[M,K]·W[N,K]ᵀ).</summary>
     public static double Measure(IReadOnlyList<(int M, int N, int K)> shapes, int repeat, bool distinctOperands = false)

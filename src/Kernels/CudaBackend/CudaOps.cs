@@ -66,8 +66,11 @@ public sealed unsafe class CudaOps : IOps
         }
     }
 
+    /// <inheritdoc/>
     public Device Device => _device;
+    /// <summary>The CUDA device the ops run on (with its stream and cuBLAS handle).</summary>
     public CudaDevice CudaDevice => _device;
+    /// <inheritdoc/>
     public DType ActivationType { get; }
 
     /// <summary>The loaded kernel modules (for tests and the kernel benchmarks).</summary>
@@ -79,6 +82,7 @@ public sealed unsafe class CudaOps : IOps
     // ---------------------------------------------------------------------------------------------------------------
     // Linear: cuBLAS GEMM, then the bias/activation epilogue (linear.cu)
 
+    /// <inheritdoc/>
     public void Linear(Tensor x, Tensor w, Tensor? b, Tensor y, Activation act = Activation.None)
     {
         _kernels.Activations("Linear", x, w, y);
@@ -123,13 +127,17 @@ public sealed unsafe class CudaOps : IOps
     // ---------------------------------------------------------------------------------------------------------------
     // Elementwise and adaLN (elementwise.cu, adaln.cu)
 
+    /// <inheritdoc/>
     public void Silu(Tensor x, Tensor y) => _kernels.Silu(x, y);
 
+    /// <inheritdoc/>
     public void Add(Tensor a, Tensor b, Tensor y) => _kernels.Add(a, b, y);
 
+    /// <inheritdoc/>
     public void LayerNormModulate(Tensor x, Tensor mod, int shiftChunk, int scaleChunk, float eps, Tensor y) =>
         _kernels.LayerNormModulate(x, mod, shiftChunk, scaleChunk, eps, y);
 
+    /// <inheritdoc/>
     public void GatedResidualAdd(Tensor x, Tensor h, Tensor mod, int gateChunk) => _kernels.GatedResidualAdd(x, h, mod, gateChunk);
 
     // ---------------------------------------------------------------------------------------------------------------
@@ -192,21 +200,29 @@ public sealed unsafe class CudaOps : IOps
     // ---------------------------------------------------------------------------------------------------------------
     // Patches, embeddings, sampling, noise (patch.cu, embedding.cu, sampling.cu, random.cu)
 
+    /// <inheritdoc/>
     public void Patchify(Tensor image, int patch, Tensor cols) => _kernels.Patchify(image, patch, cols);
 
+    /// <inheritdoc/>
     public void AddPositionEmbedding(Tensor x, Tensor pos) => _kernels.AddPositionEmbedding(x, pos);
 
+    /// <inheritdoc/>
     public void Unpatchify(Tensor x, int patch, Tensor image) => _kernels.Unpatchify(x, patch, image);
 
+    /// <inheritdoc/>
     public void TimestepEmbedding(Tensor t, int frequencyShift, Tensor y) => _kernels.TimestepEmbedding(t, frequencyShift, y);
 
+    /// <inheritdoc/>
     public void EmbeddingLookup(Tensor table, Tensor ids, Tensor y) => _kernels.EmbeddingLookup(table, ids, y);
 
+    /// <inheritdoc/>
     public void GuidanceCombine(Tensor output, int guidedChannels, float scale, Tensor y) =>
         _kernels.GuidanceCombine(output, guidedChannels, scale, y);
 
+    /// <inheritdoc/>
     public void DdimStep(Tensor x, Tensor modelOutput, in DdimCoefficients c, Tensor? noise) => _kernels.DdimStep(x, modelOutput, c, noise);
 
+    /// <inheritdoc/>
     public void AncestralStep(Tensor x, Tensor modelOutput, in AncestralCoefficients c, Tensor? noise) =>
         _kernels.AncestralStep(x, modelOutput, c, noise);
 
@@ -233,6 +249,7 @@ public sealed unsafe class CudaOps : IOps
         return _workspace.Address;
     }
 
+    /// <summary>Waits for queued work, then frees the workspace, the kernel modules and, when these ops opened it, the device; never throws (failures are traced by the device). Disposing twice is harmless.</summary>
     public void Dispose()
     {
         if (_disposed)
@@ -252,5 +269,6 @@ public sealed unsafe class CudaOps : IOps
             _device.Dispose();
     }
 
+    /// <summary>Device and activation type, e.g. "CudaOps(cuda-emu, f16)".</summary>
     public override string ToString() => $"CudaOps({_device.Name}, {ActivationType.ShortName()})";
 }

@@ -6,7 +6,7 @@ using BlockDance.Runtime.Cuda;
 namespace BlockDance.Kernels.Cuda;
 
 /// <summary>One kernel source file of <c>src/Kernels/cuda/</c>, i.e. one CUDA module.</summary>
-public enum KernelModule
+internal enum KernelModule
 {
     Linear,       // linear.cu      bias + activation epilogue
     Elementwise,  // elementwise.cu silu, add

@@ -5,14 +5,14 @@ using BlockDance.Runtime.Cuda;
 namespace BlockDance.Kernels.Cuda;
 
 /// <summary>ptxas's resource use of one kernel for one architecture (from <c>--ptxas-options=-v</c>).</summary>
-public sealed record PtxasEntry(string Kernel, string Architecture, int Registers, int SharedBytes, int StackBytes, int SpillStoreBytes, int SpillLoadBytes);
+internal sealed record PtxasEntry(string Kernel, string Architecture, int Registers, int SharedBytes, int StackBytes, int SpillStoreBytes, int SpillLoadBytes);
 
 /// <summary>
 /// Compiles every kernel module with NVRTC and <c>--ptxas-options=-v</c> for a real architecture and reads the
 /// registers, static shared memory, stack frame and spills ptxas reports for each entry point. Used by a test (no
 /// spills on sm_80 and sm_90) and by <c>blockdance bench ptxas</c>, which writes the table to bench/results/.
 /// </summary>
-public static partial class PtxasReport
+internal static partial class PtxasReport
 {
     public static IReadOnlyList<PtxasEntry> Collect(NvrtcCompiler nvrtc, string architecture)
     {

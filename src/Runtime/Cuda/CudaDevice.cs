@@ -105,18 +105,27 @@ public sealed unsafe class CudaDevice : Device
     internal CudaDriverApi Api { get; }
     internal CublasApi Blas { get; }
 
+    /// <summary>Which driver this device runs on: NVIDIA's (a real GPU) or the CPU emulator of native/.</summary>
     public CudaBackend Backend { get; }
 
     /// <summary>The emulator's controls and counters; null on a real GPU.</summary>
-    public EmulatorControl? Emulator { get; }
+    internal EmulatorControl? Emulator { get; }
 
+    /// <summary>The device's ordinal (0 for the first GPU).</summary>
     public int Ordinal { get; }
+    /// <summary>The driver's device handle (CUdevice).</summary>
     public int Handle { get; }
+    /// <summary>The device's name as the driver reports it (e.g. "NVIDIA H100 80GB HBM3").</summary>
     public string DeviceName { get; }
+    /// <summary>The compute capability, e.g. (8, 9) for sm_89.</summary>
     public (int Major, int Minor) ComputeCapability { get; }
+    /// <summary>Number of streaming multiprocessors (SMs).</summary>
     public int MultiprocessorCount { get; }
+    /// <summary>Shared memory a block may use without opting in, in bytes.</summary>
     public int MaxSharedMemoryPerBlock { get; }
+    /// <summary>Shared memory a block may use after opting in (cuFuncSetAttribute), in bytes.</summary>
     public int MaxSharedMemoryPerBlockOptin { get; }
+    /// <summary>Total device memory in bytes.</summary>
     public long TotalMemory { get; }
 
     /// <summary>Peak DRAM bandwidth from the attributes: 2 (double data rate) × memory clock × bus width; 0 if unknown.</summary>
@@ -133,9 +142,12 @@ public sealed unsafe class CudaDevice : Device
     /// <summary>The cuBLAS handle bound to <see cref="Stream"/>.</summary>
     public nint CublasHandle => _cublas;
 
+    /// <inheritdoc/>
     public override string Name => Backend == CudaBackend.Emulator ? "cuda-emu" : "cuda";
+    /// <inheritdoc/>
     public override bool IsHostMemory => false;
 
+    /// <summary>The value of a device attribute (a CUdevice_attribute number); throws <see cref="CudaException"/> when the driver refuses.</summary>
     public int Attribute(int attribute)
     {
         int value = 0;
@@ -189,6 +201,7 @@ public sealed unsafe class CudaDevice : Device
         return api.cuGetErrorString(code, &s) == 0 && s is not null ? Marshal.PtrToStringUTF8((nint)s) ?? "" : "unknown error";
     }
 
+    /// <inheritdoc/>
     protected override nint AllocateBytes(long bytes)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -198,6 +211,7 @@ public sealed unsafe class CudaDevice : Device
         return (nint)p;
     }
 
+    /// <inheritdoc/>
     protected override void FreeBytes(nint address, long bytes)
     {
         if (_disposed)
@@ -232,6 +246,7 @@ public sealed unsafe class CudaDevice : Device
     internal void DisposeFailure(string call, int code) =>
         System.Diagnostics.Trace.TraceWarning($"{Name}: {call} failed while releasing resources: {ErrorName(Api, code)} ({code})");
 
+    /// <inheritdoc/>
     public override void Upload(ReadOnlySpan<byte> src, Tensor dst)
     {
         CheckOwn(dst, "upload into");
@@ -246,6 +261,7 @@ public sealed unsafe class CudaDevice : Device
         }
     }
 
+    /// <inheritdoc/>
     public override void Download(Tensor src, Span<byte> dst)
     {
         CheckOwn(src, "download");
@@ -259,6 +275,7 @@ public sealed unsafe class CudaDevice : Device
         }
     }
 
+    /// <inheritdoc/>
     public override void Copy(Tensor src, Tensor dst)
     {
         CheckCopy(src, dst);
@@ -273,12 +290,14 @@ public sealed unsafe class CudaDevice : Device
         Check(Api.cuMemsetD8Async((ulong)t.Address, value, (nuint)t.ByteCount, _stream));
     }
 
+    /// <inheritdoc/>
     public override void Synchronize()
     {
         MakeCurrent();
         Check(Api.cuStreamSynchronize(_stream));
     }
 
+    /// <summary>Releases the stream, the cuBLAS handle and the primary context; tensors still allocated on this device must not be used afterwards.</summary>
     public override void Dispose()
     {
         if (_disposed)
@@ -298,6 +317,7 @@ public sealed unsafe class CudaDevice : Device
         base.Dispose();
     }
 
+    /// <inheritdoc/>
     public override string ToString() =>
         $"{Name}: {DeviceName}, sm_{ComputeCapability.Major}{ComputeCapability.Minor}, {MultiprocessorCount} SMs, {TotalMemory / (1 << 20)} MiB";
 }

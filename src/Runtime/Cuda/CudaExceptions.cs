@@ -4,8 +4,11 @@ namespace BlockDance.Runtime.Cuda;
 public sealed class CudaException(string call, int code, string name, string description)
     : Exception($"{call} failed: {name} ({code}): {description}")
 {
+    /// <summary>The driver call that failed (e.g. "cuMemAlloc_v2").</summary>
     public string Call { get; } = call;
+    /// <summary>The CUresult it returned.</summary>
     public int Code { get; } = code;
+    /// <summary>The CUresult's name (e.g. "CUDA_ERROR_OUT_OF_MEMORY").</summary>
     public string ErrorName { get; } = name;
 }
 
@@ -13,10 +16,15 @@ public sealed class CudaException(string call, int code, string name, string des
 public sealed class NvrtcException(string call, int code, string description, string program, IReadOnlyList<string> options, string log)
     : Exception($"{call} failed for '{program}': {description} ({code})\noptions: {string.Join(' ', options)}" + (log.Length > 0 ? $"\n{log}" : ""))
 {
+    /// <summary>The NVRTC call that failed (e.g. "nvrtcCompileProgram").</summary>
     public string Call { get; } = call;
+    /// <summary>The nvrtcResult it returned.</summary>
     public int Code { get; } = code;
+    /// <summary>The name of the program being compiled.</summary>
     public string Program { get; } = program;
+    /// <summary>The compile options.</summary>
     public IReadOnlyList<string> Options { get; } = options;
+    /// <summary>The compiler's log (empty when it wrote none).</summary>
     public string Log { get; } = log;
 }
 
@@ -24,7 +32,9 @@ public sealed class NvrtcException(string call, int code, string description, st
 public sealed class CublasException(string call, int status, string description)
     : Exception($"{call} failed: {description} ({status})")
 {
+    /// <summary>The cuBLAS call that failed (e.g. "cublasGemmEx").</summary>
     public string Call { get; } = call;
+    /// <summary>The cublasStatus_t it returned.</summary>
     public int Status { get; } = status;
 }
 

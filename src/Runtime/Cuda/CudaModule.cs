@@ -3,7 +3,7 @@ using System.Text;
 namespace BlockDance.Runtime.Cuda;
 
 /// <summary>A loaded CUBIN or PTX image and its kernel functions (CUfunction handles), unloaded with the context current.</summary>
-public sealed unsafe class CudaModule : IDisposable
+internal sealed unsafe class CudaModule : IDisposable
 {
     private readonly CudaDevice _device;
     private nint _module;
@@ -48,7 +48,7 @@ public sealed unsafe class CudaModule : IDisposable
 }
 
 /// <summary>A CUDA event pair for timing work on the device's stream (timing only; never used to order work).</summary>
-public sealed unsafe class CudaTimer : IDisposable
+internal sealed unsafe class CudaTimer : IDisposable
 {
     private readonly CudaDevice _device;
     private nint _start, _stop;

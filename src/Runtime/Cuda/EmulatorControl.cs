@@ -5,7 +5,7 @@ namespace BlockDance.Runtime.Cuda;
 
 /// <summary>Counters of the emulator (native/README.md): allocations, copies by direction, launches, GEMMs.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct EmulatorCounters
+internal struct EmulatorCounters
 {
     public ulong LiveAllocations, LiveBytes;
     public ulong HostToDeviceCopies, HostToDeviceBytes;
@@ -20,7 +20,7 @@ public struct EmulatorCounters
 /// The emulator's own controls, exported by <c>libcuda_emu.so</c> next to the driver surface: thread count, thread
 /// schedule (<c>forward</c>, <c>reverse</c>, <c>random:SEED</c>), the detailed message of the last failure, and counters.
 /// </summary>
-public sealed unsafe class EmulatorControl
+internal sealed unsafe class EmulatorControl
 {
     private readonly delegate* unmanaged<uint, int> _setThreads;
     private readonly delegate* unmanaged<byte*, int> _setSchedule;

@@ -6,14 +6,14 @@ using BlockDance.Runtime.Cuda.Native;
 namespace BlockDance.Runtime.Cuda;
 
 /// <summary>The result of one NVRTC compilation: a CUBIN for a real architecture (sm_XX) or PTX for a virtual one.</summary>
-public sealed record CompiledImage(byte[] Image, bool IsCubin, string Architecture, string Ptx, string Log);
+internal sealed record CompiledImage(byte[] Image, bool IsCubin, string Architecture, string Ptx, string Log);
 
 /// <summary>
 /// NVRTC, bound at run time (Debian's <c>libnvrtc11.2</c> = NVRTC 11.8 on machines without a GPU). Headers are passed
 /// in memory, never read from disk. A failed compilation throws an <see cref="NvrtcException"/> holding the full log,
 /// the options and the program name — the log is read before anything is thrown.
 /// </summary>
-public sealed unsafe class NvrtcCompiler
+internal sealed unsafe class NvrtcCompiler
 {
     private readonly NvrtcApi _api;
 

@@ -9,7 +9,7 @@ namespace BlockDance.Runtime.IO;
 /// returned normally. If the writer throws, or flushing or renaming fails, the temporary file is deleted, the
 /// destination is left as it was, and the exception propagates.
 /// </summary>
-public static class AtomicFile
+internal static class AtomicFile
 {
     /// <summary>Writes the file through <paramref name="write"/>, which receives a writable stream.</summary>
     /// <exception cref="ArgumentException">The path is empty.</exception>

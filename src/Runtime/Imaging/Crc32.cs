@@ -6,7 +6,7 @@ namespace BlockDance.Runtime.Imaging;
 /// Implemented here because System.IO.Hashing is not part of the shared framework; byte-at-a-time with one 256-entry
 /// table, which is fast enough for the images this project writes.
 /// </summary>
-public static class Crc32
+internal static class Crc32
 {
     private static readonly uint[] Table = BuildTable();
 

@@ -7,7 +7,7 @@ namespace BlockDance.Runtime.Imaging;
 /// [<c>low</c>, <c>high</c>] to [0, 255] as DiT's <c>save_image(..., normalize=True, value_range=(-1, 1))</c> does:
 /// clamp to the range, then <c>floor(255·t + 0.5)</c>.
 /// </summary>
-public static class ImageGrid
+internal static class ImageGrid
 {
     /// <summary>Builds the grid; the image count is <c>images.Length / (C·H·W)</c>.</summary>
     /// <param name="images">[N, C, H, W] row-major, channels R, G, B (or one gray channel).</param>

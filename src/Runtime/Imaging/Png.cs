@@ -28,7 +28,7 @@ public enum PngColorType : byte
 /// var rgb = new byte[width * height * 3];   // row-major, R G B per pixel, top row first
 /// Png.Write("out.png", rgb, width, height, PngColorType.Rgb);
 /// </code></example>
-public static class Png
+internal static class Png
 {
     /// <summary>The 8 bytes every PNG file starts with.</summary>
     public static ReadOnlySpan<byte> Signature => [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A];

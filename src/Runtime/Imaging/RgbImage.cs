@@ -3,7 +3,9 @@ namespace BlockDance.Runtime.Imaging;
 /// <summary>An 8-bit sRGB colour.</summary>
 public readonly record struct Rgb(byte R, byte G, byte B)
 {
+    /// <summary>Black, #000000.</summary>
     public static Rgb Black => new(0, 0, 0);
+    /// <summary>White, #FFFFFF.</summary>
     public static Rgb White => new(255, 255, 255);
 
     /// <summary>Parses <c>"#RRGGBB"</c> or <c>"RRGGBB"</c>.</summary>
@@ -16,6 +18,7 @@ public readonly record struct Rgb(byte R, byte G, byte B)
         return new((byte)(v >> 16), (byte)(v >> 8), (byte)v);
     }
 
+    /// <summary>The colour as "#RRGGBB".</summary>
     public override string ToString() => $"#{R:X2}{G:X2}{B:X2}";
 }
 
@@ -38,7 +41,9 @@ public sealed class RgbImage
         FillRectangle(0, 0, width, height, background);
     }
 
+    /// <summary>Width in pixels.</summary>
     public int Width { get; }
+    /// <summary>Height in pixels.</summary>
     public int Height { get; }
 
     /// <summary>R, G, B per pixel, row-major; <c>Pixels[3 * (y * Width + x) + channel]</c>.</summary>

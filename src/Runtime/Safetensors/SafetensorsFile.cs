@@ -135,12 +135,14 @@ public sealed class SafetensorsFile : IDisposable
     /// <summary>The tensors in header order (the order of the JSON keys, which need not be the order of the data).</summary>
     public IReadOnlyList<SafetensorsTensorInfo> Tensors { get { ThrowIfDisposed(); return _tensors; } }
 
+    /// <summary>True when the file holds a tensor called <paramref name="name"/>.</summary>
     public bool Contains(string name)
     {
         ThrowIfDisposed();
         return _byName.ContainsKey(name);
     }
 
+    /// <summary>Looks a tensor up by name; false when the file has none of that name.</summary>
     public bool TryGet(string name, [MaybeNullWhen(false)] out SafetensorsTensorInfo info)
     {
         ThrowIfDisposed();

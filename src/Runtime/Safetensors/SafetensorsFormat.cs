@@ -10,7 +10,7 @@ namespace BlockDance.Runtime.Safetensors;
 /// N bytes of UTF-8 JSON (<c>{"__metadata__": {str: str}, "name": {"dtype": "F32", "shape": [..],
 /// "data_offsets": [begin, end]}, ...}</c>), then the data section that the offsets index into.
 /// </summary>
-public static class SafetensorsFormat
+internal static class SafetensorsFormat
 {
     /// <summary>
     /// The largest header the reader accepts and the writers produce: 100 MB, the limit of the reference implementation

@@ -13,7 +13,7 @@ namespace BlockDance.Runtime.Safetensors;
 /// byte). Disposing earlier, or any failure, deletes the temporary file and leaves the destination as it was, so no
 /// reader ever sees a half-written file. Not thread-safe.
 /// </remarks>
-public sealed class SafetensorsStreamWriter : IDisposable
+internal sealed class SafetensorsStreamWriter : IDisposable
 {
     /// <summary>Largest piece a <see cref="Tensor"/> is downloaded in.</summary>
     private const int TensorChunkBytes = 16 << 20;

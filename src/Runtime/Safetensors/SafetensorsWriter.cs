@@ -147,7 +147,7 @@ public sealed class SafetensorsWriter
     /// Complete leaves nothing behind.
     /// </summary>
     /// <exception cref="ArgumentException">The layout or metadata is invalid (nothing is created then).</exception>
-    public static SafetensorsStreamWriter Create(
+    internal static SafetensorsStreamWriter Create(
         string path,
         IReadOnlyList<(string Name, DType DType, int[] Shape)> layout,
         IReadOnlyDictionary<string, string>? metadata = null) =>
