@@ -30,7 +30,7 @@ public abstract class Device : IDisposable
     public Lock StepLock { get; } = new();
 
     /// <summary>True once the owner has called <see cref="Dispose"/> (the resources may live on for tensors still allocated).</summary>
-    public bool IsDisposed => _lifetime.IsClosed;
+    public bool IsDisposed => _lifetime.IsDisposed;
 
     /// <summary>The device's lifetime: allocations hold a reference on it.</summary>
     internal Lifetime Lifetime => _lifetime;
@@ -63,7 +63,7 @@ public abstract class Device : IDisposable
     {
         ShapeUtil.Validate(shape);
         long bytes = checked(ShapeUtil.Count(shape) * type.SizeOf());
-        if (_lifetime.IsClosed)
+        if (_lifetime.IsDisposed)
             throw new ObjectDisposedException(Name, $"cannot allocate on the {Name} device: it was disposed");
         var allocation = new Allocation(this, bytes);
         return new Tensor(this, type, shape, allocation.Address, allocation);

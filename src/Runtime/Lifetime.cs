@@ -34,9 +34,14 @@ internal sealed class Lifetime : SafeHandle
         SetHandle(1);
     }
 
+    private int _ownerDisposed;
+
     public string Name { get; }
 
     public override bool IsInvalid => handle == 0;
+
+    /// <summary>True once the owner has disposed it (the resource lives on while leases remain; none can be added).</summary>
+    public bool IsDisposed => Volatile.Read(ref _ownerDisposed) != 0;
 
     /// <summary>True once the resource itself is gone (not merely disposed by its owner while leases remain).</summary>
     public bool IsReleased { get; private set; }
@@ -48,6 +53,8 @@ internal sealed class Lifetime : SafeHandle
     /// <summary>Adds a reference without a lease object (a device allocation holds one); pair with <c>DangerousRelease</c>.</summary>
     public void AddRef()
     {
+        if (IsDisposed)
+            throw Disposed();
         bool added = false;
         try
         {
@@ -60,6 +67,13 @@ internal sealed class Lifetime : SafeHandle
     }
 
     public ObjectDisposedException Disposed() => new(Name, $"{Name} was disposed");
+
+    /// <summary>The owner's dispose (or the finaliser): marks it disposed, then drops the owner's reference.</summary>
+    protected override void Dispose(bool disposing)
+    {
+        Volatile.Write(ref _ownerDisposed, 1);
+        base.Dispose(disposing);
+    }
 
     protected override bool ReleaseHandle()
     {
