@@ -64,23 +64,30 @@ public sealed class SamplingRun : IDisposable
         {
             int n = request.Labels.Count;
             if (n == 0)
-                throw new ArgumentException("no images requested: give at least one class label");
+                throw new InvalidRequestException("no images requested: give at least one class label", nameof(request.Labels));
             for (int i = 0; i < n; i++)
                 if (request.Labels[i] < 0 || request.Labels[i] > config.NumClasses)
-                    throw new ArgumentException($"class label {request.Labels[i]} (image {i}) is outside [0, {config.NumClasses - 1}] (or {config.NumClasses} for unconditional)");
+                    throw new InvalidRequestException($"class label {request.Labels[i]} (image {i}) is outside [0, {config.NumClasses - 1}] (or {config.NumClasses} for unconditional)", nameof(request.Labels));
             if (!float.IsFinite(request.GuidanceScale))
-                throw new ArgumentException($"guidance scale must be finite, not {request.GuidanceScale}");
+                throw new InvalidRequestException($"guidance scale must be finite, not {request.GuidanceScale}", nameof(request.GuidanceScale));
             if (request.Sampler == SamplerKind.Ancestral && !config.LearnSigma)
-                throw new ArgumentException("the ancestral sampler needs a model with learned sigma (2·C output channels); use ddim");
+                throw new InvalidRequestException("the ancestral sampler needs a model with learned sigma (2·C output channels); use ddim", nameof(request.Sampler));
             int size = request.LatentSize ?? config.InputSize;
             if (size <= 0 || size % config.PatchSize != 0)
-                throw new ArgumentException($"latent size {size} is not a positive multiple of the patch size {config.PatchSize}");
-            _sampler = Sampler.Create(request.Sampler, request.Steps, request.Eta);
+                throw new InvalidRequestException($"latent size {size} is not a positive multiple of the patch size {config.PatchSize}", nameof(request.LatentSize));
+            try
+            {
+                _sampler = Sampler.Create(request.Sampler, request.Steps, request.Eta);
+            }
+            catch (ArgumentException e)   // steps outside [1, 1000], a negative or undefined eta
+            {
+                throw new InvalidRequestException(e.Message, e.ParamName, e);
+            }
             Plan = request.Cache.Plan(request.Steps, config.Depth);
             _noiseSource = request.StepNoise ?? new PhiloxStepNoise(request.Seed);
             _guidedChannels = request.GuidedChannels ?? config.Numerics.GuidedChannels;
             if (_guidedChannels < 0 || _guidedChannels > config.OutChannels)
-                throw new ArgumentException($"guided channels {_guidedChannels} outside [0, {config.OutChannels}]");
+                throw new InvalidRequestException($"guided channels {_guidedChannels} outside [0, {config.OutChannels}]", nameof(request.GuidedChannels));
 
             bool cfg = request.UsesGuidance;
             int batch = cfg ? 2 * n : n;
@@ -125,7 +132,7 @@ public sealed class SamplingRun : IDisposable
             if (request.InitialNoise is { } initial)
             {
                 if (initial.Length != _latent.Count)
-                    throw new ArgumentException($"initial noise has {initial.Length} values; the latent {_latent.ShapeString} needs {_latent.Count}");
+                    throw new InvalidRequestException($"initial noise has {initial.Length} values; the latent {_latent.ShapeString} needs {_latent.Count}", nameof(request.InitialNoise));
                 Upload(initial, _latent);
             }
             else
@@ -286,4 +293,4 @@ public sealed class SamplingRun : IDisposable
 }
 
 /// <summary>A run whose result contains NaN or infinity.</summary>
-public sealed class NonFiniteResultException(string message) : Exception(message);
+public sealed class NonFiniteResultException(string message) : BlockDanceException(message);

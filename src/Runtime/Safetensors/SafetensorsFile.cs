@@ -90,11 +90,12 @@ public sealed class SafetensorsFile : IDisposable
 
     /// <summary>Maps <paramref name="path"/> read-only and validates its header.</summary>
     /// <exception cref="SafetensorsException">The file is not a valid safetensors file; the message says why.</exception>
-    /// <exception cref="IOException">The file cannot be opened (missing, unreadable, ...).</exception>
+    /// <exception cref="SafetensorsException">Also when the file is missing ("no such file: PATH"), is a folder ("PATH is a
+    /// folder, not a file") or cannot be read (the message names the path and the reason).</exception>
     public static unsafe SafetensorsFile Open(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, bufferSize: 1);
+        var stream = OpenStream(path);
         MemoryMappedFile? map = null;
         MemoryMappedViewAccessor? view = null;
         byte* pointer = null;
@@ -123,6 +124,26 @@ public sealed class SafetensorsFile : IDisposable
             map?.Dispose();
             stream.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Opens the file for reading, turning the ways it can be absent into messages that name the path.</summary>
+    private static FileStream OpenStream(string path)
+    {
+        // Checked first: opening a folder fails on Linux with "Access to the path is denied", which misleads.
+        if (Directory.Exists(path))
+            throw SafetensorsException.IsAFolder(path);
+        try
+        {
+            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, bufferSize: 1);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw SafetensorsException.NoSuchFile(path, e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new SafetensorsException(path, null, $"cannot be read: {e.Message}", e);
         }
     }
 
