@@ -199,7 +199,7 @@ public sealed class ParsedArgs
         {
             return parse(s);
         }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is ArgumentException or Runtime.InvalidRequestException)
         {
             throw new UsageException($"{name}: {e.Message}");
         }

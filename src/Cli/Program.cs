@@ -90,7 +90,7 @@ public static class Program
         }
     }
 
-    private static bool IsExpected(Exception e) => e is SafetensorsException or CheckpointException or PlanException
+    private static bool IsExpected(Exception e) => e is Runtime.BlockDanceException or SafetensorsException or CheckpointException or PlanException
         or NonFiniteResultException or IOException or UnauthorizedAccessException or ArgumentException
         or DllNotFoundException or EntryPointNotFoundException or NotSupportedException or InvalidDataException
         or CudaException or CublasException or NvrtcException or Runtime.Cuda.CudaUnavailableException;

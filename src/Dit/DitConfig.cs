@@ -132,7 +132,7 @@ public sealed record DitConfig
                 case "S": return S(patch);
             }
         }
-        throw new ArgumentException($"unknown DiT preset '{name}': expected one of {string.Join(", ", PresetNames)}");
+        throw new Runtime.InvalidRequestException($"unknown DiT preset '{name}': expected one of {string.Join(", ", PresetNames)}", nameof(name));
     }
 
     /// <summary>The head count of the preset with this depth and width, if any (heads cannot be read from weights).</summary>

@@ -115,9 +115,28 @@ public interface IBlockObserver
 }
 
 /// <summary>The whole model: patch embedding, conditioning, <see cref="DitConfig.Depth"/> blocks and the final layer.</summary>
+/// <remarks>
+/// <para>
+/// Ownership: the model keeps what its weights live in. On the CPU device its float32 weights are views of the
+/// checkpoint's memory-mapped file, and the model holds a lease on that mapping, so the checkpoint may be disposed as
+/// soon as the model is loaded. Its other weights are device memory that holds a reference on the device, so disposing
+/// the ops or the device first releases nothing the model uses (the CUDA ops' kernel modules are the exception: a model
+/// used after its CUDA ops were disposed throws <see cref="ObjectDisposedException"/>). A <see cref="Pipeline.SamplingRun"/>
+/// holds a lease on the model: <see cref="Dispose"/> frees the weights once the last run on the model is disposed too;
+/// after that every method throws <see cref="ObjectDisposedException"/>. Disposing twice is harmless.
+/// </para>
+/// <para>
+/// Threads: a loaded model is read-only, and several <see cref="Pipeline.SamplingRun"/>s may use it from several
+/// threads at once; each run holds the device's <see cref="Device.StepLock"/> around each step (the ops' scratch is
+/// shared), so concurrent runs give exactly the bytes they give one after another, and take turns step by step. Calling
+/// the forward methods directly from several threads needs that lock too.
+/// </para>
+/// </remarks>
 public sealed class DitModel : IDisposable
 {
     private readonly List<Tensor> _owned;
+    private readonly Lease? _mapping;
+    private readonly Lifetime _lifetime;
 
     private DitModel(DitConfig config, IOps ops, WeightLoader w)
     {
@@ -135,6 +154,8 @@ public sealed class DitModel : IDisposable
             w.Linear($"blocks.{i}.mlp.fc1"), w.Linear($"blocks.{i}.mlp.fc2"), config.Heads, n)).ToArray();
         FinalLayer = new FinalLayer(w.Linear("final_layer.adaLN_modulation.1"), w.Linear("final_layer.linear"), config.PatchSize, n.FinalNormEps);
         _owned = w.Owned;
+        _mapping = w.MappingLease;
+        _lifetime = new Lifetime("the DitModel", Release);
     }
 
     /// <summary>The architecture the model was built for.</summary>
@@ -159,7 +180,10 @@ public sealed class DitModel : IDisposable
     /// <summary>Bytes of weights this model holds as its own copies (0 when every weight is a view of the mapped checkpoint).</summary>
     public long OwnedBytes => _owned.Sum(t => t.ByteCount);
 
-    /// <summary>Builds the model on <paramref name="ops"/>' device from an opened checkpoint (which must outlive the model on the CPU device: its weights are views of the mapped file).</summary>
+    /// <summary>
+    /// Builds the model on <paramref name="ops"/>' device from an opened checkpoint. The checkpoint may be disposed
+    /// right after: weights that are views of its mapped file hold a lease on the mapping (see the class remarks).
+    /// </summary>
     public static DitModel Load(DitCheckpoint checkpoint, IOps ops)
     {
         var loader = new WeightLoader(checkpoint, ops);
@@ -175,11 +199,28 @@ public sealed class DitModel : IDisposable
     }
 
     /// <summary>Allocates the activations of one forward for a batch and latent size, reused by every step of a run.</summary>
-    public DitActivations CreateActivations(int batch, int height, int width) => new(this, batch, height, width);
+    public DitActivations CreateActivations(int batch, int height, int width)
+    {
+        ThrowIfDisposed();
+        return new(this, batch, height, width);
+    }
+
+    /// <summary>A lease that keeps the weights alive after <see cref="Dispose"/> until it ends (one per sampling run).</summary>
+    internal Lease AcquireLease(string holder) => _lifetime.Acquire(holder);
+
+    /// <summary>True once the weights are gone: the model was disposed and no run holds it.</summary>
+    public bool IsDisposed => _lifetime.IsReleased;
+
+    private void ThrowIfDisposed()
+    {
+        if (_lifetime.IsReleased)
+            throw new ObjectDisposedException(nameof(DitModel), "the DitModel was disposed; load it again to use it");
+    }
 
     /// <summary>Conditioning: <c>c = t_emb(t) + y_emb(y)</c>, and SiLU(c), which every adaLN layer consumes. t: (B) F32, labels: (B) I32.</summary>
     public void Condition(Tensor t, Tensor labels, DitActivations a)
     {
+        ThrowIfDisposed();
         TimestepEmbedder.Forward(Ops, t, a, a.TimeEmbedding);  // (B, D)
         LabelEmbedder.Forward(Ops, labels, a.LabelEmbedding);  // (B, D)
         Ops.Add(a.TimeEmbedding, a.LabelEmbedding, a.C);       // (B, D)
@@ -189,6 +230,7 @@ public sealed class DitModel : IDisposable
     /// <summary>Patch tokens: <c>x = PatchEmbed(latent) + pos_embed</c>. latent: (B, C, H, W) → a.X (B, T, D).</summary>
     public void EmbedTokens(Tensor latent, DitActivations a)
     {
+        ThrowIfDisposed();
         Ops.Patchify(latent, Config.PatchSize, a.Columns);                  // (B, T, C·p·p)
         Ops.Linear(a.Columns, PatchWeight, PatchBias, a.X);                 // (B, T, D)
         Ops.AddPositionEmbedding(a.X, a.PositionEmbedding);                 // (B, T, D)
@@ -197,6 +239,7 @@ public sealed class DitModel : IDisposable
     /// <summary>Runs blocks <c>[from, to)</c> on a.X in place.</summary>
     public void RunBlocks(int from, int to, DitActivations a, IBlockObserver? observer = null)
     {
+        ThrowIfDisposed();
         if (from < 0 || to > Blocks.Count || from > to)
             throw new ArgumentOutOfRangeException(nameof(from), $"blocks [{from}, {to}) of a {Blocks.Count}-block model");
         for (int i = from; i < to; i++)
@@ -207,7 +250,11 @@ public sealed class DitModel : IDisposable
     }
 
     /// <summary>The final layer: a.X → output (B, C', H, W).</summary>
-    public void Final(DitActivations a, Tensor output) => FinalLayer.Forward(Ops, a, output);
+    public void Final(DitActivations a, Tensor output)
+    {
+        ThrowIfDisposed();
+        FinalLayer.Forward(Ops, a, output);
+    }
 
     /// <summary>The full forward: latent (B, C, H, W), t (B), labels (B) → output (B, C', H, W).</summary>
     public void Forward(Tensor latent, Tensor t, Tensor labels, Tensor output, DitActivations a, IBlockObserver? observer = null)
@@ -218,12 +265,18 @@ public sealed class DitModel : IDisposable
         Final(a, output);
     }
 
-    /// <summary>Frees the weights this model copied (the views of the mapped checkpoint are freed with the checkpoint).</summary>
-    public void Dispose()
+    /// <summary>
+    /// Releases the weights (owned copies and the lease on the mapped file) now, or when the last run holding the model
+    /// is disposed. Idempotent.
+    /// </summary>
+    public void Dispose() => _lifetime.Dispose();
+
+    private void Release()
     {
         foreach (var t in _owned)
             t.Dispose();
         _owned.Clear();
+        _mapping?.Dispose();
     }
 }
 

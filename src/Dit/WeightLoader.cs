@@ -9,11 +9,15 @@ namespace BlockDance.Dit;
 /// memory-mapped file; everything else (other dtypes, the diffusers q/k/v that must be concatenated, any CUDA device)
 /// is converted once on the host and uploaded. Owned tensors are returned to the model for disposal. Every weight is
 /// checked for NaN and infinity as it is loaded, so a corrupt checkpoint is named with its tensor and element rather
-/// than discovered as a NaN result after a whole sampling run.
+/// than discovered as a NaN result after a whole sampling run. Views hold a lease on the mapping (<see cref="MappingLease"/>,
+/// handed to the model), so that disposing the checkpoint before the model unmaps nothing.
 /// </summary>
 internal sealed class WeightLoader(DitCheckpoint checkpoint, IOps ops) : IDisposable
 {
     public List<Tensor> Owned { get; } = [];
+
+    /// <summary>The lease on the mapped file that the zero-copy views are checked against; null when there are none.</summary>
+    public Lease? MappingLease { get; private set; }
 
     public Linear Linear(string prefix) => new(Load(prefix + ".weight"), Load(prefix + ".bias"));
 
@@ -32,7 +36,8 @@ internal sealed class WeightLoader(DitCheckpoint checkpoint, IOps ops) : IDispos
         int[] target = shape.Length > 0 ? shape : stored;
         if (ops.Device.IsHostMemory && ops.ActivationType == DType.F32 && infos.Length == 1 && infos[0].DType == DType.F32)
         {
-            var view = file.AsCpuTensor(keys[0]);
+            MappingLease ??= file.AcquireLease($"the DitModel loaded from {checkpoint.Path}");
+            var view = file.AsCpuTensor(keys[0], MappingLease);
             CheckFinite(view.AsSpan<float>(), keys);
             return view.Reshape(target);
         }
@@ -65,5 +70,6 @@ internal sealed class WeightLoader(DitCheckpoint checkpoint, IOps ops) : IDispos
         foreach (var t in Owned)
             t.Dispose();
         Owned.Clear();
+        MappingLease?.Dispose();
     }
 }

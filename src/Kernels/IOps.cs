@@ -36,6 +36,17 @@ public readonly record struct AncestralCoefficients(float A, float B, float C1, 
 /// never synchronize, and once an op has run at a given shape it allocates nothing when run again at that shape or a
 /// smaller one: the only memory ops own is a grow-only scratch (the attention workspace), which grows — and on CUDA
 /// waits for the stream before freeing the old one — the first time a larger shape is seen.
+/// <para>
+/// Threads: ops are not thread-safe — their scratch is shared by every call, and on CUDA every call is queued on the
+/// device's one stream. Callers that use ops (or a model built on them) from several threads hold the device's
+/// <see cref="Runtime.Device.StepLock"/> around each unit of work; <c>SamplingRun</c> does so around each step, which
+/// is what makes concurrent generations on one model give the bytes of sequential ones.
+/// </para>
+/// <para>
+/// Ownership: ops that own their device (<see cref="Backends.Open"/>) drop its owner reference on
+/// <see cref="IDisposable.Dispose"/>; the device lives on while tensors allocated on it do. Using disposed CUDA ops
+/// throws <see cref="ObjectDisposedException"/>.
+/// </para>
 /// </summary>
 public interface IOps : IDisposable
 {

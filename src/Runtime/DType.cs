@@ -73,7 +73,7 @@ public static class DTypes
         "f32" or "fp32" or "float32" => DType.F32,
         "f16" or "fp16" or "float16" or "half" => DType.F16,
         "bf16" or "bfloat16" => DType.BF16,
-        _ => throw new ArgumentException($"unknown dtype '{name}': expected f32, f16 or bf16"),
+        _ => throw new InvalidRequestException($"unknown dtype '{name}': expected f32, f16 or bf16", nameof(name)),
     };
 
     /// <summary>The lower-case short name used in kernel entry points and on the command line (f32, f16, bf16).</summary>

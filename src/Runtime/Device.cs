@@ -5,8 +5,45 @@ namespace BlockDance.Runtime;
 /// frees memory and copies bytes between the host and itself; the math lives in <c>BlockDance.Kernels</c>.
 /// Copies are ordered with the device's work; <see cref="Synchronize"/> waits for all of it.
 /// </summary>
+/// <para>
+/// Ownership: <see cref="Dispose"/> drops the owner's reference. The device's native resources (a CUDA context, its
+/// stream and cuBLAS handle) are released only when every tensor allocated on it has been freed as well, so disposing a
+/// device (or the ops that own it) before a model or a run that uses it never pulls memory from under them; allocating
+/// on a disposed device throws <see cref="ObjectDisposedException"/>.
+/// </para>
+/// <para>
+/// Threads: a device and the ops on it run one thing at a time. <see cref="StepLock"/> is the lock that serialises
+/// them: a <c>SamplingRun</c> holds it around each step, so that several runs can share one model from several threads.
+/// </para>
 public abstract class Device : IDisposable
 {
+    private readonly Lifetime _lifetime;
+
+    /// <summary>Creates the device's lifetime; its native resources are released by <see cref="ReleaseResources"/>.</summary>
+    protected Device() => _lifetime = new Lifetime(GetType().Name, () => ReleaseResources());
+
+    /// <summary>
+    /// The lock that serialises work on this device: the ops of a device share scratch memory (and, on CUDA, one stream),
+    /// so they are not thread-safe. A <c>SamplingRun</c> holds it around each step (and around its set-up and result
+    /// download); code that calls ops on a device shared with other threads must hold it too. Taking it allocates nothing.
+    /// </summary>
+    public Lock StepLock { get; } = new();
+
+    /// <summary>True once the owner has called <see cref="Dispose"/> (the resources may live on for tensors still allocated).</summary>
+    public bool IsDisposed => _lifetime.IsDisposed;
+
+    /// <summary>The device's lifetime: allocations hold a reference on it.</summary>
+    internal Lifetime Lifetime => _lifetime;
+
+    /// <summary>Releases the native resources; called once, after the owner and every allocation have let go.</summary>
+    protected virtual void ReleaseResources() { }
+
+    /// <summary>Throws <see cref="ObjectDisposedException"/> naming this device once its resources are gone.</summary>
+    protected void ThrowIfReleased()
+    {
+        if (_lifetime.IsReleased)
+            throw new ObjectDisposedException(Name, $"the {Name} device was disposed");
+    }
     /// <summary>Short name as given on the command line: "cpu", "cuda", "cuda-emu".</summary>
     public abstract string Name { get; }
 
@@ -19,16 +56,18 @@ public abstract class Device : IDisposable
     public long LiveBytes => Interlocked.Read(ref _liveBytes);
     private long _liveAllocations, _liveBytes;
 
-    /// <summary>Allocates an uninitialised tensor that owns its memory (freed by <see cref="Tensor.Dispose"/>).</summary>
-    /// <exception cref="ArgumentException">A dimension is negative.</exception>
+    /// <summary>
+    /// A new tensor that owns its memory (uninitialised), freed by <see cref="Tensor.Dispose"/> or, if it is forgotten,
+    /// by the finaliser. Throws <see cref="ObjectDisposedException"/> on a disposed device.
+    /// </summary>
     public Tensor Allocate(DType type, params int[] shape)
     {
         ShapeUtil.Validate(shape);
         long bytes = checked(ShapeUtil.Count(shape) * type.SizeOf());
-        nint address = AllocateBytes(Math.Max(bytes, 1));
-        Interlocked.Increment(ref _liveAllocations);
-        Interlocked.Add(ref _liveBytes, bytes);
-        return new Tensor(this, type, shape, address, new Allocation(this, address, bytes));
+        if (_lifetime.IsDisposed)
+            throw new ObjectDisposedException(Name, $"cannot allocate on the {Name} device: it was disposed");
+        var allocation = new Allocation(this, bytes);
+        return new Tensor(this, type, shape, allocation.Address, allocation);
     }
 
     /// <summary>Allocates and fills a tensor from host data.</summary>
@@ -104,21 +143,63 @@ public abstract class Device : IDisposable
             throw new ArgumentException($"{Name}: cannot {what} {t}, which lives on another device ({t.Device.Name})");
     }
 
-    /// <summary>Releases the device's resources; tensors allocated on it must be disposed first.</summary>
-    public virtual void Dispose() => GC.SuppressFinalize(this);
-
-    /// <summary>Owned memory of one <see cref="Tensor"/>.</summary>
-    internal sealed class Allocation(Device device, nint address, long bytes) : IDisposable
+    /// <summary>
+    /// Drops the owner's reference: the native resources go once every tensor allocated here is freed too. Calling it
+    /// again does nothing.
+    /// </summary>
+    public virtual void Dispose()
     {
-        private int _freed;
+        _lifetime.Dispose();
+        GC.SuppressFinalize(this);
+    }
 
-        public void Dispose()
+    /// <summary>
+    /// Owned memory of one <see cref="Tensor"/>: a <see cref="System.Runtime.InteropServices.SafeHandle"/> that holds a
+    /// reference on the device, so the device (its CUDA context) outlives the memory, and that frees the memory once,
+    /// when the tensor is disposed or finalised.
+    /// </summary>
+    internal sealed class Allocation : MemoryHandle
+    {
+        private readonly Device _device;
+        private readonly long _bytes;
+
+        public Allocation(Device device, long bytes)
         {
-            if (Interlocked.Exchange(ref _freed, 1) != 0)
-                return;
-            device.FreeBytes(address, Math.Max(bytes, 1));
-            Interlocked.Decrement(ref device._liveAllocations);
-            Interlocked.Add(ref device._liveBytes, -bytes);
+            _device = device;
+            _bytes = bytes;
+            device._lifetime.AddRef();
+            try
+            {
+                SetHandle(device.AllocateBytes(Math.Max(bytes, 1)));
+            }
+            catch
+            {
+                device._lifetime.DangerousRelease();
+                SetHandleAsInvalid();
+                GC.SuppressFinalize(this);
+                throw;
+            }
+            Interlocked.Increment(ref device._liveAllocations);
+            Interlocked.Add(ref device._liveBytes, bytes);
+        }
+
+        public nint Address => handle;
+
+        public override string DisposedMessage => "its memory was freed when the tensor that owns it was disposed";
+
+        protected override bool ReleaseHandle()
+        {
+            try
+            {
+                _device.FreeBytes(handle, Math.Max(_bytes, 1));
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _device._liveAllocations);
+                Interlocked.Add(ref _device._liveBytes, -_bytes);
+                _device._lifetime.DangerousRelease();
+            }
+            return true;
         }
     }
 }

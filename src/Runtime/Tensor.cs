@@ -9,38 +9,70 @@ namespace BlockDance.Runtime;
 /// frees it on <see cref="Dispose"/>; views (<see cref="View"/>, <see cref="Reshape"/>, <see cref="Slice"/>) and tensors
 /// that wrap memory owned elsewhere (a memory-mapped checkpoint) never free anything.
 /// </summary>
+/// <remarks>
+/// Ownership is checked: a view shares its owner's memory handle, and once that memory is gone (the owning tensor, the
+/// model or the mapped file it belongs to was disposed) <see cref="Address"/> — and so every op, copy and read —
+/// throws <see cref="ObjectDisposedException"/> saying what was disposed, instead of touching freed memory. Only
+/// tensors made by the public <c>Borrow</c> are unchecked: their memory belongs to the caller.
+/// </remarks>
 public sealed class Tensor : IDisposable
 {
     private readonly int[] _shape;
-    private Device.Allocation? _allocation;
+    private readonly nint _address;
+    private readonly MemoryHandle? _memory;  // shared by the owner and its views; null for Borrow (unchecked)
+    private readonly bool _ownsMemory;
 
-    internal Tensor(Device device, DType type, int[] shape, nint address, Device.Allocation? allocation)
+    internal Tensor(Device device, DType type, int[] shape, nint address, MemoryHandle? memory, bool ownsMemory = true)
     {
         Device = device;
         DType = type;
         _shape = shape;
-        Address = address;
-        _allocation = allocation;
+        _address = address;
+        _memory = memory;
+        _ownsMemory = memory is not null && ownsMemory;
         Count = ShapeUtil.Count(shape);
     }
 
     /// <summary>The device whose memory holds the elements.</summary>
     public Device Device { get; }
+
     /// <summary>The element type.</summary>
     public DType DType { get; }
-    /// <summary>Address of the first element: a host pointer on the CPU device, a device address (CUdeviceptr) on CUDA devices.</summary>
-    public nint Address { get; }
+
+    /// <summary>
+    /// The first element's address (a host pointer, or a CUDA device address).
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The memory is gone: this tensor, its owner, or the model or file it is a view of was disposed.</exception>
+    public nint Address
+    {
+        get
+        {
+            if (_memory is { IsClosed: true })
+                ThrowDisposed();
+            return _address;
+        }
+    }
+
+    /// <summary>True when the tensor's memory is gone (see <see cref="Address"/>).</summary>
+    public bool IsDisposed => _memory is { IsClosed: true };
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private void ThrowDisposed() =>
+        throw new ObjectDisposedException(ToString(), $"{this} was used after {_memory!.DisposedMessage}");
 
     /// <summary>Number of elements.</summary>
     public long Count { get; }
-    /// <summary>Size of the elements in bytes.</summary>
+    /// <summary>Size in bytes.</summary>
     public long ByteCount => Count * DType.SizeOf();
+
     /// <summary>Number of dimensions.</summary>
     public int Rank => _shape.Length;
-    /// <summary>The dimensions, outermost first (row-major).</summary>
+
+    /// <summary>The dimensions, outermost first.</summary>
     public ReadOnlySpan<int> Shape => _shape;
-    /// <summary>True when this tensor frees its memory on <see cref="Dispose"/> (false for views and wrapped memory).</summary>
-    public bool OwnsMemory => _allocation is not null;
+
+    /// <summary>True for a tensor made by <see cref="Device.Allocate"/>, which frees its memory on <see cref="Dispose"/>.</summary>
+    public bool OwnsMemory => _ownsMemory;
 
     /// <summary>Size of dimension <paramref name="axis"/>; negative axes count from the end.</summary>
     public int Dim(int axis) => _shape[axis < 0 ? _shape.Length + axis : axis];
@@ -49,6 +81,10 @@ public sealed class Tensor : IDisposable
     public static Tensor Borrow(Device device, DType type, nint address, params int[] shape) =>
         new(device, type, ShapeUtil.Validate(shape), address, null);
 
+    /// <summary>Wraps memory held by <paramref name="memory"/> (a lease on a mapped file): checked, never freed by the tensor.</summary>
+    internal static Tensor Borrow(Device device, DType type, nint address, MemoryHandle memory, int[] shape) =>
+        new(device, type, ShapeUtil.Validate(shape), address, memory, ownsMemory: false);
+
     /// <summary>A view of <paramref name="shape"/> starting <paramref name="elementOffset"/> elements into this tensor.</summary>
     public Tensor View(long elementOffset, params int[] shape)
     {
@@ -56,7 +92,7 @@ public sealed class Tensor : IDisposable
         long n = ShapeUtil.Count(shape);
         if (elementOffset < 0 || elementOffset + n > Count)
             throw new ArgumentException($"view [{elementOffset}, +{n}) is outside a tensor of {Count} elements {ShapeString}");
-        return new Tensor(Device, DType, shape, Address + checked((nint)(elementOffset * DType.SizeOf())), null);
+        return new Tensor(Device, DType, shape, Address + checked((nint)(elementOffset * DType.SizeOf())), _memory, ownsMemory: false);
     }
 
     /// <summary>The same elements under another shape with the same element count.</summary>
@@ -65,7 +101,7 @@ public sealed class Tensor : IDisposable
         ShapeUtil.Validate(shape);
         if (ShapeUtil.Count(shape) != Count)
             throw new ArgumentException($"cannot reshape {ShapeString} ({Count} elements) to {ShapeUtil.Format(shape)}");
-        return new Tensor(Device, DType, shape, Address, null);
+        return new Tensor(Device, DType, shape, Address, _memory, ownsMemory: false);
     }
 
     /// <summary>Rows <c>[start, start+length)</c> of the first dimension.</summary>
@@ -137,12 +173,11 @@ public sealed class Tensor : IDisposable
         Device.Upload(MemoryMarshal.AsBytes(source), this);
     }
 
-    /// <summary>Frees the memory when this tensor owns it; does nothing for a view. Disposing twice is harmless.</summary>
+    /// <summary>Frees the memory of a tensor that owns it (its views then throw when used); does nothing for a view. Idempotent.</summary>
     public void Dispose()
     {
-        var allocation = _allocation;
-        _allocation = null;
-        allocation?.Dispose();
+        if (_ownsMemory)
+            _memory!.Dispose();
     }
 
     /// <summary>Dtype, shape and device, for messages.</summary>

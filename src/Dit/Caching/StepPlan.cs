@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using BlockDance.Runtime;
 
 namespace BlockDance.Dit.Caching;
 
@@ -172,4 +173,4 @@ public sealed class StepPlan
 }
 
 /// <summary>A plan or policy that cannot be used; the message says what is wrong and where.</summary>
-public sealed class PlanException(string message) : Exception(message);
+public sealed class PlanException(string message) : BlockDanceException(message);

@@ -12,9 +12,25 @@ namespace BlockDance.Dit.Pipeline;
 /// between host and device. Guidance runs the batch <c>[cond…, uncond…]</c> with the conditional latents duplicated,
 /// as the original DiT's <c>forward_with_cfg</c> does. Each step follows the cache plan (see <see cref="StepPlan"/>).
 /// </summary>
+/// <remarks>
+/// <para>
+/// Threads: several runs may share one <see cref="DitModel"/> (and its ops) from several threads. The ops' scratch is
+/// shared, so each run holds the device's <see cref="Device.StepLock"/> around each step (the model forward and the
+/// sampler update), around its set-up and around the download of its result; the runs then take turns step by step
+/// and give exactly the bytes they give one after another. One run is used by one thread at a time.
+/// </para>
+/// <para>
+/// Ownership: a run holds a lease on its model (taken once, when the run is created), so the model may be disposed
+/// before the run; its weights go when the run is disposed too. Using a disposed run throws
+/// <see cref="ObjectDisposedException"/>; disposing twice is harmless.
+/// </para>
+/// </remarks>
 public sealed class SamplingRun : IDisposable
 {
     private readonly DitModel _model;
+    private readonly Lease? _modelLease;
+    private readonly Lock _stepLock;
+    private bool _disposed;
     private readonly IOps _ops;
     private readonly GenerationRequest _request;
     private readonly Sampler _sampler;
@@ -41,28 +57,40 @@ public sealed class SamplingRun : IDisposable
         _model = model;
         _ops = model.Ops;
         _request = request;
+        _stepLock = _ops.Device.StepLock;
         var config = model.Config;
+        if (model.IsDisposed)
+            throw new ObjectDisposedException(nameof(DitModel), "cannot start a run: the DitModel was disposed");
+        _modelLease = model.AcquireLease("a SamplingRun");
+        using var scope = _stepLock.EnterScope();
         try
         {
             int n = request.Labels.Count;
             if (n == 0)
-                throw new ArgumentException("no images requested: give at least one class label");
+                throw new InvalidRequestException("no images requested: give at least one class label", nameof(request.Labels));
             for (int i = 0; i < n; i++)
                 if (request.Labels[i] < 0 || request.Labels[i] > config.NumClasses)
-                    throw new ArgumentException($"class label {request.Labels[i]} (image {i}) is outside [0, {config.NumClasses - 1}] (or {config.NumClasses} for unconditional)");
+                    throw new InvalidRequestException($"class label {request.Labels[i]} (image {i}) is outside [0, {config.NumClasses - 1}] (or {config.NumClasses} for unconditional)", nameof(request.Labels));
             if (!float.IsFinite(request.GuidanceScale))
-                throw new ArgumentException($"guidance scale must be finite, not {request.GuidanceScale}");
+                throw new InvalidRequestException($"guidance scale must be finite, not {request.GuidanceScale}", nameof(request.GuidanceScale));
             if (request.Sampler == SamplerKind.Ancestral && !config.LearnSigma)
-                throw new ArgumentException("the ancestral sampler needs a model with learned sigma (2·C output channels); use ddim");
+                throw new InvalidRequestException("the ancestral sampler needs a model with learned sigma (2·C output channels); use ddim", nameof(request.Sampler));
             int size = request.LatentSize ?? config.InputSize;
             if (size <= 0 || size % config.PatchSize != 0)
-                throw new ArgumentException($"latent size {size} is not a positive multiple of the patch size {config.PatchSize}");
-            _sampler = Sampler.Create(request.Sampler, request.Steps, request.Eta);
+                throw new InvalidRequestException($"latent size {size} is not a positive multiple of the patch size {config.PatchSize}", nameof(request.LatentSize));
+            try
+            {
+                _sampler = Sampler.Create(request.Sampler, request.Steps, request.Eta);
+            }
+            catch (ArgumentException e)   // steps outside [1, 1000], a negative or undefined eta
+            {
+                throw new InvalidRequestException(e.Message, e.ParamName, e);
+            }
             Plan = request.Cache.Plan(request.Steps, config.Depth);
             _noiseSource = request.StepNoise ?? new PhiloxStepNoise(request.Seed);
             _guidedChannels = request.GuidedChannels ?? config.Numerics.GuidedChannels;
             if (_guidedChannels < 0 || _guidedChannels > config.OutChannels)
-                throw new ArgumentException($"guided channels {_guidedChannels} outside [0, {config.OutChannels}]");
+                throw new InvalidRequestException($"guided channels {_guidedChannels} outside [0, {config.OutChannels}]", nameof(request.GuidedChannels));
 
             bool cfg = request.UsesGuidance;
             int batch = cfg ? 2 * n : n;
@@ -107,7 +135,7 @@ public sealed class SamplingRun : IDisposable
             if (request.InitialNoise is { } initial)
             {
                 if (initial.Length != _latent.Count)
-                    throw new ArgumentException($"initial noise has {initial.Length} values; the latent {_latent.ShapeString} needs {_latent.Count}");
+                    throw new InvalidRequestException($"initial noise has {initial.Length} values; the latent {_latent.ShapeString} needs {_latent.Count}", nameof(request.InitialNoise));
                 Upload(initial, _latent);
             }
             else
@@ -157,10 +185,30 @@ public sealed class SamplingRun : IDisposable
     /// <summary>Runs the next step and returns its index.</summary>
     public int Step()
     {
+        ThrowIfDisposed();
         if (Finished)
             throw new InvalidOperationException("the run has finished");
         int k = _nextStep;
         long start = Stopwatch.GetTimestamp();
+        using (_stepLock.EnterScope())
+            StepLocked(k);
+        double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        Report.StepMilliseconds[k] = ms;
+        Report.TotalMilliseconds += ms;
+        _nextStep++;
+        StepObserver?.OnStep(k, Plan.Steps, Plan[k], ms);
+        return k;
+    }
+
+    private void ThrowIfDisposed()
+    {
+        if (_disposed)
+            throw new ObjectDisposedException(nameof(SamplingRun), "the SamplingRun was disposed");
+    }
+
+    /// <summary>One step's device work, under the device's step lock.</summary>
+    private void StepLocked(int k)
+    {
         Tensor input = _latent;
         if (_modelInput is not null)
         {
@@ -184,12 +232,6 @@ public sealed class SamplingRun : IDisposable
         }
         _sampler.Step(_ops, k, _latent, eps, noise);
         _ops.Device.Synchronize();
-        double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-        Report.StepMilliseconds[k] = ms;
-        Report.TotalMilliseconds += ms;
-        _nextStep++;
-        StepObserver?.OnStep(k, Plan.Steps, Plan[k], ms);
-        return k;
     }
 
     private void Forward(int k, Tensor input)
@@ -222,9 +264,12 @@ public sealed class SamplingRun : IDisposable
     /// <summary>Runs every remaining step and returns the final latent (n, C, H, W) on the host.</summary>
     public float[] Run()
     {
+        ThrowIfDisposed();
         while (!Finished)
             Step();
-        var result = _latent.ToFloatArray();
+        float[] result;
+        using (_stepLock.EnterScope())
+            result = _latent.ToFloatArray();
         int bad = Array.FindIndex(result, v => !float.IsFinite(v));
         if (bad >= 0)
             throw new NonFiniteResultException($"the sampling run produced a non-finite value ({result[bad]}) at latent element {bad}; " +
@@ -238,16 +283,23 @@ public sealed class SamplingRun : IDisposable
         _ops.Device.Copy(tmp, dst);
     }
 
-    /// <summary>Frees every buffer of the run (not the model). Disposing twice is harmless.</summary>
+    /// <summary>Frees the run's buffers and ends its lease on the model. Idempotent.</summary>
     public void Dispose()
     {
-        _activations?.Dispose();
-        _cache?.Dispose();
-        foreach (var t in _owned)
-            t.Dispose();
-        _owned.Clear();
+        if (_disposed)
+            return;
+        _disposed = true;
+        using (_stepLock.EnterScope())
+        {
+            _activations?.Dispose();
+            _cache?.Dispose();
+            foreach (var t in _owned)
+                t.Dispose();
+            _owned.Clear();
+        }
+        _modelLease?.Dispose();
     }
 }
 
 /// <summary>A run whose result contains NaN or infinity.</summary>
-public sealed class NonFiniteResultException(string message) : Exception(message);
+public sealed class NonFiniteResultException(string message) : BlockDanceException(message);

@@ -49,7 +49,7 @@ public abstract class Sampler
         "ddim" => SamplerKind.Ddim,
         "ddim-leading" or "ddim_leading" => SamplerKind.DdimLeading,
         "ancestral" or "ddpm" => SamplerKind.Ancestral,
-        _ => throw new ArgumentException($"unknown sampler '{name}': expected ddim, ddim-leading or ancestral"),
+        _ => throw new Runtime.InvalidRequestException($"unknown sampler '{name}': expected ddim, ddim-leading or ancestral", nameof(name)),
     };
 
     /// <summary>The command-line name of a sampler kind (the inverse of <see cref="Parse"/>).</summary>

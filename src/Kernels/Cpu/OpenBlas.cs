@@ -6,7 +6,8 @@ namespace BlockDance.Kernels.Cpu;
 /// <summary>
 /// The two OpenBLAS entry points the CPU device uses, bound by P/Invoke. The library is resolved once, trying the
 /// SONAMEs Debian installs (<c>libopenblas.so.0</c>, then the <c>libblas.so.3</c> alternative, which Debian points at
-/// OpenBLAS when it is installed); a missing library becomes a <see cref="DllNotFoundException"/> that says how to install it.
+/// OpenBLAS when it is installed); a missing library becomes a <see cref="Runtime.DeviceException"/> (from
+/// <see cref="EnsureLoaded"/>) that says how to install it.
 /// </summary>
 internal static unsafe partial class OpenBlas
 {
@@ -43,7 +44,17 @@ internal static unsafe partial class OpenBlas
     internal static string PrimaryLibrary => Candidates[0];
 
     /// <summary>Forces the library to load now, so that a missing OpenBLAS is reported before any work starts.</summary>
-    public static void EnsureLoaded() => openblas_get_num_threads();
+    public static void EnsureLoaded()
+    {
+        try
+        {
+            openblas_get_num_threads();
+        }
+        catch (DllNotFoundException e)
+        {
+            throw new Runtime.DeviceException(e.Message, e);
+        }
+    }
 
     [LibraryImport(Library)]
     public static partial void cblas_sgemm(int order, int transA, int transB, int m, int n, int k,

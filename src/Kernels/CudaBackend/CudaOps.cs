@@ -234,7 +234,8 @@ public sealed unsafe class CudaOps : IOps
     /// <summary>At least <paramref name="bytes"/> of device scratch, grown (never shrunk) in whole MiB.</summary>
     private nint Workspace(long bytes)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_disposed)
+            throw new ObjectDisposedException(nameof(CudaOps), $"the CudaOps of {_device.Name} were disposed");
         if (_workspace is { } current && current.ByteCount >= bytes)
             return current.Address;
         if (_workspace is not null)

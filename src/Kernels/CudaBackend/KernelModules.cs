@@ -310,7 +310,7 @@ internal sealed unsafe class KernelModules : IDisposable
 
     private nint Resolve(Kernel kernel, DType type, int index)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ThrowIfDisposed();
         var module = Module(KernelCatalog.ModuleOf(kernel));
         return _functions[index] = module.Function(KernelCatalog.EntryPoint(kernel, type));
     }
@@ -318,7 +318,7 @@ internal sealed unsafe class KernelModules : IDisposable
     /// <summary>Loads (once) and returns a module.</summary>
     public CudaModule Module(KernelModule module)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ThrowIfDisposed();
         if (_modules[(int)module] is { } loaded)
             return loaded;
         var image = Image(module);
@@ -401,6 +401,12 @@ internal sealed unsafe class KernelModules : IDisposable
                 $"the launcher of {name} passes arguments ({mine}) that do not match the kernel's parameters ({theirs ?? "unknown kernel"}) " +
                 "(p pointer, i int, f float, L 64-bit unsigned)");
         _checkedSignatures[index] = mine;
+    }
+
+    private void ThrowIfDisposed()
+    {
+        if (_disposed)
+            throw new ObjectDisposedException(nameof(CudaOps), $"the CudaOps of {_device.Name} were disposed: their kernel modules are unloaded");
     }
 
     /// <summary>Entry points launched on the emulator so far, with the argument signature checked against the kernel.</summary>

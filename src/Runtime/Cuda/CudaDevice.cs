@@ -10,6 +10,12 @@ namespace BlockDance.Runtime.Cuda;
 /// device-to-device copies and kernels do not (call <see cref="Synchronize"/>). The driver context is current per OS
 /// thread, so every entry point makes it current on the calling thread first (once per thread). Every status goes
 /// through <see cref="Check"/>, which throws a <see cref="CudaException"/> naming the call.
+/// <para>
+/// Ownership: the context, the stream and the cuBLAS handle belong to the device's lifetime (a
+/// <see cref="System.Runtime.InteropServices.SafeHandle"/>), released when the owner has disposed the device and every
+/// allocation, module and timer on it is gone as well (each holds a reference), or by the finaliser. Using the device
+/// after that throws <see cref="ObjectDisposedException"/>.
+/// </para>
 /// </summary>
 public sealed unsafe class CudaDevice : Device
 {
@@ -20,7 +26,6 @@ public sealed unsafe class CudaDevice : Device
     private readonly nint _context;
     private nint _stream;
     private nint _cublas;
-    private bool _disposed;
 
     private CudaDevice(CudaBackend backend, CudaDriverApi api, CublasApi blas, int ordinal)
     {
@@ -103,6 +108,12 @@ public sealed unsafe class CudaDevice : Device
     }
 
     internal CudaDriverApi Api { get; }
+
+    /// <summary>The primary context (CUcontext), for release paths that must make it current without the disposed check.</summary>
+    internal nint Context => _context;
+
+    /// <summary>Forgets which context is current on this thread (after a release path set it directly).</summary>
+    internal void ForgetCurrent() => t_current = 0;
     internal CublasApi Blas { get; }
 
     /// <summary>Which driver this device runs on: NVIDIA's (a real GPU) or the CPU emulator of native/.</summary>
@@ -158,6 +169,7 @@ public sealed unsafe class CudaDevice : Device
     /// <summary>Makes this device's context current on the calling thread (a no-op when it already is).</summary>
     public void MakeCurrent()
     {
+        ThrowIfReleased();
         if (t_current == _id)
             return;
         Check(Api.cuCtxSetCurrent(_context));
@@ -204,7 +216,6 @@ public sealed unsafe class CudaDevice : Device
     /// <inheritdoc/>
     protected override nint AllocateBytes(long bytes)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
         MakeCurrent();
         ulong p = 0;
         Check(Api.cuMemAlloc(&p, (nuint)bytes));
@@ -214,8 +225,7 @@ public sealed unsafe class CudaDevice : Device
     /// <inheritdoc/>
     protected override void FreeBytes(nint address, long bytes)
     {
-        if (_disposed)
-            return;  // the context is gone, and its memory with it
+        // The allocation holds a reference on the device, so the context is still there.
         // Called from Tensor.Dispose, often while another exception unwinds: report, never throw.
         if (Api.cuCtxSetCurrent(_context) is int r && r != 0)
         {
@@ -297,12 +307,11 @@ public sealed unsafe class CudaDevice : Device
         Check(Api.cuStreamSynchronize(_stream));
     }
 
-    /// <summary>Releases the stream, the cuBLAS handle and the primary context; tensors still allocated on this device must not be used afterwards.</summary>
-    public override void Dispose()
+    /// <summary>Releases the stream, the cuBLAS handle and the context, once nothing on the device is left (see the class remarks).</summary>
+    protected override void ReleaseResources()
     {
-        if (_disposed)
-            return;
-        _disposed = true;
+        if (_context == 0)
+            return;   // the constructor failed before retaining the context: nothing to release
         // Every step runs whatever the previous one did, and nothing throws (see TryRelease).
         if (Api.cuCtxSetCurrent(_context) is int r && r != 0)
             DisposeFailure("cuCtxSetCurrent", r);
@@ -314,7 +323,6 @@ public sealed unsafe class CudaDevice : Device
         if (Api.cuDevicePrimaryCtxRelease(Handle) is int c && c != 0)
             DisposeFailure("cuDevicePrimaryCtxRelease_v2", c);
         t_current = 0;
-        base.Dispose();
     }
 
     /// <inheritdoc/>

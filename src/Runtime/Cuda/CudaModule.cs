@@ -2,12 +2,20 @@ using System.Text;
 
 namespace BlockDance.Runtime.Cuda;
 
-/// <summary>A loaded CUBIN or PTX image and its kernel functions (CUfunction handles), unloaded with the context current.</summary>
+/// <summary>
+/// A loaded CUBIN or PTX image and its kernel functions (CUfunction handles). The CUmodule is owned by a
+/// <see cref="System.Runtime.InteropServices.SafeHandle"/> that holds a reference on the device (whose context must
+/// outlive it) and unloads the module with the context current, on <see cref="Dispose"/> or from the finaliser.
+/// </summary>
 internal sealed unsafe class CudaModule : IDisposable
 {
     private readonly CudaDevice _device;
-    private nint _module;
+    private readonly ModuleHandle _module;
 
+    /// <summary>Loads <paramref name="image"/> (PTX or CUBIN) into the device's context.</summary>
+    /// <param name="device">The device; it stays alive until this module is unloaded.</param>
+    /// <param name="image">The PTX text or CUBIN bytes.</param>
+    /// <param name="name">A name for messages (the source file).</param>
     public CudaModule(CudaDevice device, ReadOnlySpan<byte> image, string name)
     {
         _device = device;
@@ -16,34 +24,73 @@ internal sealed unsafe class CudaModule : IDisposable
         // PTX must be NUL-terminated; a CUBIN is an ELF image and ignores the extra byte.
         var buffer = new byte[image.Length + 1];
         image.CopyTo(buffer);
+        _module = new ModuleHandle(device, name);
         nint module = 0;
         fixed (byte* p = buffer)
-            device.Check(device.Api.cuModuleLoadData(&module, p));
-        _module = module;
+        {
+            int r = device.Api.cuModuleLoadData(&module, p);
+            if (r == 0)
+                _module.Set(module);
+            else
+                _module.Dispose();   // drops the device reference
+            device.Check(r, "cuModuleLoadData");
+        }
     }
 
+    /// <summary>The module's name (its source file), used in messages.</summary>
     public string Name { get; }
 
     /// <summary>The function <paramref name="kernel"/> (an <c>extern "C"</c> name); a missing one throws naming the module.</summary>
     public nint Function(string kernel)
     {
-        ObjectDisposedException.ThrowIf(_module == 0, this);
+        if (_module.IsClosed)
+            throw new ObjectDisposedException(Name, $"the CUDA module {Name} was unloaded (disposed)");
         _device.MakeCurrent();
         nint f = 0;
         fixed (byte* p = Encoding.UTF8.GetBytes(kernel + "\0"))
-            _device.Check(_device.Api.cuModuleGetFunction(&f, _module, p), $"cuModuleGetFunction({Name}, \"{kernel}\")");
+            _device.Check(_device.Api.cuModuleGetFunction(&f, _module.DangerousGetHandle(), p), $"cuModuleGetFunction({Name}, \"{kernel}\")");
         return f;
     }
 
-    public void Dispose()
+    /// <summary>Unloads the module (idempotent).</summary>
+    public void Dispose() => _module.Dispose();
+
+    /// <summary>A CUmodule, unloaded once with its context current; holds a reference on the device until then.</summary>
+    private sealed class ModuleHandle : System.Runtime.InteropServices.SafeHandle
     {
-        if (_module == 0)
-            return;
-        nint module = _module;
-        _module = 0;
-        _device.TryRelease(() => _device.MakeCurrent(), "cuCtxSetCurrent (unloading a module)");
-        if (_device.Api.cuModuleUnload(module) is int r && r != 0)
-            _device.DisposeFailure($"cuModuleUnload({Name})", r);
+        private readonly CudaDevice _device;
+        private readonly string _name;
+
+        public ModuleHandle(CudaDevice device, string name) : base(0, ownsHandle: true)
+        {
+            _device = device;
+            _name = name;
+            device.Lifetime.AddRef();
+        }
+
+        public override bool IsInvalid => false;   // ReleaseHandle always runs, to drop the device reference
+
+        public void Set(nint module) => SetHandle(module);
+
+        protected override bool ReleaseHandle()
+        {
+            try
+            {
+                if (handle != 0)
+                {
+                    if (_device.Api.cuCtxSetCurrent(_device.Context) is int c && c != 0)
+                        _device.DisposeFailure("cuCtxSetCurrent (unloading a module)", c);
+                    else if (_device.Api.cuModuleUnload(handle) is int r && r != 0)
+                        _device.DisposeFailure($"cuModuleUnload({_name})", r);
+                    _device.ForgetCurrent();
+                }
+            }
+            finally
+            {
+                _device.Lifetime.DangerousRelease();
+            }
+            return true;
+        }
     }
 }
 
@@ -61,6 +108,7 @@ internal sealed unsafe class CudaTimer : IDisposable
         device.Check(device.Api.cuEventCreate(&a, Native.CudaDriverApi.EventDefault));
         device.Check(device.Api.cuEventCreate(&b, Native.CudaDriverApi.EventDefault));
         (_start, _stop) = (a, b);
+        device.Lifetime.AddRef();   // the events belong to the context: it must outlive them
     }
 
     public void Start()
@@ -91,5 +139,6 @@ internal sealed unsafe class CudaTimer : IDisposable
             _device.DisposeFailure("cuEventDestroy_v2", a);
         if (_device.Api.cuEventDestroy(stop) is int b && b != 0)
             _device.DisposeFailure("cuEventDestroy_v2", b);
+        _device.Lifetime.DangerousRelease();
     }
 }

@@ -30,7 +30,9 @@ namespace BlockDance.Runtime.Safetensors;
 /// last tensor (the reference's rule). The header order need not be the data order.</item>
 /// </list>
 /// <para>Everything handed out that points into the mapping is valid only until <see cref="Dispose"/>; after it, every member
-/// except <see cref="Path"/> throws <see cref="ObjectDisposedException"/>. Reading from several threads at once is safe;
+/// except <see cref="Path"/> throws <see cref="ObjectDisposedException"/>, and so do the CPU tensors handed out. The
+/// mapping itself is reference-counted: a model whose weights are views of it holds a lease, so disposing the file
+/// before the model unmaps nothing until the model is disposed too. Reading from several threads at once is safe;
 /// disposing while another thread reads is not. The file is opened with <see cref="FileShare.Read"/> |
 /// <see cref="FileShare.Delete"/>: it may be replaced by rename (the mapping keeps the old contents), but a process that
 /// truncates it in place while it is mapped makes later reads fault, as with any memory-mapped file.
@@ -38,9 +40,8 @@ namespace BlockDance.Runtime.Safetensors;
 /// </remarks>
 public sealed class SafetensorsFile : IDisposable
 {
-    private readonly FileStream _stream;
-    private readonly MemoryMappedFile _map;
-    private readonly MemoryMappedViewAccessor _view;
+    private readonly Lifetime _mapping;    // owns the stream, the map and the pinned view; leases keep it alive
+    private readonly Lease _ownLease;      // checks the tensors handed out by AsCpuTensor: gone at Dispose
     private readonly nint _base; // the first byte of the file in the mapping
     private readonly long _length;
     private readonly long _headerLength;
@@ -53,9 +54,6 @@ public sealed class SafetensorsFile : IDisposable
     private SafetensorsFile(string path, FileStream stream, MemoryMappedFile map, MemoryMappedViewAccessor view, nint @base, long length)
     {
         Path = path;
-        _stream = stream;
-        _map = map;
-        _view = view;
         _base = @base;
         _length = length;
 
@@ -77,15 +75,27 @@ public sealed class SafetensorsFile : IDisposable
         _byName = new Dictionary<string, SafetensorsTensorInfo>(tensors.Count, StringComparer.Ordinal);
         foreach (var t in tensors)
             _byName.Add(t.Name, t);
+
+        // Last, once nothing can throw: from here on the mapping is released by its lifetime (Dispose, the last lease,
+        // or the finaliser), never by Open's clean-up.
+        _mapping = new Lifetime($"the memory-mapped file {path}", () =>
+        {
+            view.SafeMemoryMappedViewHandle.ReleasePointer();
+            view.Dispose();
+            map.Dispose();
+            stream.Dispose();
+        });
+        _ownLease = _mapping.Acquire($"the SafetensorsFile {path}");
     }
 
     /// <summary>Maps <paramref name="path"/> read-only and validates its header.</summary>
     /// <exception cref="SafetensorsException">The file is not a valid safetensors file; the message says why.</exception>
-    /// <exception cref="IOException">The file cannot be opened (missing, unreadable, ...).</exception>
+    /// <exception cref="SafetensorsException">Also when the file is missing ("no such file: PATH"), is a folder ("PATH is a
+    /// folder, not a file") or cannot be read (the message names the path and the reason).</exception>
     public static unsafe SafetensorsFile Open(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, bufferSize: 1);
+        var stream = OpenStream(path);
         MemoryMappedFile? map = null;
         MemoryMappedViewAccessor? view = null;
         byte* pointer = null;
@@ -114,6 +124,26 @@ public sealed class SafetensorsFile : IDisposable
             map?.Dispose();
             stream.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Opens the file for reading, turning the ways it can be absent into messages that name the path.</summary>
+    private static FileStream OpenStream(string path)
+    {
+        // Checked first: opening a folder fails on Linux with "Access to the path is denied", which misleads.
+        if (Directory.Exists(path))
+            throw SafetensorsException.IsAFolder(path);
+        try
+        {
+            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, bufferSize: 1);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw SafetensorsException.NoSuchFile(path, e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new SafetensorsException(path, null, $"cannot be read: {e.Message}", e);
         }
     }
 
@@ -181,10 +211,24 @@ public sealed class SafetensorsFile : IDisposable
     /// The tensor as a CPU <see cref="Tensor"/> that borrows the mapped bytes: no copy, nothing to free. Valid while this
     /// file is open; the mapping is read-only, so writing through the tensor faults.
     /// </summary>
-    public Tensor AsCpuTensor(string name)
+    public Tensor AsCpuTensor(string name) => AsCpuTensor(name, _ownLease);
+
+    /// <summary>
+    /// A lease on the mapping: the mapped bytes stay valid until both this file and the lease are disposed. A model whose
+    /// weights are views of the file holds one, so disposing the checkpoint first cannot unmap them.
+    /// </summary>
+    /// <param name="holder">Who holds the lease, named when a tensor is used after it ended ("the DitModel loaded from x").</param>
+    internal Lease AcquireLease(string holder)
+    {
+        ThrowIfDisposed();
+        return _mapping.Acquire(holder);
+    }
+
+    /// <summary>The tensor as a CPU tensor borrowing the mapped bytes, valid (checked) while <paramref name="lease"/> is held.</summary>
+    internal Tensor AsCpuTensor(string name, Lease lease)
     {
         var info = this[name];
-        return Tensor.Borrow(CpuDevice.Instance, info.DType, _base + (nint)info.FileOffset, info.ShapeToArray());
+        return Tensor.Borrow(CpuDevice.Instance, info.DType, _base + (nint)info.FileOffset, lease, info.ShapeToArray());
     }
 
     /// <summary>
@@ -233,15 +277,16 @@ public sealed class SafetensorsFile : IDisposable
         return result;
     }
 
-    /// <summary>Unmaps the file and closes it. Spans, addresses and tensors handed out become invalid.</summary>
+    /// <summary>
+    /// Closes the file; the mapping goes now, or when the last lease on it ends. Spans, addresses and tensors handed out
+    /// by this file become invalid (its tensors then throw <see cref="ObjectDisposedException"/>). Idempotent.
+    /// </summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
             return;
-        _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view.Dispose();
-        _map.Dispose();
-        _stream.Dispose();
+        _ownLease.Dispose();
+        _mapping.Dispose();   // unmaps now, or when the last lease (a model's) ends
     }
 
     /// <summary>A span over <c>[offset, offset + length)</c> of the file; the caller has checked that it lies inside.</summary>

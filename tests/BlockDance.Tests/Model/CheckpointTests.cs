@@ -38,8 +38,8 @@ public sealed class CheckpointTests
         Assert.Equal((12, 768, 12, 4), (DitConfig.Preset("B/4").Depth, DitConfig.Preset("B/4").HiddenSize, DitConfig.Preset("B/4").Heads, DitConfig.Preset("B/4").PatchSize));
         Assert.Equal(6, DitConfig.Preset("s/8").Heads);
         Assert.Equal(24, DitConfig.Preset("L/2").Depth);
-        Assert.Throws<ArgumentException>(() => DitConfig.Preset("M/2"));
-        Assert.Throws<ArgumentException>(() => DitConfig.Preset("XL/3"));
+        Assert.Throws<Runtime.InvalidRequestException>(() => DitConfig.Preset("M/2"));
+        Assert.Throws<Runtime.InvalidRequestException>(() => DitConfig.Preset("XL/3"));
     }
 
     [Fact]

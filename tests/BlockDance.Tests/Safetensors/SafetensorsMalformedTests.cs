@@ -246,10 +246,17 @@ public sealed class SafetensorsMalformedTests : IDisposable
     }
 
     [Fact]
-    public void MissingFileIsAnOrdinaryIOException()
+    public void MissingFileOrFolderIsASafetensorsExceptionNamingThePath()
     {
-        var e = Assert.ThrowsAny<IOException>(() => SafetensorsFile.Open(_dir.File("absent.safetensors")));
-        Assert.IsNotType<SafetensorsException>(e);
+        // Issue 11: every library error is a BlockDanceException (a SafetensorsException, no longer an IOException),
+        // and a folder is named as such rather than "Access to the path is denied".
+        string absent = _dir.File("absent.safetensors");
+        var e = Assert.Throws<SafetensorsException>(() => SafetensorsFile.Open(absent));
+        Assert.Equal($"no such file: {absent}", e.Message);
+        string folder = _dir.File("folder.safetensors");
+        Directory.CreateDirectory(folder);
+        e = Assert.Throws<SafetensorsException>(() => SafetensorsFile.Open(folder));
+        Assert.Equal($"{folder} is a folder, not a file", e.Message);
     }
 
     [Fact]
@@ -261,6 +268,7 @@ public sealed class SafetensorsMalformedTests : IDisposable
             "model.safetensors: tensor 'blocks.0.attn.qkv.weight': shape [2304, 768] × F32 = 7077888 bytes but data_offsets span 7077884 bytes",
             e.Message);
         Assert.Equal("model.safetensors: header is empty", new SafetensorsException("model.safetensors", null, "header is empty").Message);
-        Assert.True(typeof(IOException).IsAssignableFrom(typeof(SafetensorsException)));
+        // Issue 11: the common base of every library error, no longer IOException.
+        Assert.True(typeof(BlockDance.Runtime.BlockDanceException).IsAssignableFrom(typeof(SafetensorsException)));
     }
 }

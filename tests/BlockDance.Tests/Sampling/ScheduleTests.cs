@@ -68,6 +68,6 @@ public sealed class ScheduleTests
         var a = Sampler.Create(SamplerKind.Ancestral, 20);
         Assert.True(a.NeedsNoise(0));
         Assert.False(a.NeedsNoise(19));
-        Assert.Throws<ArgumentException>(() => Sampler.Parse("euler"));
+        Assert.Throws<Runtime.InvalidRequestException>(() => Sampler.Parse("euler"));
     }
 }
