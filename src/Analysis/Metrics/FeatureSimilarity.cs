@@ -1,4 +1,4 @@
-namespace BlockDance.Dit.Metrics;
+namespace BlockDance.Analysis.Metrics;
 
 /// <summary>
 /// Similarity of two feature tensors of the same shape (block outputs, flattened), float32 in and float64 accumulation:
