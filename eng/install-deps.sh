@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what BlockDance needs on Debian 12 (bookworm); safe to run again, installs only what is missing.
-#   eng/install-deps.sh runtime   OpenBLAS (the CPU device's GEMM)
+#   eng/install-deps.sh runtime   OpenBLAS (the CPU device's GEMM) and DejaVu Sans (the text of the analysis plots)
 #   eng/install-deps.sh test      runtime + the native toolchain, NVRTC (non-free) and Debian's PyTorch for the reference tools
 set -euo pipefail
 mode=${1:-runtime}
@@ -12,7 +12,7 @@ as_root() {
 }
 missing() { for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"; done; }
 
-main_pkgs=(libopenblas0-pthread)
+main_pkgs=(libopenblas0-pthread fonts-dejavu-core)
 case "$mode" in
   runtime) ;;
   test) main_pkgs+=(cmake g++ make libgtest-dev binutils python3-torch python3-numpy python3-skimage) ;;
