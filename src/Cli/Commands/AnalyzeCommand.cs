@@ -36,8 +36,10 @@ public sealed class AnalyzeCommand : ICommand
         int depth = session.Config.Depth;
         // Default: the block whose output a cache would store, i − 1: the policy's boundary, or BlockDance's default one.
         var plan = request.Cache.Plan(request.Steps, depth);
-        var marked = plan.UsesCache ? request.Cache : new Dit.Caching.BlockDancePolicy(2, null, 0.4, 0.95);
-        int boundary = plan.UsesCache ? plan.Boundary : ((Dit.Caching.BlockDancePolicy)marked).BoundaryFor(depth);
+        var blockDance = new Dit.Caching.BlockDancePolicy(2, null, 0.4, 0.95);
+        int boundary = plan.UsesCache ? plan.Boundary : blockDance.BoundaryFor(depth);
+        // The figures mark the policy's cache window, or BlockDance's when the run caches nothing.
+        var marked = plan.UsesCache ? request.Cache : blockDance;
         report = report with
         {
             Window = CacheWindow.FromPlan(marked.Plan(request.Steps, depth), plan.UsesCache ? marked.Spec : marked.Spec + " (not run)"),
