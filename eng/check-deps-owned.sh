@@ -58,6 +58,8 @@ done
   for lib in libopenblas.so.0 libnvrtc.so.11.2 libnvrtc-builtins.so.11.8; do
     ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ { print $NF; found = 1; exit } END { if (!found) print "not-found:library " l }'
   done
+  f=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf   # the analysis plots' text (src/Analysis)
+  [ -f "$f" ] && echo "$f" || echo "not-found:font $f"
   for module in torch numpy skimage; do
     /usr/bin/python3 -c "import $module; print($module.__file__)" 2>/dev/null || echo "not-found:Python module $module"
   done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what BlockDance needs on Debian 12 (bookworm); safe to run again, installs only what is missing.
-#   eng/install-deps.sh runtime   OpenBLAS (the CPU device's GEMM)
+#   eng/install-deps.sh runtime   OpenBLAS (the CPU device's GEMM) and DejaVu Sans (the text of the analysis plots)
 #   eng/install-deps.sh test      runtime + the native toolchain, OpenBLAS's headers and link name, GoogleTest, NVRTC
 #                                 (non-free) and Debian's PyTorch for the reference tools
 #   eng/install-deps.sh --list M  prints the packages of mode M, one a line, and installs nothing (used by
@@ -17,7 +17,7 @@ as_root() {
 }
 missing() { for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"; done; }
 
-main_pkgs=(libopenblas0-pthread)
+main_pkgs=(libopenblas0-pthread fonts-dejavu-core)
 case "$mode" in
   runtime) ;;
   # libopenblas-dev + libopenblas-pthread-dev: cblas.h and the libopenblas.so link name of native/'s cuBLAS emulator.

@@ -1,5 +1,6 @@
+using BlockDance.Analysis.Metrics;
+using BlockDance.Analysis.Plotting;
 using BlockDance.Dit;
-using BlockDance.Dit.Metrics;
 using BlockDance.Dit.Pipeline;
 using BlockDance.Runtime;
 
@@ -8,15 +9,19 @@ namespace BlockDance.Cli.Commands;
 /// <summary>
 /// <c>blockdance analyze</c>: the BlockDance paper's similarity analysis of one sampling run. For every block and step,
 /// the cosine similarity and relative L1 change of the block's output against the previous step (Fig. 2), and the
-/// step × step similarity matrix of the chosen shallow blocks' features (Fig. 5); CSV files and heatmap PNGs.
+/// step × step similarity matrix of the chosen shallow blocks' features (Fig. 5); CSV files and heatmaps (PNG and SVG)
+/// that mark the cache window: the run's policy's, or BlockDance's default one when the run caches nothing.
 /// </summary>
 public sealed class AnalyzeCommand : ICommand
 {
     public CommandSpec Spec { get; } = GenerationOptions.Add(ModelSession.AddOptions(new CommandSpec("analyze",
             "Similarity of every block's output between adjacent steps, and the step × step similarity of shallow blocks\n" +
-            "(the BlockDance paper's Fig. 2 and Fig. 5), as CSV files and heatmap PNGs.")))
+            "(the BlockDance paper's Fig. 2 and Fig. 5), as CSV files and heatmaps (PNG, SVG) marking the cache window\n" +
+            "(the policy's, or BlockDance's default one when --cache is none).")))
         .Option("--blocks", "LIST", "blocks whose step × step matrix is kept (default: i−1, the block a cache stores: the policy's boundary, else BlockDance's)")
         .Option("--out", "DIR", "output folder", "out/analysis")
+        .Option("--scale", "SCALE", "heatmap colour scale: " + ColorScale.Syntax, "clip:98")
+        .Option("--plots", "FORMAT", "heatmap files: png, svg or both", "both")
         .Flag("--quiet", "no progress output");
 
     public int Run(ParsedArgs args, Console2 console)
@@ -25,12 +30,20 @@ public sealed class AnalyzeCommand : ICommand
         string outDir = args.RequiredString("--out");
         if (File.Exists(outDir))
             throw new UsageException($"--out '{outDir}' is a file; give a folder");
+        var report = ReadPlotOptions(args);
         Directory.CreateDirectory(outDir);
         using var session = ModelSession.Open(args);
         int depth = session.Config.Depth;
         // Default: the block whose output a cache would store, i − 1: the policy's boundary, or BlockDance's default one.
         var plan = request.Cache.Plan(request.Steps, depth);
-        int boundary = plan.UsesCache ? plan.Boundary : new Dit.Caching.BlockDancePolicy(2, null, 0.4, 0.95).BoundaryFor(depth);
+        var blockDance = new Dit.Caching.BlockDancePolicy(2, null, 0.4, 0.95);
+        int boundary = plan.UsesCache ? plan.Boundary : blockDance.BoundaryFor(depth);
+        // The figures mark the policy's cache window, or BlockDance's when the run caches nothing.
+        var marked = plan.UsesCache ? request.Cache : blockDance;
+        report = report with
+        {
+            Window = CacheWindow.FromPlan(marked.Plan(request.Steps, depth), plan.UsesCache ? marked.Spec : marked.Spec + " (not run)"),
+        };
         int[] blocks = args.Has("--blocks") ? args.IntList("--blocks") : [boundary - 1];
         foreach (int b in blocks)
             if (b < 0 || b >= depth)
@@ -46,11 +59,32 @@ public sealed class AnalyzeCommand : ICommand
             observer.Step = run.NextStep;
             run.Step();
         }
-        var files = recorder.WriteReport(outDir);
+        var files = recorder.WriteReport(outDir, report);
         console.Out.WriteLine($"analyzed {request.Steps} steps × {depth} blocks (policy {request.Cache.Spec}); step matrix of block(s) {string.Join(", ", blocks)}");
         foreach (string f in files)
             console.Out.WriteLine($"wrote {f}");
         return 0;
+    }
+
+    private static SimilarityReportOptions ReadPlotOptions(ParsedArgs args)
+    {
+        ColorScale scale;
+        try
+        {
+            scale = ColorScale.Parse(args.RequiredString("--scale"));
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException($"--scale: {e.Message}");
+        }
+        var formats = args.RequiredString("--plots") switch
+        {
+            "png" => PlotFormats.Png,
+            "svg" => PlotFormats.Svg,
+            "both" => PlotFormats.Both,
+            var other => throw new UsageException($"--plots '{other}': use png, svg or both"),
+        };
+        return new SimilarityReportOptions { Scale = scale, Formats = formats };
     }
 
     private sealed class Observer(SimilarityRecorder recorder) : IBlockObserver

@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using BlockDance.Analysis.Metrics;
 using BlockDance.Dit.Caching;
-using BlockDance.Dit.Metrics;
 using BlockDance.Dit.Pipeline;
 using BlockDance.Runtime.IO;
 

@@ -1,4 +1,4 @@
-using BlockDance.Dit.Metrics;
+using BlockDance.Analysis.Metrics;
 using Xunit;
 
 namespace BlockDance.Tests.Metrics;

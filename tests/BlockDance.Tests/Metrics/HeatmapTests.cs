@@ -1,4 +1,7 @@
-using BlockDance.Dit.Plotting;
+using System.Xml.Linq;
+using BlockDance.Analysis.Metrics;
+using BlockDance.Analysis.Plotting;
+using BlockDance.Dit.Caching;
 using BlockDance.Runtime.Imaging;
 using Xunit;
 
@@ -6,43 +9,59 @@ namespace BlockDance.Tests.Metrics;
 
 public sealed class HeatmapTests
 {
-    private static int Count(RgbImage image, Rgb color)
+    /// <summary>The PNG decoded by the independent reader: width, height and the colour of every pixel (opaque ones).</summary>
+    private sealed record Picture(int Width, int Height, Rgb?[] Pixels)
     {
-        int n = 0;
-        for (int y = 0; y < image.Height; y++)
-            for (int x = 0; x < image.Width; x++)
-                if (image[x, y] == color)
-                    n++;
-        return n;
+        public Rgb? this[int x, int y] => Pixels[y * Width + x];
+
+        public int Count(Rgb color) => Pixels.Count(p => p == color);
+
+        /// <summary>Mean row of the pixels of <paramref name="color"/> left of <paramref name="maxX"/>.</summary>
+        public double MeanRow(Rgb color, int maxX)
+        {
+            long sum = 0, n = 0;
+            for (int y = 0; y < Height; y++)
+                for (int x = 0; x < maxX; x++)
+                    if (this[x, y] == color)
+                    {
+                        sum += y;
+                        n++;
+                    }
+            return (double)sum / n;
+        }
+
+        /// <summary>The colours that cover at least <paramref name="pixels"/> pixels: the cells (the colour bar's rows are thin).</summary>
+        public HashSet<Rgb> LargeAreas(int pixels) =>
+            Pixels.Where(p => p is not null).GroupBy(p => p!.Value).Where(g => g.Count() >= pixels).Select(g => g.Key).ToHashSet();
     }
 
-    /// <summary>Mean row of the pixels of <paramref name="color"/> inside the cell area's columns.</summary>
-    private static double MeanRow(RgbImage image, Rgb color, int maxX)
+    private static Picture Render(double[,] values, HeatmapOptions? options = null)
     {
-        long sum = 0, n = 0;
-        for (int y = 0; y < image.Height; y++)
-            for (int x = 0; x < maxX; x++)
-                if (image[x, y] == color)
-                {
-                    sum += y;
-                    n++;
-                }
-        return (double)sum / n;
+        var png = PngFile.Decode(Heatmap.EncodePng(values, options));
+        int bpp = png.ColorType switch { 2 => 3, 6 => 4, _ => throw new InvalidDataException($"colour type {png.ColorType}") };
+        var pixels = new Rgb?[png.Width * png.Height];
+        for (int i = 0; i < pixels.Length; i++)
+        {
+            var p = png.Pixels.AsSpan(i * bpp, bpp);
+            pixels[i] = bpp == 3 || p[3] == 255 ? new Rgb(p[0], p[1], p[2]) : null;
+        }
+        return new Picture(png.Width, png.Height, pixels);
     }
+
+    // A 900 × 500 figure's data area is about 700 × 380 pixels: a 2 × 3 matrix has cells of about 230 × 190.
+    private const int Cell = 200 * 150;
 
     [Fact]
     public void CellsTakeTheColourMapAndNaNIsNoData()
     {
         double[,] values = { { 0, 0.5, 1 }, { double.NaN, 0.25, double.PositiveInfinity } };
-        var image = Heatmap.Render(values, new HeatmapOptions { Title = "Test", XLabel = "step", YLabel = "block", ColorBarLabel = "cosine" });
-        Assert.True(image.Width >= 500 + 100, $"width {image.Width}");
-        // 3 columns → cells ⌈500 / 3⌉ = 167 wide; 2 rows → cells clamped to ⌈200 / 2⌉ … ⌈600 / 2⌉, i.e. square 167.
-        int cell = 167 * 167;
-        Assert.InRange(Count(image, Heatmap.NoDataColor), cell, cell + 2000);   // the NaN cell and the legend swatch
-        Assert.True(Count(image, Viridis.Map(0)) >= cell);
-        Assert.True(Count(image, Viridis.Map(1)) >= 2 * cell);                   // 1 and +∞ (clamped)
-        Assert.True(Count(image, Viridis.Map(0.5)) >= cell);
-        Assert.True(Count(image, Viridis.Map(0.25)) >= cell);
+        var image = Render(values, new HeatmapOptions { Title = "Test", XLabel = "step", YLabel = "block", ColorBarLabel = "cosine" });
+        Assert.Equal((900, 500), (image.Width, image.Height));
+        Assert.InRange(image.Count(Heatmap.NoDataColor), Cell, 2 * Cell);      // the NaN cell and the legend swatch
+        Assert.True(image.Count(Heatmap.ColorAt(0)) >= Cell);
+        Assert.True(image.Count(Heatmap.ColorAt(1)) >= 2 * Cell);              // 1 and +∞ (clamped)
+        Assert.True(image.Count(Heatmap.ColorAt(0.5)) >= Cell);
+        Assert.True(image.Count(Heatmap.ColorAt(0.25)) >= Cell);
         Assert.Equal(Rgb.White, image[0, 0]);
     }
 
@@ -50,49 +69,171 @@ public sealed class HeatmapTests
     public void RowZeroCanBeAtTheTopOrTheBottom()
     {
         double[,] values = { { 0 }, { 1 } };
-        var options = new HeatmapOptions { MinPlotWidth = 100 };
-        var top = Heatmap.Render(values, options);
-        var bottom = Heatmap.Render(values, options with { RowZeroAtBottom = true });
+        var options = new HeatmapOptions();
+        var top = Render(values, options);
+        var bottom = Render(values, options with { RowZeroAtBottom = true });
         // Only the cell area: the colour bar to its right has both colours too.
         int plotMaxX = top.Width / 2;
-        Assert.True(MeanRow(top, Viridis.Map(0), plotMaxX) < MeanRow(top, Viridis.Map(1), plotMaxX));
-        Assert.True(MeanRow(bottom, Viridis.Map(0), plotMaxX) > MeanRow(bottom, Viridis.Map(1), plotMaxX));
+        Assert.True(top.MeanRow(Heatmap.ColorAt(0), plotMaxX) < top.MeanRow(Heatmap.ColorAt(1), plotMaxX));
+        Assert.True(bottom.MeanRow(Heatmap.ColorAt(0), plotMaxX) > bottom.MeanRow(Heatmap.ColorAt(1), plotMaxX));
     }
 
     [Fact]
     public void ExplicitRangeClampsAndConstantMatricesWork()
     {
         double[,] values = { { -3, 0.5, 9 } };
-        var image = Heatmap.Render(values, new HeatmapOptions { Min = 0, Max = 1 });
-        Assert.True(Count(image, Viridis.Map(0)) >= 167 * 200);
-        Assert.True(Count(image, Viridis.Map(1)) >= 167 * 200);
+        var image = Render(values, new HeatmapOptions { Min = 0, Max = 1 });
+        Assert.True(image.Count(Heatmap.ColorAt(0)) >= Cell);
+        Assert.True(image.Count(Heatmap.ColorAt(1)) >= Cell);
         Assert.Equal((0.0, 1.0), Heatmap.ColorRange(values, new HeatmapOptions { Min = 0, Max = 1 }));
         Assert.Equal((-3.0, 9.0), Heatmap.ColorRange(values));
 
-        var flat = Heatmap.Render(new double[,] { { 2, 2 }, { 2, 2 } });
-        Assert.True(Count(flat, Viridis.Map(0.5)) >= 4 * 250 * 250);
-        var empty = Heatmap.Render(new double[,] { { double.NaN } });
-        Assert.True(Count(empty, Heatmap.NoDataColor) >= 500 * 500);
+        var flat = Render(new double[,] { { 2, 2 }, { 2, 2 } });
+        Assert.True(flat.Count(Heatmap.ColorAt(0.5)) >= 4 * Cell);
+        var empty = Render(new double[,] { { double.NaN } });
+        Assert.True(empty.Count(Heatmap.NoDataColor) >= 4 * Cell);
     }
 
     [Fact]
-    public void LargeMatricesKeepWholePixelCells()
+    public void FilesAreValidPngAndSvgOfTheRequestedSize()
     {
         var values = new double[28, 250];
         for (int b = 0; b < 28; b++)
             for (int k = 0; k < 250; k++)
                 values[b, k] = Math.Cos(b * 0.1) * k;
-        var image = Heatmap.Render(values, new HeatmapOptions { XLabel = "step", YLabel = "block" });
-        Assert.InRange(image.Width, 500, 1000);
-        Assert.InRange(image.Height, 200, 800);
+        var options = new HeatmapOptions { Width = 640, Height = 360, XLabel = "step", YLabel = "block" };
+        using var dir = new MetricsFiles.Scratch();
+        Heatmap.Save(dir.File("h.png"), values, options);
+        Heatmap.Save(dir.File("h.svg"), values, options);
+        var png = PngFile.Decode(File.ReadAllBytes(dir.File("h.png")));
+        Assert.Equal((640, 360), (png.Width, png.Height));
+        var svg = XDocument.Load(dir.File("h.svg")).Root!;
+        Assert.Equal("svg", svg.Name.LocalName);
+        Assert.Equal(("640", "360"), ((string?)svg.Attribute("width"), (string?)svg.Attribute("height")));
+        Assert.Equal(["h.png", "h.svg"], dir.Entries());   // written atomically: no temporary file left
+        Assert.Throws<ArgumentException>(() => Heatmap.Save(dir.File("h.jpg"), values, options));
+        Assert.False(File.Exists(dir.File("h.jpg")));
+    }
+
+    [Fact]
+    public void SvgHoldsTheTitlesTicksAndColourBar()
+    {
+        var values = new double[12, 49];
+        for (int b = 0; b < 12; b++)
+            for (int k = 0; k < 49; k++)
+                values[b, k] = b + 0.01 * k;
+        string svg = Heatmap.ToSvg(values, new HeatmapOptions
+        {
+            Title = "Relative L1 change",
+            XLabel = "step (compared with step - 1)",
+            YLabel = "block",
+            ColorBarLabel = "relative L1",
+            XStart = 1,
+        });
+        var texts = XDocument.Parse(svg).Descendants().Where(e => e.Name.LocalName == "text").Select(e => e.Value.Trim()).ToList();
+        Assert.Contains("Relative L1 change", texts);
+        Assert.Contains("step (compared with step - 1)", texts);
+        Assert.Contains("block", texts);
+        Assert.Contains("relative L1", texts);
+        // Every block is labelled (12 rows have room); steps at round intervals starting from XStart's multiples.
+        for (int b = 0; b < 12; b++)
+            Assert.Contains(b.ToString(System.Globalization.CultureInfo.InvariantCulture), texts);
+        Assert.Contains("5", texts);
+        Assert.Contains("45", texts);
+        Assert.DoesNotContain("50", texts);
+        // The colour bar: its ends' labels, and the cells and the bar as images.
+        Assert.Contains("0.0", texts);
+        Assert.Contains("11.5", texts);
+        Assert.True(XDocument.Parse(svg).Descendants().Count(e => e.Name.LocalName == "image") >= 2);
+    }
+
+    [Fact]
+    public void ClippedScaleMapsTheOutlierToTheTopColourAndSpreadsTheRest()
+    {
+        // 19 values 0.00 … 0.18 and one outlier 100.
+        var values = new double[4, 5];
+        for (int i = 0; i < 20; i++)
+            values[i / 5, i % 5] = i < 19 ? 0.01 * i : 100;
+        var linear = Render(values);
+        var clipped = Render(values, new HeatmapOptions { Scale = ColorScale.Clip(94) });
+        const int cellArea = 100 * 60;   // cells are about 140 × 95 pixels
+        // Linear: 0.18 / 100 keeps every ordinary value in the lowest 0.2 % of the map, one or two colours.
+        Assert.InRange(linear.LargeAreas(cellArea).Count(c => c != Rgb.White), 2, 3);
+        // Clipped to percentiles 6-94 (numpy: 0.0114 and 0.1786): the outlier takes the top colour, the rest spread out.
+        Assert.True(clipped.Count(Heatmap.ColorAt(1)) >= cellArea);
+        Assert.True(clipped.LargeAreas(cellArea).Count(c => c != Rgb.White) >= 17);
+        var (lo, hi) = Heatmap.ColorRange(values, new HeatmapOptions { Scale = ColorScale.Clip(94) });
+        Assert.Equal(0.0114, lo, 12);
+        Assert.Equal(0.1786, hi, 12);
+    }
+
+    [Fact]
+    public void ColourScalesParseAndMapAsDocumented()
+    {
+        Assert.Equal(ColorScale.Linear, ColorScale.Parse("linear"));
+        Assert.Equal(ColorScale.Log, ColorScale.Parse(" LOG "));
+        Assert.Equal(new ColorScale(ColorScaleKind.Clip, 99.5), ColorScale.Parse("clip:99.5"));
+        Assert.Equal("clip:98", ColorScale.Clip98.ToString());
+        foreach (string bad in new[] { "", "clip", "clip:50", "clip:101", "clip:x", "quadratic" })
+            Assert.Throws<ArgumentException>(() => ColorScale.Parse(bad));
+
+        // numpy.percentile(range(1, 101), [1, 99]) = 1.99, 99.01
+        var hundred = new double[1, 100];
+        for (int i = 0; i < 100; i++)
+            hundred[0, i] = i + 1;
+        var (lo, hi) = ColorScale.Clip(99).Range(hundred);
+        Assert.Equal(1.99, lo, 12);
+        Assert.Equal(99.01, hi, 12);
+
+        // Log: positions are linear in log10, non-positive values take the low end and do not set the range.
+        var log = ColorScale.Log;
+        Assert.Equal((0.01, 100.0), log.Range(new double[,] { { 0.01, -5, 0, 100, double.NaN } }));
+        Assert.Equal(0.5, log.Position(1, 0.01, 100), 12);
+        Assert.Equal(0.75, log.Position(10, 0.01, 100), 12);
+        Assert.Equal(0, log.Position(-1, 0.01, 100));
+        Assert.True(double.IsNaN(log.Position(double.NaN, 0.01, 100)));
+        Assert.Throws<ArgumentException>(() => log.Range(new double[,] { { 1 } }, min: 0));
+        Assert.Equal(1, ColorScale.Linear.Position(double.PositiveInfinity, 0, 1));
+    }
+
+    [Fact]
+    public void CacheWindowIsMarked()
+    {
+        var values = new double[12, 49];
+        for (int b = 0; b < 12; b++)
+            for (int k = 0; k < 49; k++)
+                values[b, k] = 0.001 * k * (b + 1);
+        var plain = new HeatmapOptions { XStart = 1, Scale = ColorScale.Clip98 };
+        var marked = plain with
+        {
+            Outlines = [new HeatmapOutline(20, 45, 0, 8)],
+            OutlineLabel = "cache window",
+            Markers = [(21, 0), (23, 0)],
+            MarkerLabel = "reuse steps",
+            RowRule = 9,
+            RowRuleLabel = "boundary 9",
+        };
+        Assert.Equal(0, Render(values, plain).Count(Heatmap.MarkColor));
+        var image = Render(values, marked);
+        Assert.True(image.Count(Heatmap.MarkColor) > 1500, $"{image.Count(Heatmap.MarkColor)} mark pixels");
+        string svg = Heatmap.ToSvg(values, marked);
+        Assert.Contains("cache window", svg, StringComparison.Ordinal);
+        Assert.Contains("reuse steps", svg, StringComparison.Ordinal);
+        Assert.Contains("boundary 9", svg, StringComparison.Ordinal);
+
+        var plan = new StepPlan("FFCRCRFF".Select(c => c switch { 'C' => StepKind.Cache, 'R' => StepKind.Reuse, _ => StepKind.Full }), 3, 4);
+        var window = CacheWindow.FromPlan(plan, "p")!;
+        Assert.Equal((2, 5, 3, "p"), (window.First, window.Last, window.Boundary, window.Policy));
+        Assert.Equal([3, 5], window.ReuseSteps);
+        Assert.Null(CacheWindow.FromPlan(StepPlan.AllFull(8, 4), "none"));
     }
 
     [Fact]
     public void RejectsBadInput()
     {
-        Assert.Throws<ArgumentException>(() => Heatmap.Render(new double[0, 3]));
-        Assert.Throws<ArgumentException>(() => Heatmap.Render(new double[,] { { 1 } }, new HeatmapOptions { Min = 2, Max = 1 }));
-        Assert.Throws<ArgumentException>(() => Heatmap.Render(new double[,] { { 1 } }, new HeatmapOptions { TextScale = 0 }));
+        Assert.Throws<ArgumentException>(() => Heatmap.EncodePng(new double[0, 3]));
+        Assert.Throws<ArgumentException>(() => Heatmap.EncodePng(new double[,] { { 1 } }, new HeatmapOptions { Min = 2, Max = 1 }));
+        Assert.Throws<ArgumentException>(() => Heatmap.EncodePng(new double[,] { { 1 } }, new HeatmapOptions { Width = 50 }));
         Assert.Throws<ArgumentException>(() => Viridis.Map(double.NaN));
     }
 
@@ -125,53 +266,9 @@ public sealed class HeatmapTests
         double Luma(Rgb c) => 0.2126 * c.R + 0.7152 * c.G + 0.0722 * c.B;
         for (int i = 1; i < 256; i++)
             Assert.True(Luma(Viridis.Entry(i)) > Luma(Viridis.Entry(i - 1)) - 0.5, $"entry {i}");
-    }
-
-    [Fact]
-    public void FontCoversThePlotCharactersWithDistinctGlyphs()
-    {
-        const string required = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-:()% ,/=+_[]";
-        foreach (char c in required)
-            Assert.True(BitmapFont.HasGlyph(c), $"no glyph for '{c}'");
-        var bitmaps = new Dictionary<string, char>();
-        foreach (char c in BitmapFont.Characters)
-        {
-            var bits = string.Concat(Enumerable.Range(0, BitmapFont.GlyphHeight * BitmapFont.GlyphWidth)
-                .Select(i => BitmapFont.IsInk(c, i % BitmapFont.GlyphWidth, i / BitmapFont.GlyphWidth) ? '#' : '.'));
-            Assert.False(bitmaps.TryGetValue(bits, out char other), $"'{c}' and '{other}' look the same");
-            bitmaps[bits] = c;
-            // Only letters with descenders (and a few marks) reach below the baseline.
-            bool descends = Enumerable.Range(0, BitmapFont.GlyphWidth).Any(x =>
-                BitmapFont.IsInk(c, x, BitmapFont.CapHeight) || BitmapFont.IsInk(c, x, BitmapFont.CapHeight + 1));
-            Assert.Equal("gjpqy,;_|".Contains(c, StringComparison.Ordinal), descends);
-        }
-    }
-
-    [Fact]
-    public void TextIsDrawnFromTheGlyphsHorizontallyAndRotated()
-    {
-        const int scale = 2;
-        var image = new RgbImage(40, 40, Rgb.White);
-        BitmapFont.Draw(image, 3, 4, "L7", Rgb.Black, scale);
-        var rotated = new RgbImage(40, 40, Rgb.White);
-        BitmapFont.DrawVertical(rotated, 4, 35, "L7", Rgb.Black, scale);
-        for (int i = 0; i < 2; i++)
-        {
-            char c = "L7"[i];
-            for (int row = 0; row < BitmapFont.GlyphHeight; row++)
-            {
-                for (int column = 0; column < BitmapFont.GlyphWidth; column++)
-                {
-                    bool ink = BitmapFont.IsInk(c, column, row);
-                    int u = (i * BitmapFont.Advance + column) * scale, v = row * scale;  // position along and down the text
-                    Assert.Equal(ink, image[3 + u, 4 + v] == Rgb.Black);
-                    Assert.Equal(ink, rotated[4 + v, 35 - 1 - u] == Rgb.Black);   // reading upwards, tops to the left
-                }
-            }
-        }
-        Assert.Equal((2 * BitmapFont.Advance - 1) * scale, BitmapFont.MeasureWidth("L7", scale));
-        Assert.False(BitmapFont.HasGlyph('€'));
-        BitmapFont.Draw(image, 0, 30, "€", Rgb.Black);   // drawn as a box, not dropped
-        Assert.Equal(Rgb.Black, image[0, 30]);
+        // The heatmaps draw with it: ScottPlot gets the same colours (and transparent for NaN).
+        var middle = Viridis.Instance.GetColor(0.5);
+        Assert.Equal(Viridis.Map(0.5), new Rgb(middle.R, middle.G, middle.B));
+        Assert.Equal(0, Viridis.Instance.GetColor(double.NaN).A);
     }
 }

@@ -1,4 +1,4 @@
-using BlockDance.Dit.Metrics;
+using BlockDance.Analysis.Metrics;
 using Xunit;
 
 namespace BlockDance.Tests.Metrics;
@@ -167,6 +167,25 @@ public sealed class SimilarityRecorderTests : IDisposable
             var image = PngFile.Decode(File.ReadAllBytes(png));
             Assert.True(image.Width >= 500, $"{png} is {image.Width} px wide");
         }
+    }
+
+    [Fact]
+    public void WritesSvgTooAndMarksTheCacheWindow()
+    {
+        var recorder = Recorded([0, 1]);
+        string dir = Path.Combine(_dir.Path, "both");
+        var window = new CacheWindow(1, 2, [2], 1, "test-policy");
+        var written = recorder.WriteReport(dir, new SimilarityReportOptions { Formats = PlotFormats.Both, Window = window, Scale = Analysis.Plotting.ColorScale.Log });
+        Assert.Equal(8, written.Count);
+        foreach (string name in new[] { "block_cosine", "block_rel_l1", "step_similarity" })
+        {
+            var image = PngFile.Decode(File.ReadAllBytes(Path.Combine(dir, name + ".png")));
+            Assert.True(image.Width >= 500, $"{name}.png is {image.Width} px wide");
+            string svg = File.ReadAllText(Path.Combine(dir, name + ".svg"));
+            Assert.Contains("cache window of test-policy", svg, StringComparison.Ordinal);
+            Assert.Contains("(log scale)", svg, StringComparison.Ordinal);
+        }
+        Assert.Contains("boundary: reuse starts at block 1", File.ReadAllText(Path.Combine(dir, "block_cosine.svg")), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,8 +1,8 @@
 using System.Globalization;
-using BlockDance.Dit.Plotting;
+using BlockDance.Analysis.Plotting;
 using BlockDance.Runtime.IO;
 
-namespace BlockDance.Dit.Metrics;
+namespace BlockDance.Analysis.Metrics;
 
 /// <summary>One row of the adjacent-step analysis: block <see cref="Block"/>'s output at <see cref="Step"/> against its output at <c>Step − 1</c>.</summary>
 public readonly record struct BlockStepSimilarity(int Step, int Block, double Cosine, double RelativeL1);
@@ -74,7 +74,10 @@ public sealed class SimilarityRecorder
         _previous = new float[depth][];
     }
 
+    /// <summary>Number of blocks of the model.</summary>
     public int Depth { get; }
+
+    /// <summary>Equal slices (batch items) each feature tensor is split into.</summary>
     public int Items { get; }
 
     /// <summary>The blocks whose step × step matrix is kept, ascending.</summary>
@@ -194,13 +197,15 @@ public sealed class SimilarityRecorder
 
     /// <summary>
     /// Writes the analysis into <paramref name="directory"/> (created if needed), each file atomically:
-    /// <c>block_similarity.csv</c>, heatmaps <c>block_cosine.png</c> and <c>block_rel_l1.png</c> (x = step, y = block,
-    /// the paper's Fig. 2) when some step was compared, and with matrix blocks <c>step_similarity.csv</c> and
-    /// <c>step_similarity.png</c> (the paper's Fig. 5). Returns the paths written.
+    /// <c>block_similarity.csv</c>, heatmaps <c>block_cosine</c> and <c>block_rel_l1</c> (x = step, y = block, the
+    /// paper's Fig. 2) when some step was compared, and with matrix blocks <c>step_similarity.csv</c> and the heatmap
+    /// <c>step_similarity</c> (the paper's Fig. 5); each heatmap as PNG and/or SVG as <paramref name="options"/> say,
+    /// in their colour scale and with their cache window marked. Returns the paths written.
     /// </summary>
-    public IReadOnlyList<string> WriteReport(string directory)
+    public IReadOnlyList<string> WriteReport(string directory, SimilarityReportOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
+        options ??= new SimilarityReportOptions();
         Directory.CreateDirectory(directory);
         var written = new List<string>();
         void Text(string name, Action<TextWriter> write)
@@ -209,18 +214,45 @@ public sealed class SimilarityRecorder
             AtomicFile.WriteText(path, write);
             written.Add(path);
         }
-        void Image(string name, double[,] matrix, HeatmapOptions options)
+        void Image(string pngName, double[,] matrix, HeatmapOptions heatmap)
         {
-            string path = Path.Combine(directory, name);
-            Heatmap.Save(path, matrix, options);
-            written.Add(path);
+            foreach (var (format, extension) in new[] { (PlotFormats.Png, ".png"), (PlotFormats.Svg, ".svg") })
+            {
+                if (!options.Formats.HasFlag(format))
+                    continue;
+                string path = Path.Combine(directory, Path.ChangeExtension(pngName, extension));
+                Heatmap.Save(path, matrix, heatmap);
+                written.Add(path);
+            }
         }
 
         Text(BlockCsvName, WriteBlockCsv);
+        var window = options.Window;
         if (_rows.Count > 0)
         {
             // Column 0 (step 0 has no previous step) is dropped from the plots, so the x axis starts at step 1.
-            var axes = new HeatmapOptions { XLabel = "step (compared with step - 1)", YLabel = "block", XStart = 1 };
+            var axes = new HeatmapOptions
+            {
+                XLabel = "step (compared with step - 1)",
+                YLabel = "block",
+                XStart = 1,
+                Scale = options.Scale,
+                Width = 1000,
+                Height = 520,
+            };
+            if (window is not null && window.Boundary <= Depth)
+            {
+                var reuse = window.ReuseSteps.Where(k => k >= 1 && k < Steps).ToArray();
+                axes = axes with
+                {
+                    Outlines = [new HeatmapOutline(Math.Max(1, window.First), Math.Min(Steps - 1, window.Last), 0, window.Boundary - 1)],
+                    OutlineLabel = $"cache window of {window.Policy}",
+                    Markers = reuse.Select(k => (k, 0)).ToArray(),
+                    MarkerLabel = $"steps that reuse blocks 0-{window.Boundary - 1}",
+                    RowRule = window.Boundary,
+                    RowRuleLabel = $"boundary: reuse starts at block {window.Boundary}",
+                };
+            }
             Image(BlockCosinePngName, DropFirstColumn(BlockCosineMatrix()),
                 axes with { Title = "Cosine similarity of block outputs, adjacent steps", ColorBarLabel = "cosine" });
             Image(BlockRelativeL1PngName, DropFirstColumn(BlockRelativeL1Matrix()),
@@ -229,13 +261,28 @@ public sealed class SimilarityRecorder
         if (_matrixBlocks.Length > 0 && Steps > 0)
         {
             Text(StepCsvName, w => WriteStepCsv(w));
-            Image(StepPngName, StepMatrix(), new HeatmapOptions
+            var heatmap = new HeatmapOptions
             {
                 Title = $"Cosine similarity between steps, {DescribeBlocks(_matrixBlocks)}",
                 XLabel = "step",
                 YLabel = "step",
                 ColorBarLabel = "cosine",
-            });
+                Scale = options.Scale,
+                Width = 860,
+                Height = 800,
+            };
+            if (window is not null)
+            {
+                int last = Math.Min(Steps - 1, window.Last);
+                heatmap = heatmap with
+                {
+                    Outlines = window.First <= last ? [new HeatmapOutline(window.First, last, window.First, last)] : [],
+                    OutlineLabel = $"cache window of {window.Policy}",
+                    Markers = window.ReuseSteps.Where(k => k < Steps).Select(k => (k, k)).ToArray(),
+                    MarkerLabel = "steps that reuse the cache",
+                };
+            }
+            Image(StepPngName, StepMatrix(), heatmap);
         }
         return written;
     }

@@ -1,4 +1,4 @@
-namespace BlockDance.Dit.Metrics;
+namespace BlockDance.Analysis.Metrics;
 
 /// <summary>
 /// Similarity of two feature tensors of the same shape (block outputs, flattened), float32 in and float64 accumulation:
@@ -34,22 +34,20 @@ public static class FeatureSimilarity
     /// Mean over <paramref name="items"/> equal slices (the batch items of a <c>(B, T, D)</c> tensor) of the slices'
     /// cosine similarity; one item gives <see cref="CosineSimilarity"/> of the whole tensor.
     /// </summary>
-    public static double MeanCosineSimilarity(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int items)
-    {
-        int size = ItemSize(a, b, items);
-        double total = 0;
-        for (int n = 0; n < items; n++)
-            total += Sums(a.Slice(n * size, size), b.Slice(n * size, size)).Cosine;
-        return total / items;
-    }
+    public static double MeanCosineSimilarity(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int items) =>
+        MeanOverItems(a, b, items, static s => s.Cosine);
 
     /// <summary>Mean over <paramref name="items"/> equal slices of the slices' relative L1 change.</summary>
-    public static double MeanRelativeL1(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int items)
+    public static double MeanRelativeL1(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int items) =>
+        MeanOverItems(a, b, items, static s => s.RelativeL1);
+
+    /// <summary>Mean over <paramref name="items"/> equal slices of one measure of the slices' <see cref="Sums"/>.</summary>
+    private static double MeanOverItems(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int items, Func<PairSums, double> measure)
     {
         int size = ItemSize(a, b, items);
         double total = 0;
         for (int n = 0; n < items; n++)
-            total += Sums(a.Slice(n * size, size), b.Slice(n * size, size)).RelativeL1;
+            total += measure(Sums(a.Slice(n * size, size), b.Slice(n * size, size)));
         return total / items;
     }
 

@@ -1,15 +1,36 @@
 using BlockDance.Runtime.Imaging;
+using ScottPlot;
 
-namespace BlockDance.Dit.Plotting;
+namespace BlockDance.Analysis.Plotting;
 
 /// <summary>
 /// The viridis colour map (perceptually uniform, readable in grayscale and by colour-blind readers): matplotlib's
 /// published 256-entry table (<c>_viridis_data</c> in matplotlib/_cm_listed.py, by Nathaniel J. Smith, Stefan van der
 /// Walt and Eric Firing, CC0), each component rounded to 8 bits. 0 maps to dark purple <c>#440154</c>, 0.5 to teal
-/// <c>#21918C</c>, 1 to yellow <c>#FDE725</c>.
+/// <c>#21918C</c>, 1 to yellow <c>#FDE725</c>. (ScottPlot's own viridis differs from it by a few levels, e.g. <c>#208F8C</c>
+/// in the middle.) It is the <see cref="IColormap"/> of every <see cref="Heatmap"/>.
 /// </summary>
-public static class Viridis
+public sealed class Viridis : IColormap
 {
+    /// <summary>The one instance (the map has no state).</summary>
+    public static Viridis Instance { get; } = new();
+
+    private Viridis()
+    {
+    }
+
+    /// <summary>The colour map's name.</summary>
+    public string Name => "Viridis (matplotlib)";
+
+    /// <summary>ScottPlot's lookup: the colour of <paramref name="position"/> (clamped to [0, 1]); transparent for NaN.</summary>
+    public Color GetColor(double position)
+    {
+        if (double.IsNaN(position))
+            return ScottPlot.Colors.Transparent;
+        var c = Map(position);
+        return new Color(c.R, c.G, c.B);
+    }
+
     // 256 entries of RRGGBB, from t = 0 to t = 1. Regenerate with:
     // /usr/bin/python3 -c "from matplotlib._cm_listed import _viridis_data as v; print(''.join('%02X%02X%02X' % tuple(round(c * 255) for c in e) for e in v))"
     private const string Table =

@@ -1,4 +1,4 @@
-namespace BlockDance.Dit.Metrics;
+namespace BlockDance.Analysis.Metrics;
 
 /// <summary>
 /// Consistency metrics between two results of the same shape, images or latents: SSIM, PSNR and relative L2. Inputs are
