@@ -11,7 +11,7 @@ namespace BlockDance.Runtime.Cuda;
 /// thread, so every entry point makes it current on the calling thread first (once per thread). Every status goes
 /// through <see cref="Check"/>, which throws a <see cref="CudaException"/> naming the call.
 /// </summary>
-public sealed unsafe class CudaDevice : Device
+public sealed unsafe partial class CudaDevice : Device
 {
     [ThreadStatic] private static long t_current;   // Id of the device whose context is current on this thread
     private static long s_nextId;

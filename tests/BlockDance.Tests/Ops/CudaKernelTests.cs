@@ -65,8 +65,8 @@ public sealed partial class CudaKernelTests : IDisposable
             ops.TimestepEmbedding(_t, 0, _temb);
             ops.EmbeddingLookup(_table, _ids, _emb);
             ops.GuidanceCombine(_out2, 3, 4f, _guided);
-            ops.DdimStep(_latent, _guided, new DdimCoefficients(1.1f, 0.5f, 0.9f, 0.3f, 0.1f, true), _noise);
-            ops.AncestralStep(_latent, _guided, new AncestralCoefficients(1.1f, 0.5f, 0.3f, 0.6f, -6f, -4f, 1f), _noise);
+            ops.DdimStep(_latent, _guided, 1.1f, 0.5f, 0.9f, 0.3f, 0.1f, true, _noise);
+            ops.AncestralStep(_latent, _guided, 1.1f, 0.5f, 0.3f, 0.6f, -6f, -4f, 1f, _noise);
             ops.RandomNormal(_noise, 1, 2);
             ops.RandomNormal(_noise32, 1, 2);
         }
@@ -89,7 +89,7 @@ public sealed partial class CudaKernelTests : IDisposable
             using (var operands = new EveryOp(_device, type))
                 operands.Run(ops);
             _device.Synchronize();
-            foreach (var (name, signature) in ops.Modules.CheckedSignatures)
+            foreach (var (name, signature) in ops.Loader.CheckedSignatures)
                 checkedSignatures[name] = signature;
         }
         var all = Enum.GetValues<KernelModule>().SelectMany(KernelCatalog.EntryPoints).ToList();
@@ -98,6 +98,81 @@ public sealed partial class CudaKernelTests : IDisposable
         foreach (string name in all)
             Assert.True(emulator.KernelSignature(name) == checkedSignatures[name],
                 $"{name}: the launcher passes ({checkedSignatures[name]}), the kernel takes ({emulator.KernelSignature(name)})");
+    }
+
+    // Argument structs that disagree with silu's parameters (const T* x, T* y, int total): a missing field, a float
+    // where an int belongs, an extra field.
+    [Kernel(KernelModule.Elementwise, "silu")]
+    private struct SiluMissingTotal : IKernelArgs
+    {
+        public nint X, Y;
+    }
+
+    [Kernel(KernelModule.Elementwise, "silu")]
+    private struct SiluFloatTotal : IKernelArgs
+    {
+        public nint X, Y;
+        public float Total;
+    }
+
+    // 32 bytes: more than silu's 20 (24 as a struct), so the driver's size check sees it too.
+    [Kernel(KernelModule.Elementwise, "silu")]
+    private struct SiluExtraField : IKernelArgs
+    {
+        public nint X, Y;
+        public int Total;
+        public long Extra;
+    }
+
+    [Kernel(KernelModule.Elementwise, "silu")]
+    private struct SiluRight : IKernelArgs
+    {
+        public nint X, Y;
+        public int Total;
+    }
+
+    [Fact]
+    public void A_launch_with_an_argument_struct_that_does_not_match_the_kernel_fails_naming_the_kernel()
+    {
+        using var loader = new KernelLoader(_device, compiler: null);
+        using var x = _device.FromFloats([1f, -2f, 3f], DType.F32, 3);
+        using var y = _device.Allocate(DType.F32, 3);
+        // A right struct first: a wrong one launched later is still checked.
+        loader.Launch(DType.F32, 1, 32, 0, new SiluRight { X = x.Address, Y = y.Address, Total = 3 });
+        Assert.Equal(Enumerable.Range(0, 3).Select(i => (float)Reference.Silu(new[] { 1f, -2f, 3f }[i])), y.ToArray<float>(), (a, b) => Math.Abs(a - b) < 1e-6);
+        var e = Assert.Throws<InvalidOperationException>(() => loader.Launch(DType.F32, 1, 32, 0, new SiluMissingTotal { X = x.Address, Y = y.Address }));
+        Assert.Contains("silu_f32", e.Message, StringComparison.Ordinal);
+        Assert.Contains("(pp)", e.Message, StringComparison.Ordinal);
+        Assert.Contains("(ppi)", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<InvalidOperationException>(() => loader.Launch(DType.BF16, 1, 32, 0, new SiluFloatTotal { X = x.Address, Y = y.Address, Total = 3 }));
+        Assert.Contains("silu_bf16", e.Message, StringComparison.Ordinal);
+        Assert.Contains("(ppf)", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<InvalidOperationException>(() => loader.Launch(DType.F32, 1, 32, 0, new SiluExtraField { X = x.Address, Y = y.Address, Total = 3, Extra = 1 }));
+        Assert.Contains("silu_f32", e.Message, StringComparison.Ordinal);
+        Assert.Contains("(ppil)", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_emulator_rejects_a_parameter_buffer_of_another_size_naming_the_kernel()
+    {
+        // Past the C# check (a GPU has none): the driver itself sees a buffer larger than silu's parameters.
+        using var loader = new KernelLoader(_device, compiler: null);
+        nint f = loader.Function(KernelCatalog.Index(KernelArgs<SiluRight>.Kernel, DType.F32));
+        using var x = _device.Allocate(DType.F32, 3);
+        var e = Assert.Throws<CudaException>(() => _device.Launch(f, 1, 32, 0, new SiluExtraField { X = x.Address, Y = x.Address, Total = 3, Extra = 1 }, "silu_f32"));
+        Assert.Contains("does not match kernel 'silu_f32'", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_catalog_lists_exactly_the_kernels_the_emulator_built_from_src_kernels_cuda()
+    {
+        // Without NVRTC too: the emulator's g++ build exported every extern "C" kernel of src/Kernels/cuda/*.cu.
+        var built = _device.Emulator!.KernelList().Where(k => k.Source.StartsWith("src/Kernels/cuda/", StringComparison.Ordinal))
+            .Select(k => k.Name).Order(StringComparer.Ordinal);
+        Assert.Equal(KernelCatalog.AllEntryPoints.Order(StringComparer.Ordinal), built);
+        foreach (var module in Enum.GetValues<KernelModule>())
+            Assert.All(KernelCatalog.EntryPoints(module), name =>
+                Assert.Contains(_device.Emulator.KernelList(), k => k.Name == name && k.Source == "src/Kernels/cuda/" + KernelCatalog.FileName(module)));
     }
 
     [Fact]
@@ -200,8 +275,8 @@ public sealed partial class CudaKernelTests : IDisposable
         Damaged("a header naming another key", otherKey);
 
         // A cached image runs: the ops load it (as a CUBIN on the emulator) and compute.
-        using var modules = new KernelModules(_device, new KernelCompiler(nvrtc, dir));
-        using var ops = new CudaOps(_device, DType.F32, ownsDevice: false, modules);
+        using var modules = new KernelLoader(_device, new KernelCompiler(nvrtc, dir));
+        using var ops = new CudaOps(_device, DType.F32, ownsDevice: false, loader: modules);
         using var y = _device.Allocate(DType.F32, 10);
         ops.RandomNormal(y, 3, 4);
         Assert.Equal(Enumerable.Range(0, 10).Select(i => Philox.Normal(3, 4 + (ulong)i)), y.ToArray<float>());
@@ -222,8 +297,8 @@ public sealed partial class CudaKernelTests : IDisposable
     [Fact]
     public void Without_nvrtc_the_emulator_runs_the_kernels_from_stub_modules()
     {
-        using var modules = new KernelModules(_device, compiler: null);
-        using var ops = new CudaOps(_device, DType.F32, ownsDevice: false, modules);
+        using var modules = new KernelLoader(_device, compiler: null);
+        using var ops = new CudaOps(_device, DType.F32, ownsDevice: false, loader: modules);
         float[] x = [-3f, -0.5f, 0f, 0.25f, 4f];
         using var xt = _device.FromFloats(x, DType.F32, x.Length);
         using var yt = _device.Allocate(DType.F32, x.Length);
