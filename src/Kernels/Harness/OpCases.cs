@@ -43,7 +43,7 @@ public static class OpCases
             var mod = ctx.Random(b * 6 * d, 11, 0.5f);
             var xt = ctx.Input(x, b, t, d); var mt = ctx.Input(mod, b, 6 * d); var y = ctx.Output(b, t, d);
             return new(() => ctx.Ops.LayerNormModulate(xt, mt, 3, 4, eps, y),
-                [new($"LayerNormModulate {b}x{t}x{d}", y, () => NaiveReference.LayerNormModulate(x, mod, b, t, d, 6, 3, 4, eps))],
+                [new($"LayerNormModulate {b}x{t}x{d}", y, () => LayerNormModulateReference(x, mod, b, t, d, 6, 3, 4, eps))],
                 8.0 * b * t * d, Bytes(ctx, 2L * b * t * d + 2L * b * d));
         }),
         new("gated_residual_add", "B,T,D", [[5, 7, 11], [2, 256, 384], [2, 520, 1031]], [B, T, D], (ctx, s) =>
@@ -51,7 +51,7 @@ public static class OpCases
             var (b, t, d) = (OpCase.Int(s, 0), OpCase.Int(s, 1), OpCase.Int(s, 2));
             var x = ctx.Random(b * t * d, 12); var h = ctx.Random(b * t * d, 13); var mod = ctx.Random(b * 6 * d, 14);
             var ht = ctx.Input(h, b, t, d); var mt = ctx.Input(mod, b, 6 * d); var xt = ctx.InOut(x, b, t, d);
-            return new(() => ctx.Ops.GatedResidualAdd(xt, ht, mt, 5), [new("GatedResidualAdd", xt, () => NaiveReference.GatedAdd(x, h, mod, b, t, d, 6, 5))],
+            return new(() => ctx.Ops.GatedResidualAdd(xt, ht, mt, 5), [new("GatedResidualAdd", xt, () => GatedAddReference(x, h, mod, b, t, d, 6, 5))],
                 2.0 * b * t * d, Bytes(ctx, 3L * b * t * d));
         }),
         new("attention", "B,T,D,H", [[1, 5, 12, 3], [2, 7, 22, 2], [3, 17, 8, 1], [2, 256, 384, 6], [1, 64, 1152, 16]], [B, T, D, H], (ctx, s) =>
@@ -59,7 +59,7 @@ public static class OpCases
             var (b, t, d, heads) = (OpCase.Int(s, 0), OpCase.Int(s, 1), OpCase.Int(s, 2), OpCase.Int(s, 3));
             var qkv = ctx.Random(b * t * 3 * d, 15, 2f);
             var qt = ctx.Input(qkv, b, t, 3 * d); var y = ctx.Output(b, t, d);
-            return new(() => ctx.Ops.Attention(qt, heads, y), [new($"Attention B{b} T{t} D{d} H{heads}", y, () => NaiveReference.Attention(qkv, b, t, d, heads))],
+            return new(() => ctx.Ops.Attention(qt, heads, y), [new($"Attention B{b} T{t} D{d} H{heads}", y, () => AttentionReference(qkv, b, t, d, heads))],
                 4.0 * b * t * t * d, Bytes(ctx, 4L * b * t * d));
         }),
         new("patchify", "B,C,H,W,P", [[2, 3, 10, 14, 2], [1, 4, 8, 8, 4]], [B, C, Latent, Latent, P], (ctx, s) =>
@@ -68,7 +68,7 @@ public static class OpCases
             int t = h / p * (w / p);
             var img = ctx.Random(b * c * h * w, 16);
             var it = ctx.Input(img, b, c, h, w); var cols = ctx.Output(b, t, c * p * p);
-            return new(() => ctx.Ops.Patchify(it, p, cols), [new("Patchify", cols, () => NaiveReference.Im2col(img, b, c, h, w, p), _ => 0)],
+            return new(() => ctx.Ops.Patchify(it, p, cols), [new("Patchify", cols, () => Im2colReference(img, b, c, h, w, p), _ => 0)],
                 0, Bytes(ctx, 2L * b * c * h * w));
         }),
         new("patch_embedding", "B,C,H,W,P,D", [[2, 3, 10, 14, 2, 7], [1, 4, 8, 8, 4, 5], [2, 4, 32, 32, 2, 384]], [B, C, Latent, Latent, P, D], (ctx, s) =>
@@ -79,7 +79,7 @@ public static class OpCases
             var it = ctx.Input(img, b, c, h, w); var wtt = ctx.Input(wt, d, k); var bt = ctx.Input(bias, d);
             var cols = ctx.Output(b, t, k); var y = ctx.Output(b, t, d);
             return new(() => { ctx.Ops.Patchify(it, p, cols); ctx.Ops.Linear(cols, wtt, bt, y); },
-                [new("Patchify + Linear", y, () => NaiveReference.PatchConv(img, wt, bias, b, c, h, w, p, d))],
+                [new("Patchify + Linear", y, () => PatchConvReference(img, wt, bias, b, c, h, w, p, d))],
                 2.0 * b * t * k * d, Bytes(ctx, 3L * b * t * k + (long)d * k + (long)b * t * d));
         }),
         new("add_position_embedding", "B,T,D", [[3, 5, 11]], [B, T, D], (ctx, s) =>
@@ -96,7 +96,7 @@ public static class OpCases
             int t = h / p * (w / p);
             var x = ctx.Random(b * t * p * p * c, 19);
             var xt = ctx.Input(x, b, t, p * p * c); var y = ctx.Output(b, c, h, w);
-            return new(() => ctx.Ops.Unpatchify(xt, p, y), [new("Unpatchify", y, () => NaiveReference.Unpatchify(x, b, c, h, w, p), _ => 0)],
+            return new(() => ctx.Ops.Unpatchify(xt, p, y), [new("Unpatchify", y, () => UnpatchifyReference(x, b, c, h, w, p), _ => 0)],
                 0, Bytes(ctx, 2L * b * c * h * w));
         }),
         new("timestep_embedding", "B,DIM,SHIFT", [[5, 256, 0], [5, 256, 1]], [B, 256, 0], (ctx, s) =>
@@ -107,7 +107,7 @@ public static class OpCases
             var tt = ctx.Input(t, DType.F32, b); var y = ctx.Output(b, dim);
             // cos/sin of arguments up to 999 in float32: a one-ulp difference in a frequency moves the angle by ~6e-5.
             return new(() => ctx.Ops.TimestepEmbedding(tt, shift, y),
-                [new($"TimestepEmbedding shift {shift}", y, () => NaiveReference.TimestepEmbedding(t, dim, shift), tol => Math.Max(tol, 2e-4))],
+                [new($"TimestepEmbedding shift {shift}", y, () => TimestepEmbeddingReference(t, dim, shift), tol => Math.Max(tol, 2e-4))],
                 20.0 * b * dim / 2, 4.0 * b + Bytes(ctx, (long)b * dim));
         }),
         new("embedding_lookup", "V,D,B", [[11, 7, 4]], [1001, D, B], (ctx, s) =>
@@ -199,6 +199,147 @@ public static class OpCases
         }),
     ];
 
+    // ---- The naive loop references of the cases: written straight from the model specification with double
+    // accumulation and no code shared with the backends. Slow on purpose.
+
+    /// <summary>y[M,N] = act(x[M,K]·w[N,K]ᵀ + b[N]) in double.</summary>
+    private static float[] LinearReference(float[] x, float[] w, float[]? b, int m, int n, int k, Func<double, double>? act = null)
+    {
+        var y = new float[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = b is null ? 0 : b[j];
+                for (int p = 0; p < k; p++)
+                    s += (double)x[i * k + p] * w[j * k + p];
+                y[i * n + j] = (float)(act is null ? s : act(s));
+            }
+        return y;
+    }
+    /// <summary>LayerNorm (no affine, biased variance) then x·(1+scale)+shift with shift/scale chunks of mod [B, n·D].</summary>
+    private static float[] LayerNormModulateReference(float[] x, float[] mod, int b, int t, int d, int chunks, int shift, int scale, double eps)
+    {
+        var y = new float[x.Length];
+        for (int i = 0; i < b; i++)
+            for (int j = 0; j < t; j++)
+            {
+                int row = (i * t + j) * d;
+                double mean = 0, var = 0;
+                for (int e = 0; e < d; e++) mean += x[row + e];
+                mean /= d;
+                for (int e = 0; e < d; e++) var += (x[row + e] - mean) * (x[row + e] - mean);
+                var /= d;
+                for (int e = 0; e < d; e++)
+                {
+                    double sh = mod[i * chunks * d + shift * d + e], sc = mod[i * chunks * d + scale * d + e];
+                    y[row + e] = (float)((x[row + e] - mean) / Math.Sqrt(var + eps) * (1 + sc) + sh);
+                }
+            }
+        return y;
+    }
+    /// <summary>x + gate chunk of mod ⊙ h, per batch item.</summary>
+    private static float[] GatedAddReference(float[] x, float[] h, float[] mod, int b, int t, int d, int chunks, int gate)
+    {
+        var y = (float[])x.Clone();
+        for (int i = 0; i < b; i++)
+            for (int j = 0; j < t; j++)
+                for (int e = 0; e < d; e++)
+                    y[(i * t + j) * d + e] += mod[i * chunks * d + gate * d + e] * h[(i * t + j) * d + e];
+        return y;
+    }
+    /// <summary>softmax(q·kᵀ/√Dh)·v per batch item and head, timm's qkv layout (B, T, 3, H, Dh).</summary>
+    private static float[] AttentionReference(float[] qkv, int b, int t, int d, int heads)
+    {
+        int dh = d / heads;
+        var y = new float[b * t * d];
+        var scores = new double[t];
+        for (int i = 0; i < b; i++)
+            for (int h = 0; h < heads; h++)
+                for (int q = 0; q < t; q++)
+                {
+                    double max = double.NegativeInfinity;
+                    for (int k = 0; k < t; k++)
+                    {
+                        double s = 0;
+                        for (int e = 0; e < dh; e++)
+                            s += (double)qkv[(i * t + q) * 3 * d + h * dh + e] * qkv[(i * t + k) * 3 * d + d + h * dh + e];
+                        scores[k] = s / Math.Sqrt(dh);
+                        max = Math.Max(max, scores[k]);
+                    }
+                    double sum = 0;
+                    for (int k = 0; k < t; k++) sum += scores[k] = Math.Exp(scores[k] - max);
+                    for (int e = 0; e < dh; e++)
+                    {
+                        double o = 0;
+                        for (int k = 0; k < t; k++)
+                            o += scores[k] / sum * qkv[(i * t + k) * 3 * d + 2 * d + h * dh + e];
+                        y[(i * t + q) * d + h * dh + e] = (float)o;
+                    }
+                }
+        return y;
+    }
+    /// <summary>A direct Conv2d with kernel = stride = p, the PatchEmbed of timm: out[b, token, o].</summary>
+    private static float[] PatchConvReference(float[] img, float[] w, float[] bias, int b, int c, int hgt, int wid, int p, int dOut)
+    {
+        int gh = hgt / p, gw = wid / p;
+        var y = new float[b * gh * gw * dOut];
+        for (int i = 0; i < b; i++)
+            for (int r = 0; r < gh; r++)
+                for (int col = 0; col < gw; col++)
+                    for (int o = 0; o < dOut; o++)
+                    {
+                        double s = bias[o];
+                        for (int ch = 0; ch < c; ch++)
+                            for (int u = 0; u < p; u++)
+                                for (int v = 0; v < p; v++)
+                                    s += (double)w[((o * c + ch) * p + u) * p + v] * img[((i * c + ch) * hgt + r * p + u) * wid + col * p + v];
+                        y[((i * gh + r) * gw + col) * dOut + o] = (float)s;
+                    }
+        return y;
+    }
+    /// <summary>im2col of a Conv2d with kernel = stride = p: cols[b, r·(W/p)+c, ch·p·p + i·p + j] = image[b, ch, r·p+i, c·p+j].</summary>
+    private static float[] Im2colReference(float[] img, int b, int c, int hgt, int wid, int p)
+    {
+        int gh = hgt / p, gw = wid / p, k = c * p * p;
+        var cols = new float[b * gh * gw * k];
+        for (int n = 0; n < b; n++)
+            for (int r = 0; r < gh; r++)
+                for (int col = 0; col < gw; col++)
+                    for (int ch = 0; ch < c; ch++)
+                        for (int u = 0; u < p; u++)
+                            for (int v = 0; v < p; v++)
+                                cols[((n * gh + r) * gw + col) * k + (ch * p + u) * p + v] = img[((n * c + ch) * hgt + r * p + u) * wid + col * p + v];
+        return cols;
+    }
+    /// <summary>einsum nhwpqc->nchpwq of DiT's unpatchify.</summary>
+    private static float[] UnpatchifyReference(float[] x, int b, int c, int hgt, int wid, int p)
+    {
+        int gh = hgt / p, gw = wid / p;
+        var y = new float[b * c * hgt * wid];
+        for (int n = 0; n < b; n++)
+            for (int h = 0; h < gh; h++)
+                for (int w = 0; w < gw; w++)
+                    for (int u = 0; u < p; u++)
+                        for (int v = 0; v < p; v++)
+                            for (int ch = 0; ch < c; ch++)
+                                y[((n * c + ch) * hgt + h * p + u) * wid + w * p + v] = x[((n * gh + h) * gw + w) * p * p * c + (u * p + v) * c + ch];
+        return y;
+    }
+    /// <summary>[cos(t·f) | sin(t·f)], f_i = exp(−ln(10⁴)·i/(half − shift)), in double.</summary>
+    private static float[] TimestepEmbeddingReference(float[] t, int dim, int shift)
+    {
+        int half = dim / 2;
+        var y = new float[t.Length * dim];
+        for (int b = 0; b < t.Length; b++)
+            for (int i = 0; i < half; i++)
+            {
+                double f = Math.Exp(-Math.Log(10000) * i / (half - shift));
+                y[b * dim + i] = (float)Math.Cos(t[b] * f);
+                y[b * dim + half + i] = (float)Math.Sin(t[b] * f);
+            }
+        return y;
+    }
+
     /// <summary>The case named <paramref name="name"/>; an unknown name throws listing the known ones.</summary>
     public static OpCase Get(string name) => All.FirstOrDefault(c => c.Name == name)
         ?? throw new ArgumentException($"unknown op '{name}' (ops: {string.Join(", ", All.Select(c => c.Name))})");
@@ -214,7 +355,7 @@ public static class OpCases
         var xt = ctx.Input(x, m, k); var wt = ctx.Input(w, n, k); var bt = bias ? ctx.Input(b, n) : null; var y = ctx.Output(m, n);
         Func<double, double>? f = act switch { Activation.GeluTanh => NaiveReference.GeluTanh, Activation.Silu => NaiveReference.Silu, _ => null };
         string what = act == Activation.None ? bias ? $"Linear {m}x{n}x{k}" : $"Linear without bias {m}x{n}x{k}" : $"Linear+{act}";
-        return new(() => ctx.Ops.Linear(xt, wt, bt, y, act), [new(what, y, () => NaiveReference.Linear(x, w, bias ? b : null, m, n, k, f))],
+        return new(() => ctx.Ops.Linear(xt, wt, bt, y, act), [new(what, y, () => LinearReference(x, w, bias ? b : null, m, n, k, f))],
             2.0 * m * n * k, ctx.Type.SizeOf() * ((double)m * k + (double)n * k + (double)m * n));
     });
 }
