@@ -103,27 +103,39 @@ internal static class KernelCatalog
 
     /// <summary>
     /// The emulator's signature of an argument struct (<c>p</c> pointer, <c>i</c>/<c>u</c> 32-bit, <c>l</c>/<c>L</c>
-    /// 64-bit, <c>f</c> float, <c>d</c> double, …), after checking that every field sits at its natural alignment, where
-    /// the driver puts the kernel's parameter of that type.
+    /// 64-bit, <c>f</c> float, <c>d</c> double), its fields in declaration order with nested structs flattened, after
+    /// checking that every field sits at its natural alignment, where the driver puts the kernel's parameter of that type.
     /// </summary>
     public static string Signature(Type args)
     {
-        var fields = args.GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic);
+        var letters = new StringBuilder();
+        long natural = 0;
+        Flatten(args, args.Name, 0, letters, ref natural);
+        return letters.ToString();
+    }
+
+    private static void Flatten(Type type, string path, long baseOffset, StringBuilder letters, ref long natural)
+    {
+        var fields = type.GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic);
         Array.Sort(fields, (a, b) => a.MetadataToken.CompareTo(b.MetadataToken));   // declaration order
-        var letters = new StringBuilder(fields.Length);
-        long offset = 0;
         foreach (var field in fields)
         {
-            var (letter, size) = Letter(field.FieldType)
-                ?? throw new InvalidOperationException($"{args.Name}.{field.Name}: a kernel argument must be nint, int, uint, long, ulong, float or double, not {field.FieldType.Name}");
-            offset = (offset + size - 1) / size * size;
-            long actual = Marshal.OffsetOf(args, field.Name);
-            if (actual != offset)
-                throw new InvalidOperationException($"{args.Name}.{field.Name} is at byte {actual}, not at {offset} where the kernel's parameter lies (use a sequential struct)");
-            offset += size;
+            long actual = baseOffset + Marshal.OffsetOf(type, field.Name);
+            var kind = Letter(field.FieldType);
+            if (kind is null)
+            {
+                if (!field.FieldType.IsValueType || field.FieldType.IsPrimitive || field.FieldType.IsEnum)
+                    throw new InvalidOperationException($"{path}.{field.Name}: a kernel argument must be nint, int, uint, long, ulong, float, double or a struct of them, not {field.FieldType.Name}");
+                Flatten(field.FieldType, $"{path}.{field.Name}", actual, letters, ref natural);
+                continue;
+            }
+            var (letter, size) = kind.Value;
+            natural = (natural + size - 1) / size * size;
+            if (actual != natural)
+                throw new InvalidOperationException($"{path}.{field.Name} is at byte {actual}, not at {natural} where the kernel's parameter lies (use a sequential struct)");
+            natural += size;
             letters.Append(letter);
         }
-        return letters.ToString();
     }
 
     private static (char Letter, int Size)? Letter(Type t) =>
