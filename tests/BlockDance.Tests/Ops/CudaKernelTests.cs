@@ -111,21 +111,15 @@ public sealed partial class CudaKernelTests : IDisposable
         public long Extra;
     }
 
-    [Kernel(KernelModule.Elementwise, "silu")]
-    private struct SiluRight : IKernelArgs
-    {
-        public nint X, Y;
-        public int Total;
-    }
-
     [Fact]
     public void A_launch_with_an_argument_struct_that_does_not_match_the_kernel_fails_naming_the_kernel()
     {
         using var loader = new KernelLoader(_device, compiler: null);
         using var x = _device.FromFloats([1f, -2f, 3f], DType.F32, 3);
         using var y = _device.Allocate(DType.F32, 3);
-        // A right struct first: a wrong one launched later is still checked.
-        loader.Launch(DType.F32, 1, 32, 0, new SiluRight { X = x.Address, Y = y.Address, Total = 3 });
+        // The backend's own struct first: a wrong one launched later is still checked.
+        using (var ops = new CudaOps(_device, DType.F32, ownsDevice: false, loader))
+            ops.Silu(x, y);
         Assert.Equal(Enumerable.Range(0, 3).Select(i => (float)Reference.Silu(new[] { 1f, -2f, 3f }[i])), y.ToArray<float>(), (a, b) => Math.Abs(a - b) < 1e-6);
         var e = Assert.Throws<InvalidOperationException>(() => loader.Launch(DType.F32, 1, 32, 0, new SiluMissingTotal { X = x.Address, Y = y.Address }));
         Assert.Contains("silu_f32", e.Message, StringComparison.Ordinal);
@@ -144,7 +138,7 @@ public sealed partial class CudaKernelTests : IDisposable
     {
         // Past the C# check (a GPU has none): the driver itself sees a buffer larger than silu's parameters.
         using var loader = new KernelLoader(_device, compiler: null);
-        nint f = loader.Function(KernelCatalog.Index(KernelArgs<SiluRight>.Kernel, DType.F32));
+        nint f = loader.Function(KernelCatalog.Index(KernelArgs<SiluExtraField>.Kernel, DType.F32));
         using var x = _device.Allocate(DType.F32, 3);
         var e = Assert.Throws<CudaException>(() => _device.Launch(f, 1, 32, 0, new SiluExtraField { X = x.Address, Y = x.Address, Total = 3, Extra = 1 }, "silu_f32"));
         Assert.Contains("does not match kernel 'silu_f32'", e.Message, StringComparison.Ordinal);
