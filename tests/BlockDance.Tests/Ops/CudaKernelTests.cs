@@ -89,27 +89,12 @@ public sealed partial class CudaKernelTests : IDisposable
 
     // Argument structs that disagree with silu's parameters (const T* x, T* y, int total): a missing field, a float
     // where an int belongs, an extra field.
-    [Kernel(KernelModule.Elementwise, "silu")]
-    private struct SiluMissingTotal : IKernelArgs
-    {
-        public nint X, Y;
-    }
+    [Kernel(KernelModule.Elementwise, "silu")] private struct SiluMissingTotal : IKernelArgs { public nint X, Y; }
 
-    [Kernel(KernelModule.Elementwise, "silu")]
-    private struct SiluFloatTotal : IKernelArgs
-    {
-        public nint X, Y;
-        public float Total;
-    }
+    [Kernel(KernelModule.Elementwise, "silu")] private struct SiluFloatTotal : IKernelArgs { public nint X, Y; public float Total; }
 
     // 32 bytes: more than silu's 20 (24 as a struct), so the driver's size check sees it too.
-    [Kernel(KernelModule.Elementwise, "silu")]
-    private struct SiluExtraField : IKernelArgs
-    {
-        public nint X, Y;
-        public int Total;
-        public long Extra;
-    }
+    [Kernel(KernelModule.Elementwise, "silu")] private struct SiluExtraField : IKernelArgs { public nint X, Y; public int Total; public long Extra; }
 
     [Fact]
     public void A_launch_with_an_argument_struct_that_does_not_match_the_kernel_fails_naming_the_kernel()
