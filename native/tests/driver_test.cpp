@@ -409,6 +409,11 @@ TEST_F(DriverTest, KernelSignaturesAndParameterUnpacking) {
     EXPECT_EQ(out.download(), want);
     size = 40;
     EXPECT_EQ(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, nullptr, nullptr, extra), CUDA_ERROR_INVALID_VALUE);
+    EXPECT_THAT(std::string(emu_last_error()), AllOf(HasSubstr("40 bytes"), HasSubstr("'all_param_kinds'")));
+    // A buffer larger than the kernel's parameter block (a host struct with an extra field) is rejected as well.
+    size = sizeof(packed) + 8;
+    EXPECT_EQ(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, nullptr, nullptr, extra), CUDA_ERROR_INVALID_VALUE);
+    EXPECT_THAT(std::string(emu_last_error()), HasSubstr("does not match kernel 'all_param_kinds'"));
     EXPECT_EQ(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, nullptr, nullptr, nullptr), CUDA_ERROR_INVALID_VALUE)
         << "missing kernelParams";
 }

@@ -47,7 +47,7 @@ public sealed class ModelSession : IDisposable
         {
             ops = Backends.Open(device, threads, dtype);
             if (profile)
-                ops = new ProfilingOps(ops);
+                ops = ProfilingOps.Wrap(ops);
             return new ModelSession(checkpoint, ops, DitModel.Load(checkpoint, ops));
         }
         catch

@@ -30,6 +30,7 @@ public static class Program
         new CompareCommand(),
         new AnalyzeCommand(),
         new BenchCommand(),
+        new TestOpsCommand(),
     ];
 
     public static int Main(string[] args) =>

@@ -14,21 +14,6 @@ public enum Activation
 }
 
 /// <summary>
-/// Per-step scalars of a DDIM update (float32, gathered from float64 schedules exactly as the references do).
-/// With <see cref="RederiveEps"/> (original DiT, <c>gaussian_diffusion.py: ddim_sample</c>):
-/// <c>x0 = A·x − B·ε; ε' = (A·x − x0)/B; x' = x0·C + D·ε' + E·noise</c>.
-/// Without it (diffusers <c>DDIMScheduler.step</c>): <c>x0 = (x − B·ε)/A; x' = C·x0 + D·ε + E·noise</c> where here
-/// A = √ᾱ and B = √(1−ᾱ).
-/// </summary>
-public readonly record struct DdimCoefficients(float A, float B, float C, float D, float E, bool RederiveEps);
-
-/// <summary>
-/// Per-step scalars of the ancestral (DDPM) update with a learned variance range (original DiT <c>p_sample</c>):
-/// <c>x0 = A·x − B·ε; mean = C1·x0 + C2·x; f = (v+1)/2; logσ² = f·MaxLog + (1−f)·MinLog; x' = mean + Nonzero·exp(½logσ²)·noise</c>.
-/// </summary>
-public readonly record struct AncestralCoefficients(float A, float B, float C1, float C2, float MinLog, float MaxLog, float Nonzero);
-
-/// <summary>
 /// The operations a Diffusion Transformer needs, on one device. Every backend (the managed CPU device, CUDA, CUDA on the
 /// emulator) implements exactly these with the same semantics; model code calls them on tensors and never branches on
 /// the backend. All tensors must live on <see cref="Device"/>; floating-point activations use
@@ -118,11 +103,21 @@ public interface IOps : IDisposable
     /// </summary>
     void GuidanceCombine(Tensor output, int guidedChannels, float scale, Tensor y);
 
-    /// <summary>One DDIM update of <paramref name="x"/> [n, C, H, W] in place; ε is channels <c>[0, C)</c> of modelOutput [n, C', H, W]. noise may be null when E = 0.</summary>
-    void DdimStep(Tensor x, Tensor modelOutput, in DdimCoefficients c, Tensor? noise);
+    /// <summary>
+    /// One DDIM-form update of <paramref name="x"/> [n, C, H, W] in place, per element, with ε from channels <c>[0, C)</c>
+    /// of modelOutput [n, C', H, W] and the step's scalars a … e (the sampler computes them from its schedule).
+    /// With <paramref name="rederiveEps"/>: <c>x0 = a·x − b·ε; ε' = (a·x − x0)/b; x' = c·x0 + d·ε' + e·noise</c>;
+    /// without: <c>x0 = (x − b·ε)/a; x' = c·x0 + d·ε + e·noise</c>. noise may be null when e = 0.
+    /// </summary>
+    void DdimStep(Tensor x, Tensor modelOutput, float a, float b, float c, float d, float e, bool rederiveEps, Tensor? noise);
 
-    /// <summary>One ancestral update of <paramref name="x"/> [n, C, H, W] in place; ε = channels <c>[0,C)</c>, v = channels <c>[C,2C)</c> of modelOutput [n, 2C, H, W]. noise may be null when Nonzero = 0 (the last step).</summary>
-    void AncestralStep(Tensor x, Tensor modelOutput, in AncestralCoefficients c, Tensor? noise);
+    /// <summary>
+    /// One ancestral-form update of <paramref name="x"/> [n, C, H, W] in place with a learned variance range, per
+    /// element, ε = channels <c>[0,C)</c> and v = channels <c>[C,2C)</c> of modelOutput [n, 2C, H, W]:
+    /// <c>x0 = a·x − b·ε; mean = c1·x0 + c2·x; f = (v+1)/2; logσ² = f·maxLog + (1−f)·minLog;
+    /// x' = mean + nonzero·exp(½logσ²)·noise</c>. noise may be null when nonzero = 0 (the last step).
+    /// </summary>
+    void AncestralStep(Tensor x, Tensor modelOutput, float a, float b, float c1, float c2, float minLog, float maxLog, float nonzero, Tensor? noise);
 
     /// <summary>
     /// Fills <paramref name="y"/> (F32, or the activation type) with standard normal samples that depend only on (seed, offset + element index):

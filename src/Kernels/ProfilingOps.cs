@@ -1,21 +1,33 @@
 using System.Diagnostics;
+using System.Reflection;
 using BlockDance.Runtime;
 
 namespace BlockDance.Kernels;
 
 /// <summary>
 /// Wraps a backend and accumulates wall time and calls per op (synchronizing the device after every op, so that the
-/// time is the op's own) while <see cref="Enabled"/>. For profiling runs only (<c>blockdance bench forward --profile</c>); it changes nothing in
-/// the results.
+/// time is the op's own) while <see cref="Enabled"/>. For profiling runs only (<c>blockdance bench forward --profile</c>);
+/// it changes nothing in the results. Every <see cref="IOps"/> method is forwarded by one generic interceptor
+/// (<see cref="DispatchProxy"/>), so a new op needs nothing here; the interception allocates, which a profiling run may.
+/// Make one with <see cref="Wrap"/>: the object it returns is both the <see cref="IOps"/> and this profiler.
 /// </summary>
-internal sealed class ProfilingOps(IOps inner) : IOps
+internal class ProfilingOps : DispatchProxy
 {
     private readonly Dictionary<string, (double Ms, long Calls)> _totals = [];
     private readonly List<(int M, int N, int K)> _gemms = [];
+    private IOps? _inner;
 
-    public IOps Inner => inner;
-    public Device Device => inner.Device;
-    public DType ActivationType => inner.ActivationType;
+    /// <summary>The profiling wrapper of <paramref name="inner"/>: an <see cref="IOps"/> that is also a <see cref="ProfilingOps"/>.</summary>
+    public static IOps Wrap(IOps inner)
+    {
+        ArgumentNullException.ThrowIfNull(inner);
+        var ops = Create<IOps, ProfilingOps>();
+        ((ProfilingOps)(object)ops)._inner = inner;
+        return ops;
+    }
+
+    /// <summary>The wrapped backend.</summary>
+    public IOps Inner => _inner ?? throw new InvalidOperationException("a ProfilingOps is made by ProfilingOps.Wrap");
 
     /// <summary>Per op name (Linear ops also by activation): total milliseconds and calls, largest first.</summary>
     public IReadOnlyList<(string Op, double Milliseconds, long Calls)> Totals =>
@@ -24,6 +36,7 @@ internal sealed class ProfilingOps(IOps inner) : IOps
     /// <summary>The matrix products of the recorded ops as (M, N, K) row-major shapes: every Linear, and per attention call its Q·Kᵀ and P·V per batch item and head.</summary>
     public IReadOnlyList<(int M, int N, int K)> GemmShapes => _gemms;
 
+    /// <summary>Forgets the recorded totals and shapes.</summary>
     public void Reset()
     {
         _totals.Clear();
@@ -33,61 +46,36 @@ internal sealed class ProfilingOps(IOps inner) : IOps
     /// <summary>When false, ops pass straight through (no timing, no synchronization).</summary>
     public bool Enabled { get; set; } = true;
 
-    private void Time(string name, Action action)
+    /// <summary>Forwards an <see cref="IOps"/> call to <see cref="Inner"/>; ops (not properties or Dispose) are timed while enabled.</summary>
+    protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
     {
-        if (!Enabled)
+        ArgumentNullException.ThrowIfNull(targetMethod);
+        var inner = Inner;
+        bool isOp = Enabled && !targetMethod.IsSpecialName && targetMethod.Name != nameof(IDisposable.Dispose);
+        if (!isOp)
+            return targetMethod.Invoke(inner, BindingFlags.DoNotWrapExceptions, null, args, null);
+        string name = targetMethod.Name;
+        if (name == nameof(IOps.Linear) && args is [Tensor x, Tensor w, _, _, Activation act])
         {
-            action();
-            return;
+            _gemms.Add(((int)(x.Count / w.Dim(1)), w.Dim(0), w.Dim(1)));
+            if (act != Activation.None)
+                name = $"Linear+{act}";
+        }
+        else if (name == nameof(IOps.Attention) && args is [Tensor qkv, int heads, _])
+        {
+            int t = qkv.Dim(1), dh = qkv.Dim(2) / 3 / heads;
+            for (int i = 0; i < qkv.Dim(0) * heads; i++)
+            {
+                _gemms.Add((t, t, dh));
+                _gemms.Add((t, dh, t));
+            }
         }
         long start = Stopwatch.GetTimestamp();
-        action();
+        object? result = targetMethod.Invoke(inner, BindingFlags.DoNotWrapExceptions, null, args, null);
         inner.Device.Synchronize();
         double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         var (total, calls) = _totals.GetValueOrDefault(name);
         _totals[name] = (total + ms, calls + 1);
+        return result;
     }
-
-    public void Linear(Tensor x, Tensor w, Tensor? b, Tensor y, Activation act = Activation.None)
-    {
-        if (Enabled)
-            _gemms.Add(((int)(x.Count / w.Dim(1)), w.Dim(0), w.Dim(1)));
-        Time(act == Activation.None ? "Linear" : $"Linear+{act}", () => inner.Linear(x, w, b, y, act));
-    }
-    public void Silu(Tensor x, Tensor y) => Time(nameof(Silu), () => inner.Silu(x, y));
-    public void Add(Tensor a, Tensor b, Tensor y) => Time(nameof(Add), () => inner.Add(a, b, y));
-    public void LayerNormModulate(Tensor x, Tensor mod, int shiftChunk, int scaleChunk, float eps, Tensor y) =>
-        Time(nameof(LayerNormModulate), () => inner.LayerNormModulate(x, mod, shiftChunk, scaleChunk, eps, y));
-    public void GatedResidualAdd(Tensor x, Tensor h, Tensor mod, int gateChunk) =>
-        Time(nameof(GatedResidualAdd), () => inner.GatedResidualAdd(x, h, mod, gateChunk));
-    public void Attention(Tensor qkv, int heads, Tensor y)
-    {
-        int t = qkv.Dim(1), dh = qkv.Dim(2) / 3 / heads;
-        for (int i = 0; Enabled && i < qkv.Dim(0) * heads; i++)
-        {
-            _gemms.Add((t, t, dh));
-            _gemms.Add((t, dh, t));
-        }
-        Time(nameof(Attention), () => inner.Attention(qkv, heads, y));
-    }
-    public void Patchify(Tensor image, int patch, Tensor cols) => Time(nameof(Patchify), () => inner.Patchify(image, patch, cols));
-    public void AddPositionEmbedding(Tensor x, Tensor pos) => Time(nameof(AddPositionEmbedding), () => inner.AddPositionEmbedding(x, pos));
-    public void Unpatchify(Tensor x, int patch, Tensor image) => Time(nameof(Unpatchify), () => inner.Unpatchify(x, patch, image));
-    public void TimestepEmbedding(Tensor t, int frequencyShift, Tensor y) => Time(nameof(TimestepEmbedding), () => inner.TimestepEmbedding(t, frequencyShift, y));
-    public void EmbeddingLookup(Tensor table, Tensor ids, Tensor y) => Time(nameof(EmbeddingLookup), () => inner.EmbeddingLookup(table, ids, y));
-    public void GuidanceCombine(Tensor output, int guidedChannels, float scale, Tensor y) =>
-        Time(nameof(GuidanceCombine), () => inner.GuidanceCombine(output, guidedChannels, scale, y));
-    public void DdimStep(Tensor x, Tensor modelOutput, in DdimCoefficients c, Tensor? noise)
-    {
-        var copy = c;
-        Time(nameof(DdimStep), () => inner.DdimStep(x, modelOutput, copy, noise));
-    }
-    public void AncestralStep(Tensor x, Tensor modelOutput, in AncestralCoefficients c, Tensor? noise)
-    {
-        var copy = c;
-        Time(nameof(AncestralStep), () => inner.AncestralStep(x, modelOutput, copy, noise));
-    }
-    public void RandomNormal(Tensor y, ulong seed, ulong offset) => Time(nameof(RandomNormal), () => inner.RandomNormal(y, seed, offset));
-
-    public void Dispose() => inner.Dispose();
 }

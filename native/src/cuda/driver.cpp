@@ -439,16 +439,22 @@ CUresult params_from_extra(const emu::rt::KernelInfo& k, void** extra, std::vect
     if (buffer == nullptr || size == nullptr)
         return fail(CUDA_ERROR_INVALID_VALUE,
                     "cuLaunchKernel: extra needs CU_LAUNCH_PARAM_BUFFER_POINTER and CU_LAUNCH_PARAM_BUFFER_SIZE");
-    size_t offset = 0;
+    size_t offset = 0, max_align = 1;
     for (size_t i = 0; i < k.param_sizes.size(); ++i) {
         const size_t a = k.param_aligns[i];
         offset = (offset + a - 1) / a * a;
         params->push_back(buffer + offset);
         offset += k.param_sizes[i];
+        max_align = a > max_align ? a : max_align;
     }
-    if (*size < offset)
-        return fail(CUDA_ERROR_INVALID_VALUE, "cuLaunchKernel: parameter buffer of %zu bytes, '%s' (%s) needs %zu",
-                    *size, k.name.c_str(), k.signature.c_str(), offset);
+    // The buffer is the parameters laid out as a C struct: exactly their extent, or that rounded up to the largest
+    // alignment (sizeof of the struct). Anything else is a host struct that does not match the kernel.
+    const size_t padded = (offset + max_align - 1) / max_align * max_align;
+    if (*size != offset && *size != padded)
+        return fail(CUDA_ERROR_INVALID_VALUE,
+                    "cuLaunchKernel: parameter buffer of %zu bytes does not match kernel '%s' (%s), whose parameters "
+                    "take %zu bytes (%zu as a struct)",
+                    *size, k.name.c_str(), k.signature.c_str(), offset, padded);
     return CUDA_SUCCESS;
 }
 

@@ -12,11 +12,14 @@ namespace BlockDance.Cli.Commands;
 public sealed class BenchCommand : ICommand
 {
     public CommandSpec Spec { get; } = ModelSession.AddOptions(new CommandSpec("bench",
-            "Benchmarks. 'bench forward': the model's forward latency (median). 'bench kernels': every op on DiT-XL/2 shapes\n" +
-            "(CUDA events on a GPU; labelled as emulated on cuda-emu). 'bench ptxas': registers, shared memory and spills of\n" +
-            "every kernel from NVRTC for sm_80 and sm_90.",
-            "forward|kernels|ptxas", "what to measure"))
-        .Option("--out", "FILE", "kernels/ptxas: also write the table (Markdown) to this file")
+            "Benchmarks. 'bench forward': the model's forward latency (median). 'bench ops': the op harness's perf mode,\n" +
+            "every op (or --op) at its DiT-XL/2 shape (or --shape), GB/s and GFLOP/s (CUDA events on a GPU; labelled as\n" +
+            "emulated on cuda-emu; 'blockdance test-ops --list' lists the ops and shapes). 'bench ptxas': registers, shared\n" +
+            "memory and spills of every kernel from NVRTC for sm_80 and sm_90.",
+            "forward|ops|ptxas", "what to measure"))
+        .Option("--out", "FILE", "ops/ptxas: also write the table (Markdown) to this file")
+        .Option("--op", "NAME[,NAME]", "ops: only these ops")
+        .Option("--shape", "N,N,...", "ops: this shape instead of the DiT-XL/2 one (needs one --op)")
         .Option("--batch", "B", "batch size (2 = one image with guidance)", "2")
         .Option("--latent-size", "N", "latent height and width (default: the model's input size)")
         .Option("--repeat", "N", "timed forwards", "10")
@@ -25,17 +28,17 @@ public sealed class BenchCommand : ICommand
 
     public int Run(ParsedArgs args, Console2 console)
     {
-        string what = args.Positionals.Count > 0 ? args.Positionals[0] : throw new UsageException("bench needs what to measure: forward, kernels or ptxas");
+        string what = args.Positionals.Count > 0 ? args.Positionals[0] : throw new UsageException("bench needs what to measure: forward, ops or ptxas");
         switch (what)
         {
             case "forward":
                 break;
-            case "kernels":
-                return BenchKernels(args, console);
+            case "ops":
+                return BenchOps(args, console);
             case "ptxas":
                 return BenchPtxas(args, console);
             default:
-                throw new UsageException($"unknown benchmark '{what}' (available: forward, kernels, ptxas)");
+                throw new UsageException($"unknown benchmark '{what}' (available: forward, ops, ptxas)");
         }
         int batch = args.Int("--batch", 1, 4096);
         int repeat = args.Int("--repeat", 1, 100000);
@@ -99,11 +102,12 @@ public sealed class BenchCommand : ICommand
         return 0;
     }
 
-    private static int BenchKernels(ParsedArgs args, Console2 console)
+    private static int BenchOps(ParsedArgs args, Console2 console)
     {
+        var (cases, shape) = OpBench.Select(args);
         using var ops = Backends.Open(args.RequiredString("--device"), args.Int("--threads", 0, 1024), args.Choice("--dtype", DTypes.ParseActivationType));
-        string table = KernelBench.Run(ops, args.Int("--repeat", 1, 100000), console.Err);
-        Emit(args, console, "# Kernel benchmark\n\n" + table);
+        string table = OpBench.Run(ops, cases, shape, args.Int("--repeat", 1, 100000), console.Err);
+        Emit(args, console, "# Op benchmark\n\n" + table);
         return 0;
     }
 

@@ -86,7 +86,7 @@ public sealed class DdimSampler : Sampler
     public override bool NeedsNoise(int k) => _coefficients[k].E != 0;
     /// <inheritdoc/>
     public override void Step(IOps ops, int k, Tensor x, Tensor modelOutput, Tensor? noise) =>
-        ops.DdimStep(x, modelOutput, _coefficients[k], noise);
+        _coefficients[k].Step(ops, x, modelOutput, noise);
 
     /// <summary>√(1 − ᾱ_prev − σ²) is NaN when σ is too large (eta above 1): refuse before sampling rather than after.</summary>
     internal static void CheckFinite(DdimCoefficients[] coefficients, float eta)
@@ -125,7 +125,7 @@ public sealed class LeadingDdimSampler : Sampler
     public override bool NeedsNoise(int k) => _coefficients[k].E != 0;
     /// <inheritdoc/>
     public override void Step(IOps ops, int k, Tensor x, Tensor modelOutput, Tensor? noise) =>
-        ops.DdimStep(x, modelOutput, _coefficients[k], noise);
+        _coefficients[k].Step(ops, x, modelOutput, noise);
 }
 
 /// <summary>Ancestral sampling with a learned variance range: <c>gaussian_diffusion.py: p_sample</c>; needs learned sigma.</summary>
@@ -149,5 +149,5 @@ public sealed class AncestralSampler : Sampler
     public override bool NeedsNoise(int k) => _coefficients[k].Nonzero != 0;
     /// <inheritdoc/>
     public override void Step(IOps ops, int k, Tensor x, Tensor modelOutput, Tensor? noise) =>
-        ops.AncestralStep(x, modelOutput, _coefficients[k], noise);
+        _coefficients[k].Step(ops, x, modelOutput, noise);
 }

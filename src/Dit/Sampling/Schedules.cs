@@ -1,5 +1,3 @@
-using BlockDance.Kernels;
-
 namespace BlockDance.Dit.Sampling;
 
 /// <summary>

@@ -390,40 +390,40 @@ public sealed unsafe partial class CpuOps : IOps
     }
 
     /// <inheritdoc/>
-    public void DdimStep(Tensor x, Tensor modelOutput, in DdimCoefficients c, Tensor? noise)
+    public void DdimStep(Tensor x, Tensor modelOutput, float a, float b, float c, float d, float e, bool rederiveEps, Tensor? noise)
     {
         Check.F32(x, modelOutput);
         var (n, channels, plane) = Check.SamplerShapes(x, modelOutput, noise, 1, "DdimStep");
         float* xs = F(x), o = F(modelOutput), z = noise is null ? null : F(noise);
-        if (z is null && c.E != 0)
+        if (z is null && e != 0)
             throw new ArgumentException("DdimStep: noise is required when the noise coefficient is not zero");
         long item = (long)channels * plane, outItem = (long)modelOutput.Dim(1) * plane;
         for (int i = 0; i < n; i++)
-            for (long e = 0; e < item; e++)
+            for (long j = 0; j < item; j++)
             {
-                long at = i * item + e;
-                float xv = xs[at], eps = o[i * outItem + e];
+                long at = i * item + j;
+                float xv = xs[at], eps = o[i * outItem + j];
                 float zv = z is null ? 0f : z[at];
-                if (c.RederiveEps)
+                if (rederiveEps)
                 {
-                    float x0 = c.A * xv - c.B * eps;
-                    float eps2 = (c.A * xv - x0) / c.B;
-                    xs[at] = x0 * c.C + c.D * eps2 + c.E * zv;
+                    float x0 = a * xv - b * eps;
+                    float eps2 = (a * xv - x0) / b;
+                    xs[at] = x0 * c + d * eps2 + e * zv;
                 }
                 else
                 {
-                    float x0 = (xv - c.B * eps) / c.A;
-                    xs[at] = c.C * x0 + c.D * eps + c.E * zv;
+                    float x0 = (xv - b * eps) / a;
+                    xs[at] = c * x0 + d * eps + e * zv;
                 }
             }
     }
 
     /// <inheritdoc/>
-    public void AncestralStep(Tensor x, Tensor modelOutput, in AncestralCoefficients c, Tensor? noise)
+    public void AncestralStep(Tensor x, Tensor modelOutput, float a, float b, float c1, float c2, float minLog, float maxLog, float nonzero, Tensor? noise)
     {
         Check.F32(x, modelOutput);
         var (n, channels, plane) = Check.SamplerShapes(x, modelOutput, noise, 2, "AncestralStep", exactChannels: true);
-        if (noise is null && c.Nonzero != 0)
+        if (noise is null && nonzero != 0)
             throw new ArgumentException("AncestralStep: noise is required except at the last step");
         float* xs = F(x), o = F(modelOutput), z = noise is null ? null : F(noise);
         long item = (long)channels * plane, outItem = 2 * item;
@@ -432,11 +432,11 @@ public sealed unsafe partial class CpuOps : IOps
             {
                 long at = i * item + e;
                 float xv = xs[at], eps = o[i * outItem + e], v = o[i * outItem + item + e];
-                float x0 = c.A * xv - c.B * eps;
-                float mean = c.C1 * x0 + c.C2 * xv;
+                float x0 = a * xv - b * eps;
+                float mean = c1 * x0 + c2 * xv;
                 float frac = (v + 1f) / 2f;
-                float logVar = frac * c.MaxLog + (1f - frac) * c.MinLog;
-                xs[at] = z is null ? mean : mean + c.Nonzero * MathF.Exp(0.5f * logVar) * z[at];
+                float logVar = frac * maxLog + (1f - frac) * minLog;
+                xs[at] = z is null ? mean : mean + nonzero * MathF.Exp(0.5f * logVar) * z[at];
             }
     }
 

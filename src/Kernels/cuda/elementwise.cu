@@ -1,6 +1,6 @@
 // elementwise.cu - IOps.Silu and IOps.Add: y = x·σ(x), y = a + b.
 //
-// Launch (src/Kernels/Cuda/CudaKernels.cs, Elementwise): 1-D grid-stride loop, 256 threads per block,
+// Launch (src/Kernels/CudaBackend/CudaOps.Elementwise.cs): 1-D grid-stride loop, 256 threads per block,
 // grid = min(ceil(total / 256), 8 blocks per SM): memory-bound, one element per thread per iteration,
 // one full wave of blocks at most. 32-bit unsigned indices (the launcher guarantees total < 2^31).
 // Outputs may alias inputs (IOps allows y == x, y == a), so no pointer is __restrict__: each element is

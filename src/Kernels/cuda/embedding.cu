@@ -9,7 +9,7 @@
 //     range on the host (IOps contract). A device-side id outside [0, V) must not read out of bounds, and
 //     a kernel cannot throw: such a row is filled with NaN, which the model's output checks then report.
 //
-// Launch (CudaKernels): all three are elementwise over their output (timestep: over B·half, each thread
+// Launch (CudaOps.Embedding.cs): all three are elementwise over their output (timestep: over B·half, each thread
 // writing its cosine and sine), 1-D grid-stride, 256 threads per block, grid = min(ceil(total / 256),
 // 8 blocks per SM). 32-bit unsigned indices; the launcher guarantees total < 2^31.
 #include "prelude.cuh"

@@ -6,7 +6,7 @@
 // scratch the GEMM wrote, so the product is rounded to the storage type once, after bias and activation
 // (as cuBLASLt's fused epilogue does), not twice.
 //
-// Launch (src/Kernels/Cuda/CudaKernels.cs, BiasActivation): 1-D grid-stride loop, 256 threads per block,
+// Launch (src/Kernels/CudaBackend/CudaOps.Linear.cs): 1-D grid-stride loop, 256 threads per block,
 // grid = min(ceil(total / 256), 8 blocks per SM). Elementwise and memory-bound: 256 threads keep the block
 // small enough for 8 resident blocks per SM (full occupancy) and the grid-stride loop lets the grid stop
 // at one full wave instead of launching millions of blocks. Index math is 32-bit unsigned; the launcher

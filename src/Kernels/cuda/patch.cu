@@ -5,7 +5,7 @@
 // unpatchify_{dtype}: image[b, ch, hi·p + i, wi·p + j] = x[b, hi·(W/p) + wi, (i·p + j)·C + ch]
 // Both are pure permutations (bit-exact copies).
 //
-// Launch (CudaKernels.Patchify / Unpatchify): one thread per *output* element, 1-D grid-stride loop,
+// Launch (CudaOps.Patch.cs): one thread per *output* element, 1-D grid-stride loop,
 // 256 threads per block, grid = min(ceil(total / 256), 8 blocks per SM). Writes are coalesced and each
 // thread computes its source index with a few 32-bit divisions; the reads are strided by at most p
 // elements (patchify: rows of p contiguous values; unpatchify: C-strided). At DiT sizes (a 32×32×4 latent)

@@ -9,7 +9,7 @@
 // Each element recomputes its pair's Philox block (the CPU does too): the offset may be odd, so pairs do
 // not line up with threads, and 10 rounds of two 32-bit multiplies are cheap next to the transcendentals.
 //
-// Launch (CudaKernels.RandomNormal): 1-D grid-stride, 256 threads per block, grid = min(ceil(n / 256),
+// Launch (CudaOps.Random.cs): 1-D grid-stride, 256 threads per block, grid = min(ceil(n / 256),
 // 8 blocks per SM). y is float32, or the activation type when the sampler keeps its noise there (then
 // the float sample is rounded once to that type). 32-bit unsigned indices (n < 2^31, checked).
 #include "prelude.cuh"

@@ -5,7 +5,7 @@
 // guidance_combine_{dtype}: out = [cond_0..cond_{n-1}, uncond_0..uncond_{n-1}], each item C·H·W;
 //     y[i] = u + scale·(k − u) for the first guided·H·W elements of an item, else k (k = cond, u = uncond).
 //     Since the conditional half comes first, cond is out[i] and uncond is out[total + i] (total = n·C·H·W).
-// ddim_step_{dtype}: x ← one DDIM update (IOps.DdimCoefficients), ε from the first C channels of the model
+// ddim_step_{dtype}: x ← one DDIM update (IOps.DdimStep), ε from the first C channels of the model
 //     output (item stride out_item = C'·H·W elements); rederive != 0 is the original DiT form
 //     (x0 = A·x − B·ε; ε' = (A·x − x0)/B; x' = x0·C + D·ε' + E·z), 0 the diffusers form
 //     (x0 = (x − B·ε)/A; x' = C·x0 + D·ε + E·z). noise may be null (then z = 0).
@@ -13,7 +13,7 @@
 //     logσ² = f·MaxLog + (1−f)·MinLog; x' = mean + Nonzero·exp(½logσ²)·z, with ε and v the first and second
 //     C channels of the model output; noise may be null (the last step: x' = mean).
 //
-// Launch (CudaKernels): elementwise over the latent, 1-D grid-stride, 256 threads per block,
+// Launch (CudaOps.Sampling.cs): elementwise over the latent, 1-D grid-stride, 256 threads per block,
 // grid = min(ceil(total / 256), 8 blocks per SM). The scalars arrive as float kernel parameters (no
 // constant-memory upload, nothing to synchronize). 32-bit unsigned indices (total < 2^31, checked).
 #include "prelude.cuh"

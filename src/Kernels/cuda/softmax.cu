@@ -8,7 +8,7 @@
 // Numerically stable, like the CPU device (CpuOps.SoftmaxInPlace): subtract the row maximum, exponentiate
 // (full-precision expf), multiply by 1/sum.
 //
-// Launch (CudaKernels.Softmax): one warp per row, 4 warps (128 threads) per block, grid = ceil(rows / 4).
+// Launch (CudaOps.Softmax.cs): one warp per row, 4 warps (128 threads) per block, grid = ceil(rows / 4).
 // A row is at most a few thousand floats (T tokens), which one warp streams in coalesced 128-byte steps
 // with a few values per lane; the max and the sum are warp butterflies (prelude warp_reduce_max/sum), so
 // the kernel has no __syncthreads and no shared memory. A warp whose row is past the end returns as a

@@ -17,7 +17,7 @@ namespace BlockDance.Runtime.Cuda;
 /// after that throws <see cref="ObjectDisposedException"/>.
 /// </para>
 /// </summary>
-public sealed unsafe class CudaDevice : Device
+public sealed unsafe partial class CudaDevice : Device
 {
     [ThreadStatic] private static long t_current;   // Id of the device whose context is current on this thread
     private static long s_nextId;
@@ -121,6 +121,16 @@ public sealed unsafe class CudaDevice : Device
 
     /// <summary>The emulator's controls and counters; null on a real GPU.</summary>
     internal EmulatorControl? Emulator { get; }
+
+    /// <summary>
+    /// On the emulator, the parameter signature of a registered kernel (p pointer, i/u 32-bit, l/L 64-bit, f float,
+    /// d double), so that a launcher can check its argument struct against the kernel; null on a real GPU (which has no
+    /// such table) and for an unknown kernel.
+    /// </summary>
+    public string? EmulatedKernelSignature(string kernel) => Emulator?.KernelSignature(kernel);
+
+    /// <summary>True when this device runs on the CPU emulator of native/ rather than an NVIDIA GPU.</summary>
+    public bool IsEmulated => Emulator is not null;
 
     /// <summary>The device's ordinal (0 for the first GPU).</summary>
     public int Ordinal { get; }

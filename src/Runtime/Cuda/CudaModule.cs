@@ -7,7 +7,7 @@ namespace BlockDance.Runtime.Cuda;
 /// <see cref="System.Runtime.InteropServices.SafeHandle"/> that holds a reference on the device (whose context must
 /// outlive it) and unloads the module with the context current, on <see cref="Dispose"/> or from the finaliser.
 /// </summary>
-internal sealed unsafe class CudaModule : IDisposable
+public sealed unsafe class CudaModule : IDisposable
 {
     private readonly CudaDevice _device;
     private readonly ModuleHandle _module;
@@ -95,11 +95,13 @@ internal sealed unsafe class CudaModule : IDisposable
 }
 
 /// <summary>A CUDA event pair for timing work on the device's stream (timing only; never used to order work).</summary>
-internal sealed unsafe class CudaTimer : IDisposable
+/// <remarks>Public for kernel benchmarks (the op harness's perf mode uses it).</remarks>
+public sealed unsafe class CudaTimer : IDisposable
 {
     private readonly CudaDevice _device;
     private nint _start, _stop;
 
+    /// <summary>Creates the two events in the device's context (which the timer keeps alive).</summary>
     public CudaTimer(CudaDevice device)
     {
         _device = device;
@@ -111,6 +113,7 @@ internal sealed unsafe class CudaTimer : IDisposable
         device.Lifetime.AddRef();   // the events belong to the context: it must outlive them
     }
 
+    /// <summary>Records the start event on the device's stream.</summary>
     public void Start()
     {
         _device.MakeCurrent();
@@ -128,6 +131,7 @@ internal sealed unsafe class CudaTimer : IDisposable
         return ms;
     }
 
+    /// <summary>Destroys the events and drops the timer's reference on the device. Idempotent.</summary>
     public void Dispose()
     {
         if (_start == 0)

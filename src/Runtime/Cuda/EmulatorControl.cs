@@ -30,6 +30,7 @@ internal sealed unsafe class EmulatorControl
     private readonly delegate* unmanaged<void> _resetCounters;
     private readonly delegate* unmanaged<byte*, ulong> _launchCount;
     private readonly delegate* unmanaged<byte*, byte*> _signature;
+    private readonly delegate* unmanaged<byte*> _kernelList;
 
     internal EmulatorControl(NativeLibraryHandle lib)
     {
@@ -41,6 +42,7 @@ internal sealed unsafe class EmulatorControl
         _resetCounters = (delegate* unmanaged<void>)lib.Export("emu_reset_counters");
         _launchCount = (delegate* unmanaged<byte*, ulong>)lib.Export("emu_launch_count");
         _signature = (delegate* unmanaged<byte*, byte*>)lib.Export("emu_kernel_signature");
+        _kernelList = (delegate* unmanaged<byte*>)lib.Export("emu_kernel_list");
     }
 
     /// <summary>OS threads that run blocks (1 makes every launch deterministic in order).</summary>
@@ -89,6 +91,16 @@ internal sealed unsafe class EmulatorControl
     {
         fixed (byte* p = Utf8(kernel))
             return _signature(p) is var s && s is not null ? Marshal.PtrToStringUTF8((nint)s) : null;
+    }
+
+    /// <summary>Every kernel the emulator registered: its name, parameter signature and source file (<c>emu_kernel_list</c>), sorted by name.</summary>
+    public IReadOnlyList<(string Name, string Signature, string Source)> KernelList()
+    {
+        string text = _kernelList() is var p && p is not null ? Marshal.PtrToStringUTF8((nint)p) ?? "" : "";
+        return text.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => line.Split(' ') is [var name, var signature, var source] ? (name, signature, source)
+                : throw new InvalidOperationException($"emu_kernel_list: unexpected line '{line}'"))
+            .ToList();
     }
 
     private static byte[] Utf8(string s) => System.Text.Encoding.UTF8.GetBytes(s + "\0");

@@ -6,14 +6,21 @@ using BlockDance.Runtime.Cuda.Native;
 namespace BlockDance.Runtime.Cuda;
 
 /// <summary>The result of one NVRTC compilation: a CUBIN for a real architecture (sm_XX) or PTX for a virtual one.</summary>
-internal sealed record CompiledImage(byte[] Image, bool IsCubin, string Architecture, string Ptx, string Log);
+/// <param name="Image">The bytes to load with <see cref="CudaModule"/>: the CUBIN, or the PTX text.</param>
+/// <param name="IsCubin">True for a CUBIN (a real architecture), false for PTX.</param>
+/// <param name="Architecture">The target, e.g. <c>sm_90</c> or <c>compute_90</c>.</param>
+/// <param name="Ptx">The PTX NVRTC produced (also for a CUBIN build).</param>
+/// <param name="Log">NVRTC's log (warnings; empty when it wrote none).</param>
+public sealed record CompiledImage(byte[] Image, bool IsCubin, string Architecture, string Ptx, string Log);
 
 /// <summary>
 /// NVRTC, bound at run time (Debian's <c>libnvrtc11.2</c> = NVRTC 11.8 on machines without a GPU). Headers are passed
 /// in memory, never read from disk. A failed compilation throws an <see cref="NvrtcException"/> holding the full log,
 /// the options and the program name — the log is read before anything is thrown.
 /// </summary>
-internal sealed unsafe class NvrtcCompiler
+/// <remarks>Public for kernel engineers who compile and load their own sources next to the project's (the project's
+/// kernel loader in BlockDance.Kernels uses exactly this type).</remarks>
+public sealed unsafe class NvrtcCompiler
 {
     private readonly NvrtcApi _api;
 
@@ -33,8 +40,13 @@ internal sealed unsafe class NvrtcCompiler
     /// <summary>NVRTC if a library is installed, else null.</summary>
     public static NvrtcCompiler? TryLoad() => CudaLibraries.TryLoadNvrtc() is { } lib ? new NvrtcCompiler(new NvrtcApi(lib)) : null;
 
+    /// <summary>NVRTC's version (11.8 for Debian's libnvrtc11.2).</summary>
     public (int Major, int Minor) Version { get; }
+
+    /// <summary>The real architectures this NVRTC compiles CUBINs for, as numbers (80 for sm_80).</summary>
     public IReadOnlyList<int> SupportedArchitectures { get; }
+
+    /// <summary>The path of the loaded NVRTC library.</summary>
     public string LibraryPath => _api.Library.Path;
 
     /// <summary>

@@ -46,7 +46,7 @@ public sealed class CachedRunTests : IDisposable
             _ops.Device.Copy(x, input.Slice(n, n));
             _model.Forward(input, t, y, output, a);
             _ops.GuidanceCombine(output, 3, 4f, guided);
-            _ops.DdimStep(x, guided, ddim.Ddim(i, 0), null);
+            ddim.Ddim(i, 0).Step(_ops, x, guided, null);
         }
         var manual = x.ToArray<float>();
         Assert.Equal(manual, Generate(CachePolicy.None));

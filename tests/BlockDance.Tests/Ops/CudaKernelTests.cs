@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using BlockDance.Kernels;
 using BlockDance.Kernels.Cuda;
+using BlockDance.Kernels.Harness;
 using BlockDance.Runtime;
 using BlockDance.Runtime.Cuda;
 using Xunit;
@@ -23,58 +24,41 @@ public sealed partial class CudaKernelTests : IDisposable
         _temp.Dispose();
     }
 
-    /// <summary>Small operands for every op of one storage type, allocated once.</summary>
+    /// <summary>
+    /// Every op of the harness (<see cref="OpCases"/>) at its smallest test shape, set up once on one backend, plus
+    /// RandomNormal in the activation type: every kernel of the storage type, and random_normal_f32. A new op's case
+    /// joins by itself.
+    /// </summary>
     private sealed class EveryOp : IDisposable
     {
-        private readonly List<Tensor> _all = [];
-        private readonly Tensor _x, _w, _b, _y, _mod, _qkv, _att, _image, _cols, _tokens, _pos, _t, _temb, _table, _ids, _emb,
-            _out2, _guided, _latent, _noise, _noise32;
+        private readonly List<OpContext> _contexts = [];
+        private readonly List<Action> _runs = [];
 
-        public EveryOp(Device dev, DType type)
+        public EveryOp(IOps ops)
         {
-            Tensor New(DType t, params int[] shape)
+            foreach (var op in OpCases.All)
             {
-                var values = Reference.Random(shape.Aggregate(1, (a, b) => a * b), _all.Count + 1);
-                var tensor = t == DType.I32 ? dev.FromHost<int>(values.Select(v => (int)((v + 1) * 2)).ToArray(), t, shape)
-                    : dev.FromFloats(values, t, shape);
-                _all.Add(tensor);
-                return tensor;
+                var ctx = new OpContext(ops);
+                _contexts.Add(ctx);
+                _runs.Add(op.Setup(ctx, op.TestShapes[0]).Run);
             }
-            _x = New(type, 2, 3, 8); _w = New(type, 5, 8); _b = New(type, 5); _y = New(type, 2, 3, 5);
-            _mod = New(type, 2, 6 * 8); _qkv = New(type, 2, 3, 24); _att = New(type, 2, 3, 8);
-            _image = New(type, 2, 4, 4, 4); _cols = New(type, 2, 4, 16); _tokens = New(type, 2, 4, 16);
-            _pos = New(type, 3, 8); _t = New(DType.F32, 2); _temb = New(type, 2, 16);
-            _table = New(type, 5, 8); _ids = New(DType.I32, 2); _emb = New(type, 2, 8);
-            _out2 = New(type, 4, 8, 4, 4); _guided = New(type, 2, 8, 4, 4); _latent = New(type, 2, 4, 4, 4);
-            _noise = New(type, 2, 4, 4, 4); _noise32 = New(DType.F32, 2, 4, 4, 4);
+            var noise = new OpContext(ops);
+            _contexts.Add(noise);
+            var stored = noise.Output(2, 4, 4, 4);
+            _runs.Add(() => ops.RandomNormal(stored, 1, 2));
         }
 
-        /// <summary>Calls every IOps method (every kernel of the type, and random_normal_f32).</summary>
-        public void Run(IOps ops)
+        /// <summary>Calls every op once.</summary>
+        public void Run()
         {
-            ops.Linear(_x, _w, _b, _y, Activation.GeluTanh);
-            ops.Linear(_x, _w, null, _y);
-            ops.Silu(_x, _x);
-            ops.Add(_x, _x, _x);
-            ops.LayerNormModulate(_x, _mod, 0, 1, 1e-6f, _att);
-            ops.GatedResidualAdd(_x, _att, _mod, 2);
-            ops.Attention(_qkv, 2, _att);
-            ops.Patchify(_image, 2, _cols);
-            ops.Unpatchify(_tokens, 2, _image);
-            ops.AddPositionEmbedding(_x, _pos);
-            ops.TimestepEmbedding(_t, 0, _temb);
-            ops.EmbeddingLookup(_table, _ids, _emb);
-            ops.GuidanceCombine(_out2, 3, 4f, _guided);
-            ops.DdimStep(_latent, _guided, new DdimCoefficients(1.1f, 0.5f, 0.9f, 0.3f, 0.1f, true), _noise);
-            ops.AncestralStep(_latent, _guided, new AncestralCoefficients(1.1f, 0.5f, 0.3f, 0.6f, -6f, -4f, 1f), _noise);
-            ops.RandomNormal(_noise, 1, 2);
-            ops.RandomNormal(_noise32, 1, 2);
+            foreach (var run in _runs)
+                run();
         }
 
         public void Dispose()
         {
-            foreach (var t in _all)
-                t.Dispose();
+            foreach (var ctx in _contexts)
+                ctx.Dispose();
         }
     }
 
@@ -86,31 +70,88 @@ public sealed partial class CudaKernelTests : IDisposable
         foreach (var type in KernelCatalog.Types)
         {
             using var ops = new CudaOps(_device, type);
-            using (var operands = new EveryOp(_device, type))
-                operands.Run(ops);
+            using (var operands = new EveryOp(ops))
+                operands.Run();
             _device.Synchronize();
-            foreach (var (name, signature) in ops.Modules.CheckedSignatures)
+            foreach (var (name, signature) in ops.Loader.CheckedSignatures)
                 checkedSignatures[name] = signature;
         }
         var all = Enum.GetValues<KernelModule>().SelectMany(KernelCatalog.EntryPoints).ToList();
-        Assert.Equal(45, all.Count);
+        // Every kernel the emulator built from src/Kernels/cuda (45 today), not only those the catalog lists.
+        Assert.Equal(emulator.KernelList().Where(k => k.Source.StartsWith("src/Kernels/cuda/", StringComparison.Ordinal)).Select(k => k.Name).Order(StringComparer.Ordinal),
+            all.Order(StringComparer.Ordinal));
+        Assert.True(all.Count >= 45, $"{all.Count} kernels");
         Assert.Empty(all.Except(checkedSignatures.Keys));
         foreach (string name in all)
             Assert.True(emulator.KernelSignature(name) == checkedSignatures[name],
                 $"{name}: the launcher passes ({checkedSignatures[name]}), the kernel takes ({emulator.KernelSignature(name)})");
     }
 
+    // Argument structs that disagree with silu's parameters (const T* x, T* y, int total): a missing field, a float
+    // where an int belongs, an extra field.
+    [Kernel(KernelModule.Elementwise, "silu")] private struct SiluMissingTotal : IKernelArgs { public nint X, Y; }
+
+    [Kernel(KernelModule.Elementwise, "silu")] private struct SiluFloatTotal : IKernelArgs { public nint X, Y; public float Total; }
+
+    // 32 bytes: more than silu's 20 (24 as a struct), so the driver's size check sees it too.
+    [Kernel(KernelModule.Elementwise, "silu")] private struct SiluExtraField : IKernelArgs { public nint X, Y; public int Total; public long Extra; }
+
+    [Fact]
+    public void A_launch_with_an_argument_struct_that_does_not_match_the_kernel_fails_naming_the_kernel()
+    {
+        using var loader = new KernelLoader(_device, compiler: null);
+        using var x = _device.FromFloats([1f, -2f, 3f], DType.F32, 3);
+        using var y = _device.Allocate(DType.F32, 3);
+        // The backend's own struct first: a wrong one launched later is still checked.
+        using (var ops = new CudaOps(_device, DType.F32, ownsDevice: false, loader))
+            ops.Silu(x, y);
+        Assert.Equal(Enumerable.Range(0, 3).Select(i => (float)Reference.Silu(new[] { 1f, -2f, 3f }[i])), y.ToArray<float>(), (a, b) => Math.Abs(a - b) < 1e-6);
+        var e = Assert.Throws<InvalidOperationException>(() => loader.Launch(DType.F32, 1, 32, 0, new SiluMissingTotal { X = x.Address, Y = y.Address }));
+        Assert.Contains("silu_f32", e.Message, StringComparison.Ordinal);
+        Assert.Contains("(pp)", e.Message, StringComparison.Ordinal);
+        Assert.Contains("(ppi)", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<InvalidOperationException>(() => loader.Launch(DType.BF16, 1, 32, 0, new SiluFloatTotal { X = x.Address, Y = y.Address, Total = 3 }));
+        Assert.Contains("silu_bf16", e.Message, StringComparison.Ordinal);
+        Assert.Contains("(ppf)", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<InvalidOperationException>(() => loader.Launch(DType.F32, 1, 32, 0, new SiluExtraField { X = x.Address, Y = y.Address, Total = 3, Extra = 1 }));
+        Assert.Contains("silu_f32", e.Message, StringComparison.Ordinal);
+        Assert.Contains("(ppil)", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_emulator_rejects_a_parameter_buffer_of_another_size_naming_the_kernel()
+    {
+        // Past the C# check (a GPU has none): the driver itself sees a buffer larger than silu's parameters.
+        using var loader = new KernelLoader(_device, compiler: null);
+        nint f = loader.Function(KernelCatalog.Index(KernelArgs<SiluExtraField>.Kernel, DType.F32));
+        using var x = _device.Allocate(DType.F32, 3);
+        var e = Assert.Throws<CudaException>(() => _device.Launch(f, 1, 32, 0, new SiluExtraField { X = x.Address, Y = x.Address, Total = 3, Extra = 1 }, "silu_f32"));
+        Assert.Contains("does not match kernel 'silu_f32'", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_catalog_lists_exactly_the_kernels_the_emulator_built_from_src_kernels_cuda()
+    {
+        // Without NVRTC too: the emulator's g++ build exported every extern "C" kernel of src/Kernels/cuda/*.cu.
+        var built = _device.Emulator!.KernelList().Where(k => k.Source.StartsWith("src/Kernels/cuda/", StringComparison.Ordinal))
+            .Select(k => k.Name).Order(StringComparer.Ordinal);
+        Assert.Equal(KernelCatalog.AllEntryPoints.Order(StringComparer.Ordinal), built);
+        foreach (var module in Enum.GetValues<KernelModule>())
+            Assert.All(KernelCatalog.EntryPoints(module), name =>
+                Assert.Contains(_device.Emulator.KernelList(), k => k.Name == name && k.Source == "src/Kernels/cuda/" + KernelCatalog.FileName(module)));
+    }
+
     [Fact]
     public void After_the_first_call_ops_allocate_nothing_managed_or_on_the_device()
     {
         using var ops = new CudaOps(_device, DType.BF16);
-        using var operands = new EveryOp(_device, DType.BF16);
-        operands.Run(ops);   // compiles or loads the modules, resolves the functions, sizes the workspace
+        using var operands = new EveryOp(ops);
+        operands.Run();   // compiles or loads the modules, resolves the functions, sizes the workspace
         _device.Synchronize();
         long deviceAllocations = _device.LiveAllocations, workspace = ops.WorkspaceBytes;
         ulong launches = _device.Emulator!.Counters.Launches;
         long before = GC.GetAllocatedBytesForCurrentThread();
-        operands.Run(ops);
+        operands.Run();
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         _device.Synchronize();
         Assert.Equal(0, allocated);
@@ -200,8 +241,8 @@ public sealed partial class CudaKernelTests : IDisposable
         Damaged("a header naming another key", otherKey);
 
         // A cached image runs: the ops load it (as a CUBIN on the emulator) and compute.
-        using var modules = new KernelModules(_device, new KernelCompiler(nvrtc, dir));
-        using var ops = new CudaOps(_device, DType.F32, ownsDevice: false, modules);
+        using var modules = new KernelLoader(_device, new KernelCompiler(nvrtc, dir));
+        using var ops = new CudaOps(_device, DType.F32, ownsDevice: false, loader: modules);
         using var y = _device.Allocate(DType.F32, 10);
         ops.RandomNormal(y, 3, 4);
         Assert.Equal(Enumerable.Range(0, 10).Select(i => Philox.Normal(3, 4 + (ulong)i)), y.ToArray<float>());
@@ -222,8 +263,8 @@ public sealed partial class CudaKernelTests : IDisposable
     [Fact]
     public void Without_nvrtc_the_emulator_runs_the_kernels_from_stub_modules()
     {
-        using var modules = new KernelModules(_device, compiler: null);
-        using var ops = new CudaOps(_device, DType.F32, ownsDevice: false, modules);
+        using var modules = new KernelLoader(_device, compiler: null);
+        using var ops = new CudaOps(_device, DType.F32, ownsDevice: false, loader: modules);
         float[] x = [-3f, -0.5f, 0f, 0.25f, 4f];
         using var xt = _device.FromFloats(x, DType.F32, x.Length);
         using var yt = _device.Allocate(DType.F32, x.Length);

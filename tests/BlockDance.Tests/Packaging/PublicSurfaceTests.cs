@@ -17,8 +17,8 @@ public sealed class PublicSurfaceTests
     [
         // Runtime
         "Crc32", "AtomicFile", "NumericConversions", "Png", "ImageGrid", "SafetensorsHeaderParser", "SafetensorsFormat",
-        "SafetensorsStreamWriter", "EmulatorControl", "EmulatorCounters", "CudaModule", "CudaTimer", "NvrtcCompiler",
-        "CompiledImage", "CudaDriverApi", "CublasApi", "NvrtcApi", "NativeLibraryHandle", "CudaLibraries",
+        "SafetensorsStreamWriter", "EmulatorControl", "EmulatorCounters",
+        "CudaDriverApi", "CublasApi", "NvrtcApi", "NativeLibraryHandle", "CudaLibraries",
         // Kernels
         "SgemmBaseline", "OpenBlas", "CpuParallel", "CpuAttention", "CpuMath", "Check", "Philox", "Backends",
         "ProfilingOps", "PtxasReport", "PtxasEntry", "KernelModule", "KernelModules", "CudaKernels",
