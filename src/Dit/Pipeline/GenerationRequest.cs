@@ -67,9 +67,3 @@ public sealed class RecordedStepNoise(float[] all) : IStepNoise
         ops.Device.Copy(tmp, noise);
     }
 }
-
-/// <summary>Called after every sampling step (progress bars, analysis). Implementations should not allocate per call.</summary>
-public interface IStepObserver
-{
-    void OnStep(int step, int steps, StepKind kind, double milliseconds);
-}

@@ -142,9 +142,6 @@ public sealed class SamplingRun : IDisposable
     /// <summary>Observes each computed block's output (similarity analysis); null for none.</summary>
     public IBlockObserver? BlockObserver { get; set; }
 
-    /// <summary>Called after each step; null for none.</summary>
-    public IStepObserver? StepObserver { get; set; }
-
     /// <summary>Runs the next step and returns its index.</summary>
     public int Step()
     {
@@ -179,7 +176,6 @@ public sealed class SamplingRun : IDisposable
         Report.StepMilliseconds[k] = ms;
         Report.TotalMilliseconds += ms;
         _nextStep++;
-        StepObserver?.OnStep(k, Plan.Steps, Plan[k], ms);
         return k;
     }
 

@@ -1,4 +1,5 @@
 using System.Buffers;
+using BlockDance.Runtime.IO;
 
 namespace BlockDance.Runtime.Safetensors;
 
@@ -8,9 +9,9 @@ namespace BlockDance.Runtime.Safetensors;
 /// is written up front; then each tensor's bytes are written in layout order, whole or in consecutive chunks.
 /// </summary>
 /// <remarks>
-/// The bytes go to a temporary file beside the destination (<c>NAME.&lt;random&gt;.tmp</c>), which is renamed over the
-/// destination only when every tensor has been written (<see cref="Complete"/>, or <see cref="Dispose"/> after the last
-/// byte). Disposing earlier, or any failure, deletes the temporary file and leaves the destination as it was, so no
+/// The file is written through <see cref="AtomicFile.Begin"/> (links written through, devices refused): the bytes go to
+/// a temporary file beside the destination, which is renamed over the destination only when every tensor has been
+/// written and <see cref="Complete"/> is called. Disposing earlier, or any failure, deletes the temporary file and leaves the destination as it was, so no
 /// reader ever sees a half-written file. Not thread-safe.
 /// </remarks>
 public sealed class SafetensorsStreamWriter : IDisposable
@@ -20,8 +21,8 @@ public sealed class SafetensorsStreamWriter : IDisposable
 
     private readonly (string Name, DType DType, int[] Shape)[] _layout;
     private readonly long[] _byteLengths;
-    private readonly string _tempPath;
-    private readonly FileStream _stream;
+    private readonly AtomicFileWriter _file;
+    private readonly Stream _stream;
     private int _index;          // the tensor being written
     private long _writtenOfCurrent;
     private State _state;
@@ -40,17 +41,9 @@ public sealed class SafetensorsStreamWriter : IDisposable
         byte[] header = SafetensorsFormat.BuildHeader(_layout, metadata, out _byteLengths, out long dataLength);
 
         Path = System.IO.Path.GetFullPath(path);
-        string directory = System.IO.Path.GetDirectoryName(Path)!;
-        _tempPath = System.IO.Path.Combine(directory, $"{System.IO.Path.GetFileName(Path)}.{Guid.NewGuid():N}.tmp");
-        _stream = new FileStream(_tempPath, new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.Write,
-            Share = FileShare.None,
-            BufferSize = 1 << 20,
-            // Reserves the space up front where the file system can, so a full disk fails now rather than at byte 3e9.
-            PreallocationSize = header.Length + dataLength,
-        });
+        // Reserves the space up front where the file system can, so a full disk fails now rather than at byte 3e9.
+        _file = AtomicFile.Begin(Path, preallocationSize: header.Length + dataLength);
+        _stream = _file.Stream;
         try
         {
             _stream.Write(header);
@@ -159,9 +152,7 @@ public sealed class SafetensorsStreamWriter : IDisposable
                 $"{Path}: {_index} of {_layout.Length} tensors are written; tensor {SafetensorsFormat.Quote(_layout[_index].Name)} is next ({_writtenOfCurrent} of {_byteLengths[_index]} bytes written)");
         try
         {
-            _stream.Flush(flushToDisk: true);
-            _stream.Dispose();
-            File.Move(_tempPath, Path, overwrite: true);
+            _file.Commit();
             _state = State.Committed;
         }
         catch
@@ -207,23 +198,6 @@ public sealed class SafetensorsStreamWriter : IDisposable
     private void Discard()
     {
         _state = State.Discarded;
-        try
-        {
-            _stream.Dispose(); // may try to flush buffered bytes and fail again (a full disk); the file goes anyway
-        }
-        catch (IOException)
-        {
-        }
-        try
-        {
-            File.Delete(_tempPath);
-        }
-        catch (IOException)
-        {
-            // Nothing more can be done; the destination is untouched either way.
-        }
-        catch (UnauthorizedAccessException)
-        {
-        }
+        _file.Dispose();
     }
 }
