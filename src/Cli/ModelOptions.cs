@@ -36,8 +36,9 @@ public static class ModelOptions
             ? Inputs.Require(path, DitPipeline.ModelEnvironmentVariable) : path;
     }
 
-    /// <summary>Opens the pipeline the options describe; the arguments given here override the options.</summary>
-    public static DitPipeline Open(ParsedArgs args, string weights, DitNumerics? numerics = null, int? heads = null, bool profile = false)
+    /// <summary>The pipeline options the arguments give (checked: every bad value is a usage error); the arguments given
+    /// here override them.</summary>
+    public static PipelineOptions Read(ParsedArgs args, DitNumerics? numerics = null, int? heads = null)
     {
         if (args.String("--numerics") is string n)
             numerics = n.ToLowerInvariant() switch
@@ -46,7 +47,7 @@ public static class ModelOptions
                 "diffusers" => DitNumerics.Diffusers,
                 _ => throw new UsageException($"--numerics '{n}': expected original or diffusers"),
             };
-        var options = new PipelineOptions
+        return new PipelineOptions
         {
             Device = args.Choice("--device", DeviceNames.Parse),
             DType = args.Choice("--dtype", DTypes.ParseActivationType),
@@ -54,6 +55,9 @@ public static class ModelOptions
             Heads = heads ?? args.OptionalInt("--heads", 1, 4096),
             Numerics = numerics,
         };
-        return DitPipeline.Open(weights, options, profile ? ops => new ProfilingOps(ops) : null);
     }
+
+    /// <summary>Opens the pipeline; <paramref name="profile"/> wraps the ops in the per-op profiler.</summary>
+    public static DitPipeline Open(string weights, PipelineOptions options, bool profile = false) =>
+        DitPipeline.Open(weights, options, profile ? ops => new ProfilingOps(ops) : null);
 }

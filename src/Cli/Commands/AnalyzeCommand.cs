@@ -24,8 +24,9 @@ public sealed class AnalyzeCommand : ICommand
     public int Run(ParsedArgs args, Console2 console)
     {
         var request = GenerationOptions.Read(args);
+        var options = ModelOptions.Read(args);
         string outDir = Outputs.PrepareFolder(args.RequiredString("--out"), "--out");
-        using var pipeline = ModelOptions.Open(args, ModelOptions.Weights(args));
+        using var pipeline = ModelOptions.Open(ModelOptions.Weights(args), options);
         int depth = pipeline.Config.Depth;
         // Default: the block whose output a cache would store, i − 1: the policy's boundary, or BlockDance's default one.
         var plan = request.Cache.Plan(request.Steps, depth);

@@ -44,7 +44,7 @@ public sealed class BenchCommand : ICommand
         int batch = args.Int("--batch", 1, 4096);
         int repeat = args.Int("--repeat", 1, 100000);
         int warmup = args.Int("--warmup", 0, 100000);
-        using var s = ModelOptions.Open(args, ModelOptions.Weights(args), profile: args.Flag("--profile"));
+        using var s = ModelOptions.Open(ModelOptions.Weights(args), ModelOptions.Read(args), profile: args.Flag("--profile"));
         var c = s.Config;
         int size = args.OptionalInt("--latent-size", 1, 4096) ?? c.InputSize;
         var ops = s.Ops;

@@ -31,7 +31,7 @@ public sealed class CompareCommand : ICommand
         string? reportPath = args.String("--report") is string rp ? Outputs.Prepare(rp, "--report", ".json", "the comparison") : null;
         if (request.Cache is { Spec: "none" })
             throw new UsageException("compare needs a policy to compare with no cache (--cache blockdance:n=2, ...)");
-        using var pipeline = ModelOptions.Open(args, ModelOptions.Weights(args));
+        using var pipeline = ModelOptions.Open(ModelOptions.Weights(args), ModelOptions.Read(args));
         var baselineRequest = request with { Cache = CachePolicy.None };
         Warmup(pipeline, request, console.Cancellation);
         RunReport? baselineReport = null, cachedReport = null;

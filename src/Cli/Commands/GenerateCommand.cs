@@ -21,15 +21,14 @@ public sealed class GenerateCommand : ICommand
     /// <inheritdoc/>
     public int Run(ParsedArgs args, Console2 console)
     {
+        // Every option is checked, and every output proven writable, before the model is loaded.
+        var options = ModelOptions.Read(args);
+        var partial = GenerationOptions.Read(args, []);
+        int perClass = args.Int("--per-class", 1, 1000);
         string output = Outputs.Prepare(args.RequiredString("--out"), "--out", ".safetensors", "the latents file");
         string? reportPath = args.String("--report") is string r ? Outputs.Prepare(r, "--report", ".json", "the report") : null;
-        string png = args.RequiredString("--png");
-        int perClass = args.Int("--per-class", 1, 1000);
-        string weights = ModelOptions.Weights(args);
-        var partial = GenerationOptions.Read(args, []);   // every option checked before the model is loaded
-        using var pipeline = ModelOptions.Open(args, weights);
-        if (pipeline.IsPixelSpace)
-            png = Outputs.Prepare(png, "--png", ".png", "the image grid");
+        string png = Outputs.Prepare(args.RequiredString("--png"), "--png", ".png", "the image grid");
+        using var pipeline = ModelOptions.Open(ModelOptions.Weights(args), options);
         var c = pipeline.Config;
         var request = args.Has("--labels") ? partial : partial with
         {

@@ -49,7 +49,7 @@ public sealed class ParityCommand : ICommand
         int? heads = Meta(dump, "num_heads");
         ValidateSections(dump);
 
-        using var session = ModelOptions.Open(args, weights, numerics: args.Has("--numerics") ? null : numerics, heads: args.OptionalInt("--heads") ?? heads);
+        using var session = ModelOptions.Open(weights, ModelOptions.Read(args, numerics: args.Has("--numerics") ? null : numerics, heads: args.OptionalInt("--heads") ?? heads));
         var results = new List<Comparison>();
         if (dump.Contains("inputs.x"))
             results.AddRange(CompareForward(session, dump, tolerance));
