@@ -148,6 +148,7 @@ public static class Program
             sb.AppendLine($"  {c.Spec.Name,-10} {c.Spec.Summary.Split('\n')[0]}");
         sb.AppendLine();
         sb.AppendLine("Run 'blockdance <command> --help' for the options of a command.");
+        sb.AppendLine("Exit codes: 0 success, 1 failure, 2 usage error, 130 cancelled (Ctrl+C between steps; nothing written).");
         return sb.ToString();
     }
 }

@@ -33,6 +33,8 @@ public sealed class SamplingRun : IDisposable
     private readonly int _guidedChannels;
     private int _nextStep;
 
+    /// <summary>Validates the request against the model and allocates every buffer of the run (on the model's device).</summary>
+    /// <exception cref="ArgumentException">The request does not fit the model; nothing stays allocated.</exception>
     public SamplingRun(DitModel model, GenerationRequest request)
     {
         _model = model;
@@ -120,11 +122,22 @@ public sealed class SamplingRun : IDisposable
         }
     }
 
+    /// <summary>The cache plan: what each step does.</summary>
     public StepPlan Plan { get; }
+
+    /// <summary>The run's report, filled in step by step.</summary>
     public RunReport Report { get; }
+
+    /// <summary>Images generated (labels of the request).</summary>
     public int Images { get; }
+
+    /// <summary>Batch the model runs on: twice <see cref="Images"/> with guidance.</summary>
     public int ModelBatch { get; }
+
+    /// <summary>Steps of the run.</summary>
     public int Steps => Plan.Steps;
+
+    /// <summary>True once every step has run.</summary>
     public bool Finished => _nextStep >= Plan.Steps;
 
     /// <summary>Index of the step <see cref="Step"/> runs next (k = 0 is the noisiest).</summary>
@@ -225,6 +238,7 @@ public sealed class SamplingRun : IDisposable
         _ops.Device.Copy(tmp, dst);
     }
 
+    /// <summary>Releases the run's buffers (device memory).</summary>
     public void Dispose()
     {
         _activations?.Dispose();
