@@ -169,6 +169,15 @@ public sealed class AtomicFileWriter : IDisposable
     /// <summary>The file that is replaced: the full destination path, or the final target of a link.</summary>
     public string TargetPath { get; }
 
+    /// <summary>True until the file is committed or discarded.</summary>
+    public bool IsOpen => _state == State.Writing;
+
+    /// <summary>True once <see cref="Commit"/> renamed the file into place.</summary>
+    public bool IsCommitted => _state == State.Committed;
+
+    /// <summary>True once the file was discarded (disposed before a commit, or a commit failed): nothing was published.</summary>
+    public bool IsDiscarded => _state == State.Discarded;
+
     /// <summary>Where the bytes go (the temporary file).</summary>
     /// <exception cref="ObjectDisposedException">The file was committed or discarded.</exception>
     public Stream Stream => _state == State.Writing ? _stream : throw new ObjectDisposedException(nameof(AtomicFileWriter), $"{Path}: the file is already {_state.ToString().ToLowerInvariant()}");

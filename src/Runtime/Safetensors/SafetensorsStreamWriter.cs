@@ -25,9 +25,6 @@ public sealed class SafetensorsStreamWriter : IDisposable
     private readonly Stream _stream;
     private int _index;          // the tensor being written
     private long _writtenOfCurrent;
-    private State _state;
-
-    private enum State { Writing, Committed, Discarded }
 
     internal SafetensorsStreamWriter(
         string path, IReadOnlyList<(string Name, DType DType, int[] Shape)> layout, IEnumerable<KeyValuePair<string, string>> metadata)
@@ -131,7 +128,7 @@ public sealed class SafetensorsStreamWriter : IDisposable
                 Write(name, piece);
             }
         }
-        catch when (_state == State.Writing)
+        catch when (_file.IsOpen)
         {
             Discard(); // part of the tensor may be in the file: the file cannot be completed any more
             throw;
@@ -150,27 +147,14 @@ public sealed class SafetensorsStreamWriter : IDisposable
         if (!IsComplete)
             throw new InvalidOperationException(
                 $"{Path}: {_index} of {_layout.Length} tensors are written; tensor {SafetensorsFormat.Quote(_layout[_index].Name)} is next ({_writtenOfCurrent} of {_byteLengths[_index]} bytes written)");
-        try
-        {
-            _file.Commit();
-            _state = State.Committed;
-        }
-        catch
-        {
-            Discard();
-            throw;
-        }
+        _file.Commit();   // on failure it deletes the temporary file; the writer is finished either way
     }
 
     /// <summary>
     /// Deletes the temporary file unless <see cref="Complete"/> committed it, leaving the destination untouched: a
     /// <c>using</c> block left by an exception never publishes a file, even one whose bytes were all written.
     /// </summary>
-    public void Dispose()
-    {
-        if (_state == State.Writing)
-            Discard();
-    }
+    public void Dispose() => _file.Dispose();
 
     private void CheckNext(string name)
     {
@@ -188,16 +172,12 @@ public sealed class SafetensorsStreamWriter : IDisposable
 
     private void ThrowIfFinished()
     {
-        if (_state == State.Discarded)
+        if (_file.IsDiscarded)
             throw new ObjectDisposedException(nameof(SafetensorsStreamWriter),
                 $"{Path}: the writer was discarded (disposed before the last tensor, or a write failed); nothing was committed");
-        if (_state == State.Committed)
+        if (_file.IsCommitted)
             throw new InvalidOperationException($"{Path}: the file is already complete");
     }
 
-    private void Discard()
-    {
-        _state = State.Discarded;
-        _file.Dispose();
-    }
+    private void Discard() => _file.Dispose();
 }
