@@ -29,12 +29,19 @@ public static class Outputs
     /// and hold <paramref name="kind"/>; creates its folder and returns the path.</summary>
     public static string Prepare(string path, string option, string extension, string kind)
     {
+        CheckName(path, option, extension, kind);
+        CreateParent(path, option);
+        AtomicFile.CheckWritable(path, option);
+        return path;
+    }
+
+    /// <summary>The usage half of <see cref="Prepare"/>: not a folder, and the extension of the kind.</summary>
+    public static string CheckName(string path, string option, string extension, string kind)
+    {
         if (FileKinds.Of(path) == FileKind.Directory)
             throw new UsageException($"{option} '{path}' is a directory; give a file name");
         if (!path.EndsWith(extension, StringComparison.OrdinalIgnoreCase))
             throw new UsageException($"{option} '{path}': {kind} is written as {extension[1..]}; give a name ending in {extension}");
-        CreateParent(path, option);
-        AtomicFile.CheckWritable(path, option);
         return path;
     }
 

@@ -25,8 +25,9 @@ public sealed class AnalyzeCommand : ICommand
     {
         var request = GenerationOptions.Read(args);
         var options = ModelOptions.Read(args);
+        string weights = ModelOptions.Weights(args);
         string outDir = Outputs.PrepareFolder(args.RequiredString("--out"), "--out");
-        using var pipeline = ModelOptions.Open(ModelOptions.Weights(args), options);
+        using var pipeline = ModelOptions.Open(weights, options);
         int depth = pipeline.Config.Depth;
         // Default: the block whose output a cache would store, i − 1: the policy's boundary, or BlockDance's default one.
         var plan = request.Cache.Plan(request.Steps, depth);

@@ -27,11 +27,13 @@ public sealed class CompareCommand : ICommand
     public int Run(ParsedArgs args, Console2 console)
     {
         var request = GenerationOptions.Read(args);
-        int repeat = args.Int("--repeat", 1, 1000);
-        string? reportPath = args.String("--report") is string rp ? Outputs.Prepare(rp, "--report", ".json", "the comparison") : null;
         if (request.Cache is { Spec: "none" })
             throw new UsageException("compare needs a policy to compare with no cache (--cache blockdance:n=2, ...)");
-        using var pipeline = ModelOptions.Open(ModelOptions.Weights(args), ModelOptions.Read(args));
+        int repeat = args.Int("--repeat", 1, 1000);
+        var options = ModelOptions.Read(args);
+        string weights = ModelOptions.Weights(args);
+        string? reportPath = args.String("--report") is string rp ? Outputs.Prepare(rp, "--report", ".json", "the comparison") : null;
+        using var pipeline = ModelOptions.Open(weights, options);
         var baselineRequest = request with { Cache = CachePolicy.None };
         Warmup(pipeline, request, console.Cancellation);
         RunReport? baselineReport = null, cachedReport = null;

@@ -25,10 +25,13 @@ public sealed class GenerateCommand : ICommand
         var options = ModelOptions.Read(args);
         var partial = GenerationOptions.Read(args, []);
         int perClass = args.Int("--per-class", 1, 1000);
+        string weights = ModelOptions.Weights(args);
         string output = Outputs.Prepare(args.RequiredString("--out"), "--out", ".safetensors", "the latents file");
         string? reportPath = args.String("--report") is string r ? Outputs.Prepare(r, "--report", ".json", "the report") : null;
-        string png = Outputs.Prepare(args.RequiredString("--png"), "--png", ".png", "the image grid");
-        using var pipeline = ModelOptions.Open(ModelOptions.Weights(args), options);
+        string png = Outputs.CheckName(args.RequiredString("--png"), "--png", ".png", "the image grid");
+        using var pipeline = ModelOptions.Open(weights, options);
+        if (pipeline.IsPixelSpace)
+            Outputs.Prepare(png, "--png", ".png", "the image grid");   // still before any step
         var c = pipeline.Config;
         var request = args.Has("--labels") ? partial : partial with
         {

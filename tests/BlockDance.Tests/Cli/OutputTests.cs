@@ -139,6 +139,7 @@ public sealed class OutputTests
     [InlineData("info MISSING", "error: info FILE: no such file: MISSING")]
     [InlineData("plan --weights DIR", "error: --weights: 'DIR' is a folder, not a file")]
     [InlineData("compare --weights MISSING", "error: --weights: no such file: MISSING")]
+    [InlineData("generate --cache plan:MISSING", "error: --cache plan:FILE: no such file: MISSING")]
     public void A_missing_file_or_a_folder_names_the_option_and_the_path(string args, string message)
     {
         using var dir = new Fixtures.TempDir();

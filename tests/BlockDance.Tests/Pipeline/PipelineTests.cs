@@ -55,6 +55,25 @@ public sealed class PipelineTests
     }
 
     [Fact]
+    public void The_device_and_dtype_options_reach_the_backend()
+    {
+        // cuda-emu in bf16: the pipeline's result is the explicit CudaOps path's, byte for byte, and differs from f32.
+        var request = new GenerationRequest { Labels = [3, 8], Steps = 4, Seed = 9, Cache = CachePolicy.Parse("deepcache:n=2") };
+        float[] expected;
+        using (var checkpoint = DitCheckpoint.Open(Fixtures.TinyOriginal))
+        using (var ops = BlockDance.Kernels.Backends.Open("cuda-emu", 0, DType.BF16))
+        using (var model = DitModel.Load(checkpoint, ops))
+        using (var run = new SamplingRun(model, request))
+            expected = run.Run();
+        using var pipeline = DitPipeline.Open(Fixtures.TinyOriginal, new PipelineOptions { Device = DeviceKind.CudaEmulator, DType = DType.BF16 });
+        var result = pipeline.Generate(request, cancellationToken: Ct);
+        Assert.Equal(expected, result.Latents);
+        Assert.Equal(pipeline.Ops.Device.Name, result.Report.Device);
+        Assert.Equal(DType.BF16, pipeline.Ops.ActivationType);
+        Assert.NotEqual(ExplicitRun(Fixtures.TinyOriginal, request), result.Latents);
+    }
+
+    [Fact]
     public void The_bundled_model_opens_by_name_and_generates_what_the_explicit_path_does()
     {
         var request = new GenerationRequest { Labels = [0, 0, 5, 2], Steps = 5, Seed = 2026, Cache = CachePolicy.Parse("blockdance:n=2") };
