@@ -7,6 +7,7 @@ namespace BlockDance.Cli;
 /// <summary>The sampling options shared by generate, compare and analyze.</summary>
 public static class GenerationOptions
 {
+    /// <summary>Adds --labels, --seed, --steps, --sampler, --eta, --guidance, --latent-size and --cache.</summary>
     public static CommandSpec Add(CommandSpec spec, string defaultCache = "none") => spec
         .Option("--labels", "LIST", "class labels, one image each (e.g. 1,2,5-7; num_classes = unconditional); default 0,1,2,3, or --per-class images of every class for the bundled model")
         .Option("--seed", "N", "seed of all the noise (same seed, same bytes)", "0")
@@ -18,7 +19,15 @@ public static class GenerationOptions
         .Option("--cache", "POLICY", CachePolicy.Syntax, defaultCache);
 
     /// <summary>The request; <paramref name="defaultLabels"/> when --labels is not given.</summary>
-    public static GenerationRequest Read(ParsedArgs args, int[]? defaultLabels = null) => new()
+    public static GenerationRequest Read(ParsedArgs args, int[]? defaultLabels = null)
+    {
+        var request = Build(args, defaultLabels);
+        if (request.Cache is ExplicitPlan plan)
+            Inputs.Require(plan.Path, "--cache plan:FILE");
+        return request;
+    }
+
+    private static GenerationRequest Build(ParsedArgs args, int[]? defaultLabels) => new()
     {
         Labels = args.Has("--labels") ? args.IntList("--labels") : defaultLabels ?? [0, 1, 2, 3],
         Seed = args.ULong("--seed"),

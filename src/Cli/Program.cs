@@ -7,8 +7,15 @@ using BlockDance.Runtime.Safetensors;
 
 namespace BlockDance.Cli;
 
-/// <summary>Where a command writes: standard output for results, standard error for progress and errors.</summary>
-public sealed record Console2(TextWriter Out, TextWriter Err, bool Interactive);
+/// <summary>
+/// Where a command writes: standard output for results, standard error for progress and errors; and the token Ctrl+C
+/// cancels (commands check it between sampling steps and before writing).
+/// </summary>
+public sealed record Console2(TextWriter Out, TextWriter Err, bool Interactive)
+{
+    /// <summary>Cancelled by Ctrl+C (SIGINT); none by default.</summary>
+    public CancellationToken Cancellation { get; init; }
+}
 
 /// <summary>A subcommand of <c>blockdance</c>.</summary>
 public interface ICommand
@@ -33,11 +40,38 @@ public static class Program
         new TestOpsCommand(),
     ];
 
-    public static int Main(string[] args) =>
-        Run(args, new Console2(Console.Out, Console.Error, !Console.IsErrorRedirected));
+    /// <summary>
+    /// The process: the first Ctrl+C cancels the command between two steps (exit code 130, no output written); a
+    /// second one ends the process at once.
+    /// </summary>
+    public static int Main(string[] args)
+    {
+        using var cancel = new CancellationTokenSource();
+        void OnCancel(object? sender, ConsoleCancelEventArgs e)
+        {
+            if (cancel.IsCancellationRequested)
+                return;             // the second Ctrl+C: let the default handler end the process
+            e.Cancel = true;
+            cancel.Cancel();
+        }
+        Console.CancelKeyPress += OnCancel;
+        try
+        {
+            return Run(args, new Console2(Console.Out, Console.Error, !Console.IsErrorRedirected) { Cancellation = cancel.Token });
+        }
+        finally
+        {
+            Console.CancelKeyPress -= OnCancel;
+        }
+    }
+
+    /// <summary>The exit code of a cancelled command (128 + SIGINT, as shells report an interrupted program).</summary>
+    public const int CancelledExitCode = 130;
 
     /// <summary>
-    /// Runs the tool. Exit codes: 0 success, 1 failure (bad input files, a parity mismatch), 2 usage error.
+    /// Runs the tool. Exit codes: 0 success; 1 failure (a missing or bad input file, an unwritable output, a parity
+    /// mismatch, a device error); 2 usage error (an unknown option, a bad value, an output whose extension does not
+    /// match its kind, a folder given as a file); 130 cancelled by Ctrl+C.
     /// Expected failures print one "error:" message and no stack trace; set BLOCKDANCE_DEBUG=1 to see it.
     /// </summary>
     public static int Run(IReadOnlyList<string> args, Console2 console)
@@ -72,6 +106,13 @@ public static class Program
         {
             console.Err.WriteLine($"error: {e.Message}");
             return 2;
+        }
+        catch (OperationCanceledException) when (console.Cancellation.IsCancellationRequested)
+        {
+            if (console.Interactive)
+                console.Err.WriteLine();
+            console.Err.WriteLine("cancelled: stopped between two steps; no output was written");
+            return CancelledExitCode;
         }
         catch (Exception e) when (IsExpected(e))
         {
@@ -108,6 +149,7 @@ public static class Program
             sb.AppendLine($"  {c.Spec.Name,-10} {c.Spec.Summary.Split('\n')[0]}");
         sb.AppendLine();
         sb.AppendLine("Run 'blockdance <command> --help' for the options of a command.");
+        sb.AppendLine("Exit codes: 0 success, 1 failure, 2 usage error, 130 cancelled (Ctrl+C between steps; nothing written).");
         return sb.ToString();
     }
 }

@@ -5,15 +5,17 @@ namespace BlockDance.Cli;
 
 /// <summary>
 /// Step progress on standard error: a redrawn bar on a terminal, otherwise a line every tenth of the run (so logs stay
-/// readable). Writes nothing when quiet.
+/// readable).
 /// </summary>
-public sealed class ProgressBar(TextWriter err, bool interactive, string label) : IStepObserver
+public sealed class ProgressBar(TextWriter err, bool interactive, string label) : IProgress<GenerationProgress>
 {
     private double _elapsed;
     private int _lastDecile = -1;
 
-    public void OnStep(int step, int steps, StepKind kind, double milliseconds)
+    /// <summary>Draws the step just finished.</summary>
+    public void Report(GenerationProgress value)
     {
+        var (step, steps, kind, milliseconds) = value;
         _elapsed += milliseconds;
         int done = step + 1;
         double eta = _elapsed / done * (steps - done) / 1000;
@@ -33,4 +35,7 @@ public sealed class ProgressBar(TextWriter err, bool interactive, string label) 
             err.WriteLine($"{label} step {done}/{steps} ({_elapsed / 1000:F1} s, ~{eta:F0} s left)");
         }
     }
+
+    /// <summary>A bar, or null when <paramref name="quiet"/>.</summary>
+    public static ProgressBar? Unless(bool quiet, Console2 console, string label) => quiet ? null : new ProgressBar(console.Err, console.Interactive, label);
 }

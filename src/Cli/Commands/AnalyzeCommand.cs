@@ -14,26 +14,28 @@ namespace BlockDance.Cli.Commands;
 /// </summary>
 public sealed class AnalyzeCommand : ICommand
 {
-    public CommandSpec Spec { get; } = GenerationOptions.Add(ModelSession.AddOptions(new CommandSpec("analyze",
+    /// <inheritdoc/>
+    public CommandSpec Spec { get; } = GenerationOptions.Add(ModelOptions.Add(new CommandSpec("analyze",
             "Similarity of every block's output between adjacent steps, and the step × step similarity of shallow blocks\n" +
             "(the BlockDance paper's Fig. 2 and Fig. 5), as CSV files and heatmaps (PNG, SVG) marking the cache window\n" +
-            "(the policy's, or BlockDance's default one when --cache is none).")))
+            "(the policy's, or BlockDance's default one when --cache is none). Without\n" +
+            "--weights, the bundled model is used.")))
         .Option("--blocks", "LIST", "blocks whose step × step matrix is kept (default: i−1, the block a cache stores: the policy's boundary, else BlockDance's)")
         .Option("--out", "DIR", "output folder", "out/analysis")
         .Option("--scale", "SCALE", "heatmap colour scale: " + ColorScale.Syntax, "clip:98")
         .Option("--plots", "FORMAT", "heatmap files: png, svg or both", "both")
         .Flag("--quiet", "no progress output");
 
+    /// <inheritdoc/>
     public int Run(ParsedArgs args, Console2 console)
     {
         var request = GenerationOptions.Read(args);
-        string outDir = args.RequiredString("--out");
-        if (File.Exists(outDir))
-            throw new UsageException($"--out '{outDir}' is a file; give a folder");
+        var options = ModelOptions.Read(args);
+        string weights = ModelOptions.Weights(args);
+        string outDir = Outputs.PrepareFolder(args.RequiredString("--out"), "--out");
         var report = ReadPlotOptions(args);
-        Directory.CreateDirectory(outDir);
-        using var session = ModelSession.Open(args);
-        int depth = session.Config.Depth;
+        using var pipeline = ModelOptions.Open(weights, options);
+        int depth = pipeline.Config.Depth;
         // Default: the block whose output a cache would store, i − 1: the policy's boundary, or BlockDance's default one.
         var plan = request.Cache.Plan(request.Steps, depth);
         var blockDance = new Dit.Caching.BlockDancePolicy(2, null, 0.4, 0.95);
@@ -48,17 +50,19 @@ public sealed class AnalyzeCommand : ICommand
         foreach (int b in blocks)
             if (b < 0 || b >= depth)
                 throw new UsageException($"--blocks: block {b} is outside [0, {depth - 1}]");
-        using var run = new SamplingRun(session.Model, request);
+        using var run = new SamplingRun(pipeline.Model, request);
         var recorder = new SimilarityRecorder(depth, blocks, items: run.ModelBatch);
         var observer = new Observer(recorder);
         run.BlockObserver = observer;
-        if (!args.Flag("--quiet"))
-            run.StepObserver = new ProgressBar(console.Err, console.Interactive, "analyze");
+        var progress = ProgressBar.Unless(args.Flag("--quiet"), console, "analyze");
         while (!run.Finished)
         {
-            observer.Step = run.NextStep;
+            console.Cancellation.ThrowIfCancellationRequested();
+            int k = observer.Step = run.NextStep;
             run.Step();
+            progress?.Report(new GenerationProgress(k, run.Steps, run.Plan[k], run.Report.StepMilliseconds[k]));
         }
+        console.Cancellation.ThrowIfCancellationRequested();
         var files = recorder.WriteReport(outDir, report);
         console.Out.WriteLine($"analyzed {request.Steps} steps × {depth} blocks (policy {request.Cache.Spec}); step matrix of block(s) {string.Join(", ", blocks)}");
         foreach (string f in files)

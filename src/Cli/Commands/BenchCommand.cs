@@ -11,13 +11,14 @@ namespace BlockDance.Cli.Commands;
 /// </summary>
 public sealed class BenchCommand : ICommand
 {
-    public CommandSpec Spec { get; } = ModelSession.AddOptions(new CommandSpec("bench",
+    /// <inheritdoc/>
+    public CommandSpec Spec { get; } = ModelOptions.Add(new CommandSpec("bench",
             "Benchmarks. 'bench forward': the model's forward latency (median). 'bench ops': the op harness's perf mode,\n" +
             "every op (or --op) at its DiT-XL/2 shape (or --shape), GB/s and GFLOP/s (CUDA events on a GPU; labelled as\n" +
             "emulated on cuda-emu; 'blockdance test-ops --list' lists the ops and shapes). 'bench ptxas': registers, shared\n" +
             "memory and spills of every kernel from NVRTC for sm_80 and sm_90.",
             "forward|ops|ptxas", "what to measure"))
-        .Option("--out", "FILE", "ops/ptxas: also write the table (Markdown) to this file")
+        .Option("--out", "FILE.md", "ops/ptxas: also write the table (Markdown) to this file")
         .Option("--op", "NAME[,NAME]", "ops: only these ops")
         .Option("--shape", "N,N,...", "ops: this shape instead of the DiT-XL/2 one (needs one --op)")
         .Option("--batch", "B", "batch size (2 = one image with guidance)", "2")
@@ -26,6 +27,7 @@ public sealed class BenchCommand : ICommand
         .Option("--warmup", "N", "untimed forwards first", "2")
         .Flag("--profile", "also time every op (synchronizing after each) and print the breakdown");
 
+    /// <inheritdoc/>
     public int Run(ParsedArgs args, Console2 console)
     {
         string what = args.Positionals.Count > 0 ? args.Positionals[0] : throw new UsageException("bench needs what to measure: forward, ops or ptxas");
@@ -40,10 +42,12 @@ public sealed class BenchCommand : ICommand
             default:
                 throw new UsageException($"unknown benchmark '{what}' (available: forward, ops, ptxas)");
         }
+        if (args.Has("--out"))
+            throw new UsageException("--out is for 'bench kernels' and 'bench ptxas'; 'bench forward' prints its results");
         int batch = args.Int("--batch", 1, 4096);
         int repeat = args.Int("--repeat", 1, 100000);
         int warmup = args.Int("--warmup", 0, 100000);
-        using var s = ModelSession.Open(args, profile: args.Flag("--profile"));
+        using var s = ModelOptions.Open(ModelOptions.Weights(args), ModelOptions.Read(args), profile: args.Flag("--profile"));
         var c = s.Config;
         int size = args.OptionalInt("--latent-size", 1, 4096) ?? c.InputSize;
         var ops = s.Ops;
@@ -63,6 +67,7 @@ public sealed class BenchCommand : ICommand
         var times = new double[repeat];
         for (int i = 0; i < repeat; i++)
         {
+            console.Cancellation.ThrowIfCancellationRequested();
             long start = Stopwatch.GetTimestamp();
             s.Model.Forward(x, t, y, output, a);
             ops.Device.Synchronize();
@@ -104,6 +109,7 @@ public sealed class BenchCommand : ICommand
 
     private static int BenchOps(ParsedArgs args, Console2 console)
     {
+        PrepareTable(args);
         var (cases, shape) = OpBench.Select(args);
         using var ops = Backends.Open(args.RequiredString("--device"), args.Int("--threads", 0, 1024), args.Choice("--dtype", DTypes.ParseActivationType));
         string table = OpBench.Run(ops, cases, shape, args.Int("--repeat", 1, 100000), console.Err);
@@ -113,6 +119,7 @@ public sealed class BenchCommand : ICommand
 
     private static int BenchPtxas(ParsedArgs args, Console2 console)
     {
+        PrepareTable(args);
         var nvrtc = Runtime.Cuda.NvrtcCompiler.TryLoad() ?? throw new NotSupportedException("NVRTC is not installed (Debian: libnvrtc11.2 from non-free; eng/install-deps.sh test)");
         var sb = new System.Text.StringBuilder();
         sb.AppendLine("# Kernel resources from ptxas\n");
@@ -126,15 +133,18 @@ public sealed class BenchCommand : ICommand
         return 0;
     }
 
+    private static void PrepareTable(ParsedArgs args)
+    {
+        if (args.String("--out") is string path)
+            Outputs.Prepare(path, "--out", ".md", "the table (Markdown)");
+    }
+
     private static IOps Unwrap(IOps ops) => ops is ProfilingOps p ? p.Inner : ops;
 
     private static void Emit(ParsedArgs args, Console2 console, string text)
     {
         console.Out.Write(text);
         if (args.String("--out") is string path)
-        {
-            GenerateCommand.CreateParent(path);
             Runtime.IO.AtomicFile.WriteText(path, w => w.Write(text));
-        }
     }
 }

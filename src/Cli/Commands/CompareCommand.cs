@@ -14,37 +14,41 @@ namespace BlockDance.Cli.Commands;
 /// </summary>
 public sealed class CompareCommand : ICommand
 {
-    public CommandSpec Spec { get; } = GenerationOptions.Add(ModelSession.AddOptions(new CommandSpec("compare",
+    /// <inheritdoc/>
+    public CommandSpec Spec { get; } = GenerationOptions.Add(ModelOptions.Add(new CommandSpec("compare",
             "Run the same seeds without a cache and with --cache, and report speed-up, MACs saved, SSIM, PSNR and relative L2.\n" +
             "Metrics are computed on the final latents (for a pixel-space model, the images); the data range of SSIM and PSNR is\n" +
-            "[-1, 1] for images and the uncached latents' max − min otherwise.")), defaultCache: "blockdance:n=2")
+            "[-1, 1] for images and the uncached latents' max − min otherwise. Without --weights, the bundled model is used.")), defaultCache: "blockdance:n=2")
         .Option("--repeat", "N", "alternate the two runs N times and keep each one's fastest time", "1")
-        .Option("--report", "FILE", "also write the comparison as JSON")
+        .Option("--report", "FILE.json", "also write the comparison as JSON")
         .Flag("--quiet", "no progress output");
 
+    /// <inheritdoc/>
     public int Run(ParsedArgs args, Console2 console)
     {
         var request = GenerationOptions.Read(args);
-        int repeat = args.Int("--repeat", 1, 1000);
-        string? reportPath = args.String("--report") is string rp ? GenerateCommand.PrepareOutput(rp, "--report") : null;
         if (request.Cache is { Spec: "none" })
             throw new UsageException("compare needs a policy to compare with no cache (--cache blockdance:n=2, ...)");
-        using var session = ModelSession.Open(args);
+        int repeat = args.Int("--repeat", 1, 1000);
+        var options = ModelOptions.Read(args);
+        string weights = ModelOptions.Weights(args);
+        string? reportPath = args.String("--report") is string rp ? Outputs.Prepare(rp, "--report", ".json", "the comparison") : null;
+        using var pipeline = ModelOptions.Open(weights, options);
         var baselineRequest = request with { Cache = CachePolicy.None };
-        Warmup(session, request);
+        Warmup(pipeline, request, console.Cancellation);
         RunReport? baselineReport = null, cachedReport = null;
         float[] baseline = [], cached = [];
         double baselineMs = double.MaxValue, cachedMs = double.MaxValue;
         for (int r = 0; r < repeat; r++)
         {
-            (baseline, var br) = Generate(session, baselineRequest, console, args.Flag("--quiet"), "no cache");
-            (cached, var cr) = Generate(session, request, console, args.Flag("--quiet"), request.Cache.Spec);
+            (baseline, var br) = Generate(pipeline, baselineRequest, console, args.Flag("--quiet"), "no cache");
+            (cached, var cr) = Generate(pipeline, request, console, args.Flag("--quiet"), request.Cache.Spec);
             if (br.TotalMilliseconds < baselineMs) { baselineMs = br.TotalMilliseconds; baselineReport = br; }
             if (cr.TotalMilliseconds < cachedMs) { cachedMs = cr.TotalMilliseconds; cachedReport = cr; }
         }
-        var c = session.Config;
+        var c = pipeline.Config;
         int n = request.Labels.Count, size = request.LatentSize ?? c.InputSize;
-        bool pixels = session.Checkpoint.File.Metadata.GetValueOrDefault("pixel_space") == "true";
+        bool pixels = pipeline.IsPixelSpace;
         double range = pixels ? 2.0 : baseline.Max() - baseline.Min();
         double? ssim = size >= 2 * ImageMetrics.WindowRadius(1.5) + 1
             ? ImageMetrics.SsimBatch(Clamp(cached, pixels), Clamp(baseline, pixels), n, c.InChannels, size, size, range) : null;
@@ -83,28 +87,25 @@ public sealed class CompareCommand : ICommand
                 ["baseline_report"] = JsonNode.Parse(baselineReport!.ToJson()),
                 ["cached_report"] = JsonNode.Parse(cachedReport.ToJson()),
             };
-            GenerateCommand.CreateParent(reportPath);
+            console.Cancellation.ThrowIfCancellationRequested();
             AtomicFile.WriteText(reportPath, w => w.Write(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true })));
         }
         return 0;
     }
 
     /// <summary>Runs a Full, a Cache and a Reuse step once, untimed, so neither measured run pays for JIT compilation.</summary>
-    private static void Warmup(ModelSession session, GenerationRequest request)
+    private static void Warmup(DitPipeline pipeline, GenerationRequest request, CancellationToken cancellation)
     {
-        int depth = session.Config.Depth;
+        int depth = pipeline.Config.Depth;
         int boundary = request.Cache.Plan(request.Steps, depth) is { UsesCache: true } p ? p.Boundary : Math.Max(1, depth / 2);
         var plan = new StepPlan([StepKind.Full, StepKind.Cache, StepKind.Reuse], boundary, depth);
-        using var run = new SamplingRun(session.Model, request with { Steps = 3, Cache = new FixedPlan(plan) });
-        run.Run();
+        pipeline.Generate(request with { Steps = 3, Cache = new FixedPlan(plan) }, cancellationToken: cancellation);
     }
 
-    private static (float[] Result, RunReport Report) Generate(ModelSession session, GenerationRequest request, Console2 console, bool quiet, string label)
+    private static (float[] Result, RunReport Report) Generate(DitPipeline pipeline, GenerationRequest request, Console2 console, bool quiet, string label)
     {
-        using var run = new SamplingRun(session.Model, request);
-        if (!quiet)
-            run.StepObserver = new ProgressBar(console.Err, console.Interactive, label);
-        return (run.Run(), run.Report);
+        var result = pipeline.Generate(request, ProgressBar.Unless(quiet, console, label), console.Cancellation);
+        return (result.Latents, result.Report);
     }
 
     /// <summary>Images are compared as they would be saved, clamped to [−1, 1]; latents as they are.</summary>

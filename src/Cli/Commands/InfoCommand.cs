@@ -6,17 +6,17 @@ namespace BlockDance.Cli.Commands;
 /// <summary><c>blockdance info W</c>: tensors, detected layout, inferred configuration, parameter count.</summary>
 public sealed class InfoCommand : ICommand
 {
+    /// <inheritdoc/>
     public CommandSpec Spec { get; } = new CommandSpec("info",
             "Describe a DiT checkpoint: layout, configuration, parameters, metadata and (with --tensors) every tensor.",
-            "FILE", "the checkpoint (.safetensors)")
+            "FILE", "the checkpoint (.safetensors); default: the bundled model")
         .Option("--heads", "N", "attention heads, when the checkpoint's metadata does not say")
         .Flag("--tensors", "list every tensor with dtype and shape");
 
+    /// <inheritdoc/>
     public int Run(ParsedArgs args, Console2 console)
     {
-        if (args.Positionals.Count == 0)
-            throw new UsageException("info needs a checkpoint file (blockdance info FILE)");
-        string path = args.Positionals[0];
+        string path = args.Positionals.Count > 0 ? Inputs.Require(args.Positionals[0], "info FILE") : ModelOptions.Bundled();
         using var checkpoint = DitCheckpoint.Open(path, args.OptionalInt("--heads", 1, 4096));
         var c = checkpoint.Config;
         var file = checkpoint.File;

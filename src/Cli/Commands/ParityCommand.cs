@@ -15,15 +15,18 @@ public sealed class ParityCommand : ICommand
 {
     public const string DumpFormat = "blockdance.dump/1";
 
-    public CommandSpec Spec { get; } = ModelSession.AddOptions(new CommandSpec("parity",
-            "Compare this implementation with a PyTorch dump: per-block outputs, the model output and a sampling run."))
+    /// <inheritdoc/>
+    public CommandSpec Spec { get; } = ModelOptions.Add(new CommandSpec("parity",
+            "Compare this implementation with a PyTorch dump: per-block outputs, the model output and a sampling run."), weightsRequired: true)
         .Option("--dump", "FILE", "reference dump written by tools/ (format blockdance.dump/1)")
         .Option("--tolerance", "F", "max relative error max|a−b|/max|b| allowed for forward tensors (default by --dtype: f32 1e-4, f16 4e-3, bf16 3e-2)")
         .Option("--sample-tolerance", "F", "the same for the sampling run, whose error compounds over steps (default: f32 1e-3, f16 1e-2, bf16 6e-2)");
 
+    /// <inheritdoc/>
     public int Run(ParsedArgs args, Console2 console)
     {
-        string dumpPath = args.RequiredString("--dump");
+        string weights = ModelOptions.Weights(args, required: true);
+        string dumpPath = Inputs.Require(args.RequiredString("--dump"), "--dump");
         // fp32 agrees with PyTorch fp32 to ~1e-6 per forward; 16-bit storage is judged by its precision (measured on the
         // fixtures: f16 ~1e-3, bf16 ~1e-2 relative).
         var dtype = args.Choice("--dtype", DTypes.ParseActivationType);
@@ -46,7 +49,7 @@ public sealed class ParityCommand : ICommand
         int? heads = Meta(dump, "num_heads");
         ValidateSections(dump);
 
-        using var session = ModelSession.Open(args, numerics: args.Has("--numerics") ? null : numerics, heads: args.OptionalInt("--heads") ?? heads);
+        using var session = ModelOptions.Open(weights, ModelOptions.Read(args, numerics: args.Has("--numerics") ? null : numerics, heads: args.OptionalInt("--heads") ?? heads));
         var results = new List<Comparison>();
         if (dump.Contains("inputs.x"))
             results.AddRange(CompareForward(session, dump, tolerance));
@@ -106,7 +109,7 @@ public sealed class ParityCommand : ICommand
             throw new InvalidDataException($"{dump.Path}: not a usable dump: {string.Join("; ", problems)}");
     }
 
-    private static IEnumerable<Comparison> CompareForward(ModelSession s, SafetensorsFile dump, double tolerance)
+    private static IEnumerable<Comparison> CompareForward(DitPipeline s, SafetensorsFile dump, double tolerance)
     {
         var ops = s.Ops;
         var device = ops.Device;
@@ -141,7 +144,7 @@ public sealed class ParityCommand : ICommand
         return results;
     }
 
-    private static Comparison CompareSampling(ModelSession s, SafetensorsFile dump, double tolerance, Console2 console)
+    private static Comparison CompareSampling(DitPipeline s, SafetensorsFile dump, double tolerance, Console2 console)
     {
         string sampler = dump.Metadata.GetValueOrDefault("sampler") ?? "ddim";
         string spacing = dump.Metadata.GetValueOrDefault("timestep_spacing") ?? (s.Checkpoint.Layout == DitLayout.Diffusers ? "leading" : "fractional");
@@ -172,9 +175,8 @@ public sealed class ParityCommand : ICommand
         };
         if (request.Labels.Count != n)
             throw new InvalidDataException($"{dump.Path}: sample.y has {request.Labels.Count} labels for {n} noise samples");
-        using var run = new SamplingRun(s.Model, request);
-        run.StepObserver = new ProgressBar(console.Err, console.Interactive, "parity sampling");
-        return Comparison.Of(dump, "sample.out", run.Run(), tolerance);
+        var result = s.Generate(request, new ProgressBar(console.Err, console.Interactive, "parity sampling"), console.Cancellation);
+        return Comparison.Of(dump, "sample.out", result.Latents, tolerance);
     }
 
     private static int? Meta(SafetensorsFile f, string key) =>

@@ -6,29 +6,32 @@ namespace BlockDance.Cli.Commands;
 /// <summary><c>blockdance plan</c>: prints the step plan of a cache policy, one letter per step, or its JSON.</summary>
 public sealed class PlanCommand : ICommand
 {
+    /// <inheritdoc/>
     public CommandSpec Spec { get; } = new CommandSpec("plan",
             "Print the cache plan of a policy: one letter per step (F full, C cache, R reuse), or JSON with --json.")
         .Option("--steps", "S", "sampling steps", "50")
-        .Option("--depth", "D", "transformer blocks (default 28, or the checkpoint's with --weights)")
-        .Option("--weights", "FILE", "read the depth from this checkpoint")
+        .Option("--depth", "D", "transformer blocks (default: the depth of --weights, else of the bundled model)")
+        .Option("--weights", "FILE", "read the depth from this checkpoint (default: the bundled model)")
         .Option("--cache", "POLICY", CachePolicy.Syntax, "blockdance:n=2")
         .Flag("--json", "print the plan as JSON (readable by --cache plan:FILE.json)");
 
+    /// <inheritdoc/>
     public int Run(ParsedArgs args, Console2 console)
     {
         int steps = args.Int("--steps", 1, 100000);
         var policy = args.Choice("--cache", CachePolicy.Parse);
         int depth;
-        if (args.String("--weights") is string weights)
+        if (args.Has("--depth") && args.Has("--weights"))
+            throw new UsageException("give --depth or --weights, not both");
+        if (args.OptionalInt("--depth", 1, 10000) is int d)
         {
-            if (args.Has("--depth"))
-                throw new UsageException("give --depth or --weights, not both");
-            using var checkpoint = DitCheckpoint.Open(weights);
-            depth = checkpoint.Config.Depth;
+            depth = d;
         }
         else
         {
-            depth = args.OptionalInt("--depth", 1, 10000) ?? 28;
+            // The bundled model's depth (and so the policy's default boundary for it), or the given checkpoint's.
+            using var checkpoint = DitCheckpoint.Open(ModelOptions.Weights(args));
+            depth = checkpoint.Config.Depth;
         }
         var plan = policy.Plan(steps, depth);
         console.Out.WriteLine(args.Flag("--json") ? plan.ToJson() : plan.Describe());

@@ -11,11 +11,14 @@ public sealed record GenerationRequest
     /// <summary>One class label per image; <c>num_classes</c> (the null class) generates unconditionally.</summary>
     public required IReadOnlyList<int> Labels { get; init; }
 
-    /// <summary>Number of sampling steps (default 50).</summary>
+    /// <summary>Sampling steps (50 by default).</summary>
     public int Steps { get; init; } = 50;
-    /// <summary>The sampler (default DDIM on the original DiT respacing).</summary>
+
+    /// <summary>The sampler: DDIM on the original DiT's respacing (default), DDIM with diffusers' leading spacing, or
+    /// the original ancestral sampler (needs a model with learned sigma).</summary>
     public SamplerKind Sampler { get; init; } = SamplerKind.Ddim;
-    /// <summary>DDIM's noise scale: 0 (the default) is deterministic DDIM, 1 is DDPM-like; ignored by the ancestral sampler.</summary>
+
+    /// <summary>DDIM eta in [0, 1]: 0 is deterministic (default), 1 DDPM-like.</summary>
     public float Eta { get; init; }
 
     /// <summary>Classifier-free guidance scale; values ≤ 1 run the conditional model alone.</summary>
@@ -24,13 +27,13 @@ public sealed record GenerationRequest
     /// <summary>Channels guidance applies to; null takes the model's numerics (original DiT 3, diffusers 4).</summary>
     public int? GuidedChannels { get; init; }
 
-    /// <summary>Seed of the starting noise and of the step noise (Philox): the same seed gives the same bytes.</summary>
+    /// <summary>Seed of all the noise (Philox): the same seed gives the same bytes on the same device.</summary>
     public ulong Seed { get; init; }
 
     /// <summary>Latent height and width; null takes the model's input size.</summary>
     public int? LatentSize { get; init; }
 
-    /// <summary>The feature-cache policy (default: none, every step runs every block), e.g. <c>CachePolicy.Parse("blockdance:n=2")</c>.</summary>
+    /// <summary>The feature-cache policy (<see cref="CachePolicy.Parse"/>); <see cref="CachePolicy.None"/> by default.</summary>
     public CachePolicy Cache { get; init; } = CachePolicy.None;
 
     /// <summary>Starting noise (n, C, H, W) as float32; null draws it from <see cref="Seed"/>.</summary>
@@ -39,14 +42,14 @@ public sealed record GenerationRequest
     /// <summary>Noise of the stochastic steps; null draws it from <see cref="Seed"/>.</summary>
     public IStepNoise? StepNoise { get; init; }
 
-    /// <summary>True when <see cref="GuidanceScale"/> is above 1, so each image runs a conditional and an unconditional item.</summary>
+    /// <summary>True when <see cref="GuidanceScale"/> &gt; 1: the model runs the batch [cond…, uncond…].</summary>
     public bool UsesGuidance => GuidanceScale > 1f;
 }
 
 /// <summary>Supplies the fresh Gaussian noise of sampling step k.</summary>
 public interface IStepNoise
 {
-    /// <summary>Writes the noise of sampling step <paramref name="step"/> into <paramref name="noise"/> (n, C, H, W) on <paramref name="ops"/>' device.</summary>
+    /// <summary>Fills <paramref name="noise"/> (n, C, H, W) with step <paramref name="step"/>'s standard normal noise.</summary>
     void Fill(IOps ops, int step, Tensor noise);
 }
 
@@ -75,11 +78,4 @@ public sealed class RecordedStepNoise(float[] all) : IStepNoise
         using var tmp = ops.Device.FromFloats(all.AsSpan(checked((int)start), (int)noise.Count), noise.DType, noise.Shape.ToArray());
         ops.Device.Copy(tmp, noise);
     }
-}
-
-/// <summary>Called after every sampling step (progress bars, analysis). Implementations should not allocate per call.</summary>
-public interface IStepObserver
-{
-    /// <summary>Called after step <paramref name="step"/> of <paramref name="steps"/> ran as <paramref name="kind"/>, taking <paramref name="milliseconds"/>.</summary>
-    void OnStep(int step, int steps, StepKind kind, double milliseconds);
 }

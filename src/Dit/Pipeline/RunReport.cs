@@ -25,22 +25,27 @@ public sealed class RunReport
         MacsPerImageRun = perImage;
     }
 
-    /// <summary>Name of the device the run used ("cpu", "cuda", "cuda-emu").</summary>
+    /// <summary>The device's name (cpu, cuda, cuda-emu).</summary>
     public string Device { get; }
-    /// <summary>The cache policy's spelling (<see cref="CachePolicy.Spec"/>).</summary>
+
+    /// <summary>The cache policy, in its canonical syntax.</summary>
     public string Policy { get; }
-    /// <summary>The plan the run followed.</summary>
+
+    /// <summary>What each step did (Full, Cache, Reuse) and the cache boundary.</summary>
     public StepPlan Plan { get; }
 
     /// <summary>Batch the model runs on (twice the images with guidance).</summary>
     public int ModelBatch { get; }
-    /// <summary>Number of images generated.</summary>
+    /// <summary>Images generated.</summary>
     public int Images { get; }
-    /// <summary>Bytes of the feature cache (0 when the plan never caches).</summary>
+
+    /// <summary>Device memory of the feature cache (0 without one).</summary>
     public long CacheBytes { get; }
-    /// <summary>Wall time of each step in milliseconds, in sampling order.</summary>
+
+    /// <summary>Wall time of each step, in milliseconds.</summary>
     public double[] StepMilliseconds { get; }
-    /// <summary>Wall time of the whole run in milliseconds.</summary>
+
+    /// <summary>Wall time of all steps, in milliseconds.</summary>
     public double TotalMilliseconds { get; internal set; }
 
     /// <summary>MACs of one full forward of one batch item.</summary>
@@ -49,17 +54,19 @@ public sealed class RunReport
     /// <summary>MACs of this run per batch item, all steps.</summary>
     public long MacsPerImageRun { get; }
 
-    /// <summary>Multiply-accumulates of the whole run (all steps, all batch items).</summary>
+    /// <summary>Multiply-accumulates of the whole run, every batch item.</summary>
     public long Macs => MacsPerImageRun * ModelBatch;
-    /// <summary>Multiply-accumulates the same run would cost without the cache.</summary>
+
+    /// <summary>Multiply-accumulates the run would cost without a cache.</summary>
     public long MacsWithoutCache => MacsPerImageFull * Plan.Steps * ModelBatch;
-    /// <summary>Fraction of the multiply-accumulates the cache saved, in [0, 1).</summary>
+
+    /// <summary>Share of the MACs the cache saved, in [0, 1).</summary>
     public double MacsSavedFraction => 1.0 - (double)MacsPerImageRun / (MacsPerImageFull * Plan.Steps);
 
     /// <summary>The speed-up the saved MACs would give if time were proportional to MACs.</summary>
     public double IdealSpeedup => (double)MacsPerImageFull * Plan.Steps / MacsPerImageRun;
 
-    /// <summary>A human-readable summary: device, plan, blocks, MACs, cache size and step times per kind.</summary>
+    /// <summary>The report as text: device, plan, blocks, MACs, cache memory, time per step kind.</summary>
     public string ToText()
     {
         var sb = new StringBuilder();
@@ -79,7 +86,7 @@ public sealed class RunReport
         return sb.ToString();
     }
 
-    /// <summary>The report as JSON, with every step's kind and time.</summary>
+    /// <summary>The report as indented JSON (<c>blockdance.report/1</c>, with every step's kind and time).</summary>
     public string ToJson()
     {
         var steps = new JsonArray();

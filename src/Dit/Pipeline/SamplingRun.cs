@@ -49,9 +49,8 @@ public sealed class SamplingRun : IDisposable
     private readonly int _guidedChannels;
     private int _nextStep;
 
-    /// <summary>Prepares a run of <paramref name="request"/> on <paramref name="model"/>: allocates every buffer and draws the starting noise; no step runs yet.</summary>
-    /// <exception cref="ArgumentException">The request does not fit the model (labels, latent size, guided channels, ...).</exception>
-    /// <exception cref="PlanException">The cache policy cannot plan this run.</exception>
+    /// <summary>Validates the request against the model and allocates every buffer of the run (on the model's device).</summary>
+    /// <exception cref="ArgumentException">The request does not fit the model; nothing stays allocated.</exception>
     public SamplingRun(DitModel model, GenerationRequest request)
     {
         _model = model;
@@ -151,17 +150,22 @@ public sealed class SamplingRun : IDisposable
         }
     }
 
-    /// <summary>The cache plan the run follows.</summary>
+    /// <summary>The cache plan: what each step does.</summary>
     public StepPlan Plan { get; }
-    /// <summary>The run's report, filled in as the steps run.</summary>
+
+    /// <summary>The run's report, filled in step by step.</summary>
     public RunReport Report { get; }
-    /// <summary>Number of images n.</summary>
+
+    /// <summary>Images generated (labels of the request).</summary>
     public int Images { get; }
-    /// <summary>Batch the model runs on: 2n with guidance, else n.</summary>
+
+    /// <summary>Batch the model runs on: twice <see cref="Images"/> with guidance.</summary>
     public int ModelBatch { get; }
-    /// <summary>Number of sampling steps.</summary>
+
+    /// <summary>Steps of the run.</summary>
     public int Steps => Plan.Steps;
-    /// <summary>True when every step has run.</summary>
+
+    /// <summary>True once every step has run.</summary>
     public bool Finished => _nextStep >= Plan.Steps;
 
     /// <summary>Index of the step <see cref="Step"/> runs next (k = 0 is the noisiest).</summary>
@@ -179,9 +183,6 @@ public sealed class SamplingRun : IDisposable
     /// <summary>Observes each computed block's output (similarity analysis); null for none.</summary>
     public IBlockObserver? BlockObserver { get; set; }
 
-    /// <summary>Called after each step; null for none.</summary>
-    public IStepObserver? StepObserver { get; set; }
-
     /// <summary>Runs the next step and returns its index.</summary>
     public int Step()
     {
@@ -196,7 +197,6 @@ public sealed class SamplingRun : IDisposable
         Report.StepMilliseconds[k] = ms;
         Report.TotalMilliseconds += ms;
         _nextStep++;
-        StepObserver?.OnStep(k, Plan.Steps, Plan[k], ms);
         return k;
     }
 
@@ -283,7 +283,7 @@ public sealed class SamplingRun : IDisposable
         _ops.Device.Copy(tmp, dst);
     }
 
-    /// <summary>Frees the run's buffers and ends its lease on the model. Idempotent.</summary>
+    /// <summary>Releases the run's buffers (device memory).</summary>
     public void Dispose()
     {
         if (_disposed)

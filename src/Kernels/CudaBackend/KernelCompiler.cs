@@ -118,23 +118,21 @@ internal sealed class KernelCompiler(NvrtcCompiler nvrtc, string? cacheDirectory
 
     private static void TryWrite(string path, string key, byte[] image, bool isCubin)
     {
-        string temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            using (var f = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
+            Runtime.IO.AtomicFile.Write(path, f =>
             {
                 f.Write(s_magic);
                 f.WriteByte(isCubin ? (byte)1 : (byte)0);
                 f.Write(Convert.FromHexString(key));
                 f.Write(SHA256.HashData(image));
                 f.Write(image);
-            }
-            File.Move(temp, path, overwrite: true);
+            });
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            // The cache is an optimisation: a file that cannot be written is compiled again next time.
         }
     }
 }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using BlockDance.Runtime.IO;
 
 namespace BlockDance.Runtime.Safetensors;
 
@@ -8,9 +9,9 @@ namespace BlockDance.Runtime.Safetensors;
 /// is written up front; then each tensor's bytes are written in layout order, whole or in consecutive chunks.
 /// </summary>
 /// <remarks>
-/// The bytes go to a temporary file beside the destination (<c>NAME.&lt;random&gt;.tmp</c>), which is renamed over the
-/// destination only when every tensor has been written (<see cref="Complete"/>, or <see cref="Dispose"/> after the last
-/// byte). Disposing earlier, or any failure, deletes the temporary file and leaves the destination as it was, so no
+/// The file is written through <see cref="AtomicFile.Begin"/> (links written through, devices refused): the bytes go to
+/// a temporary file beside the destination, which is renamed over the destination only when every tensor has been
+/// written and <see cref="Complete"/> is called. Disposing earlier, or any failure, deletes the temporary file and leaves the destination as it was, so no
 /// reader ever sees a half-written file. Not thread-safe.
 /// </remarks>
 internal sealed class SafetensorsStreamWriter : IDisposable
@@ -20,13 +21,10 @@ internal sealed class SafetensorsStreamWriter : IDisposable
 
     private readonly (string Name, DType DType, int[] Shape)[] _layout;
     private readonly long[] _byteLengths;
-    private readonly string _tempPath;
-    private readonly FileStream _stream;
+    private readonly AtomicFileWriter _file;
+    private readonly Stream _stream;
     private int _index;          // the tensor being written
     private long _writtenOfCurrent;
-    private State _state;
-
-    private enum State { Writing, Committed, Discarded }
 
     internal SafetensorsStreamWriter(
         string path, IReadOnlyList<(string Name, DType DType, int[] Shape)> layout, IEnumerable<KeyValuePair<string, string>> metadata)
@@ -40,17 +38,9 @@ internal sealed class SafetensorsStreamWriter : IDisposable
         byte[] header = SafetensorsFormat.BuildHeader(_layout, metadata, out _byteLengths, out long dataLength);
 
         Path = System.IO.Path.GetFullPath(path);
-        string directory = System.IO.Path.GetDirectoryName(Path)!;
-        _tempPath = System.IO.Path.Combine(directory, $"{System.IO.Path.GetFileName(Path)}.{Guid.NewGuid():N}.tmp");
-        _stream = new FileStream(_tempPath, new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.Write,
-            Share = FileShare.None,
-            BufferSize = 1 << 20,
-            // Reserves the space up front where the file system can, so a full disk fails now rather than at byte 3e9.
-            PreallocationSize = header.Length + dataLength,
-        });
+        // Reserves the space up front where the file system can, so a full disk fails now rather than at byte 3e9.
+        _file = AtomicFile.Begin(Path, preallocationSize: header.Length + dataLength);
+        _stream = _file.Stream;
         try
         {
             _stream.Write(header);
@@ -138,7 +128,7 @@ internal sealed class SafetensorsStreamWriter : IDisposable
                 Write(name, piece);
             }
         }
-        catch when (_state == State.Writing)
+        catch when (_file.IsOpen)
         {
             Discard(); // part of the tensor may be in the file: the file cannot be completed any more
             throw;
@@ -157,29 +147,14 @@ internal sealed class SafetensorsStreamWriter : IDisposable
         if (!IsComplete)
             throw new InvalidOperationException(
                 $"{Path}: {_index} of {_layout.Length} tensors are written; tensor {SafetensorsFormat.Quote(_layout[_index].Name)} is next ({_writtenOfCurrent} of {_byteLengths[_index]} bytes written)");
-        try
-        {
-            _stream.Flush(flushToDisk: true);
-            _stream.Dispose();
-            File.Move(_tempPath, Path, overwrite: true);
-            _state = State.Committed;
-        }
-        catch
-        {
-            Discard();
-            throw;
-        }
+        _file.Commit();   // on failure it deletes the temporary file; the writer is finished either way
     }
 
     /// <summary>
     /// Deletes the temporary file unless <see cref="Complete"/> committed it, leaving the destination untouched: a
     /// <c>using</c> block left by an exception never publishes a file, even one whose bytes were all written.
     /// </summary>
-    public void Dispose()
-    {
-        if (_state == State.Writing)
-            Discard();
-    }
+    public void Dispose() => _file.Dispose();
 
     private void CheckNext(string name)
     {
@@ -197,33 +172,12 @@ internal sealed class SafetensorsStreamWriter : IDisposable
 
     private void ThrowIfFinished()
     {
-        if (_state == State.Discarded)
+        if (_file.IsDiscarded)
             throw new ObjectDisposedException(nameof(SafetensorsStreamWriter),
                 $"{Path}: the writer was discarded (disposed before the last tensor, or a write failed); nothing was committed");
-        if (_state == State.Committed)
+        if (_file.IsCommitted)
             throw new InvalidOperationException($"{Path}: the file is already complete");
     }
 
-    private void Discard()
-    {
-        _state = State.Discarded;
-        try
-        {
-            _stream.Dispose(); // may try to flush buffered bytes and fail again (a full disk); the file goes anyway
-        }
-        catch (IOException)
-        {
-        }
-        try
-        {
-            File.Delete(_tempPath);
-        }
-        catch (IOException)
-        {
-            // Nothing more can be done; the destination is untouched either way.
-        }
-        catch (UnauthorizedAccessException)
-        {
-        }
-    }
+    private void Discard() => _file.Dispose();
 }

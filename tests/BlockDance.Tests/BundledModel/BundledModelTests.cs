@@ -10,8 +10,8 @@ namespace BlockDance.Tests.BundledModel;
 /// <summary>The small DiT the project trains and ships (models/), and the classifier that scores its samples.</summary>
 public sealed class BundledModelTests
 {
-    private static string ModelPath => BlockDance.Cli.BundledModel.Find()
-        ?? throw new FileNotFoundException($"the bundled model {BlockDance.Cli.BundledModel.RelativePath} is missing from the repository");
+    private static string ModelPath => DitPipeline.FindBundled()
+        ?? throw new FileNotFoundException("the bundled model models/dit-shapes-32.safetensors is missing from the repository");
 
     [Fact]
     public void The_committed_weights_load_and_their_metadata_describes_them()

@@ -16,7 +16,7 @@ public sealed class PublicSurfaceTests
     private static readonly string[] Helpers =
     [
         // Runtime
-        "Crc32", "AtomicFile", "NumericConversions", "Png", "ImageGrid", "SafetensorsHeaderParser", "SafetensorsFormat",
+        "Crc32", "AtomicFile", "AtomicFileWriter", "FileKind", "FileKinds", "NumericConversions", "Png", "ImageGrid", "SafetensorsHeaderParser", "SafetensorsFormat",
         "SafetensorsStreamWriter", "EmulatorControl", "EmulatorCounters",
         "CudaDriverApi", "CublasApi", "NvrtcApi", "NativeLibraryHandle", "CudaLibraries",
         // Kernels
