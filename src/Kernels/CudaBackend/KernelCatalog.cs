@@ -7,7 +7,7 @@ namespace BlockDance.Kernels.Cuda;
 
 /// <summary>One kernel source file of <c>src/Kernels/cuda/</c>, i.e. one CUDA module and one op family
 /// (<c>CudaOps.{Module}.cs</c> holds its launches).</summary>
-public enum KernelModule
+internal enum KernelModule
 {
     /// <summary>linear.cu: bias + activation epilogue.</summary>
     Linear,

@@ -59,7 +59,7 @@ internal sealed class KernelLoader : IDisposable
 
     private nint Resolve(int index)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ThrowIfDisposed();
         var module = Module(KernelCatalog.ModuleOf(index / KernelCatalog.Types.Length));
         return _functions[index] = module.Function(KernelCatalog.EntryPoint(index));
     }
@@ -67,7 +67,7 @@ internal sealed class KernelLoader : IDisposable
     /// <summary>Loads (once) and returns a module.</summary>
     public CudaModule Module(KernelModule module)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ThrowIfDisposed();
         if (_modules[(int)module] is { } loaded)
             return loaded;
         var image = Image(module);
@@ -136,6 +136,13 @@ internal sealed class KernelLoader : IDisposable
         if (_device.IsEmulated && !ReferenceEquals(_checkedSignatures[index], KernelArgs<TArgs>.Signature))
             CheckSignature(index, typeof(TArgs).Name, KernelArgs<TArgs>.Signature);
         _device.Launch(f, grid, block, sharedBytes, args, KernelCatalog.EntryPoint(index));
+    }
+
+    /// <summary>Use after dispose names the CudaOps the user holds, not this internal loader.</summary>
+    private void ThrowIfDisposed()
+    {
+        if (_disposed)
+            throw new ObjectDisposedException(nameof(CudaOps), $"the CudaOps of {_device.Name} were disposed: their kernel modules are unloaded");
     }
 
     private void CheckSignature(int index, string structName, string mine)

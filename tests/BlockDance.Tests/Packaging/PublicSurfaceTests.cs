@@ -21,7 +21,7 @@ public sealed class PublicSurfaceTests
         "CudaDriverApi", "CublasApi", "NvrtcApi", "NativeLibraryHandle", "CudaLibraries",
         // Kernels
         "SgemmBaseline", "OpenBlas", "CpuParallel", "CpuAttention", "CpuMath", "Check", "Philox", "Backends",
-        "ProfilingOps", "PtxasReport", "PtxasEntry", "KernelModule", "KernelModules", "CudaKernels",
+        "ProfilingOps", "PtxasReport", "PtxasEntry", "KernelModule", "KernelLoader", "KernelCompiler", "KernelCatalog",
         // Dit
         "PositionEmbedding", "NonFinite", "FeatureCache", "ExpectedTensor", "WeightLoader", "RespacedDiffusion",
         "LeadingDdimSchedule",
