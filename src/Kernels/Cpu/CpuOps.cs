@@ -25,6 +25,9 @@ public sealed unsafe partial class CpuOps : IOps
     /// <summary>The fewest rows of <paramref name="rowLength"/> floats worth a part of their own (see <see cref="InlineFloats"/>).</summary>
     private static int MinRows(int rowLength) => Math.Max(1, InlineFloats / Math.Max(1, rowLength));
 
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<Tensor, CpuGemm.PackedWeight> _packed = new();
+    private readonly object _packLock = new();
+    private long _packedFloats;
     private float* _scratch;     // attention: keys transposed and values packed, grown to the largest 2·B·T·D seen
     private long _scratchFloats;
 
@@ -38,7 +41,24 @@ public sealed unsafe partial class CpuOps : IOps
         int n = threads > 0 ? threads : Environment.ProcessorCount;
         CpuParallel.ThreadCount = n;
         OpenBlas.openblas_set_num_threads(n);
+        PackWeights = Environment.GetEnvironmentVariable("BLOCKDANCE_CPU_GEMM") switch
+        {
+            null or "" or "packed" => true,
+            "openblas" => false,
+            string other => throw new ArgumentException($"BLOCKDANCE_CPU_GEMM='{other}': expected packed or openblas"),
+        };
     }
+
+    /// <summary>
+    /// Whether <see cref="Linear"/> runs borrowed weights (views of a checkpoint's read-only mapping, tensors that do not
+    /// own their memory) through <see cref="CpuGemm"/> with a packed copy made on first use (default), instead of OpenBLAS
+    /// <c>cblas_sgemm</c>. A weight's values must not change while its tensor object lives (the copy is keyed by the
+    /// object). The environment variable <c>BLOCKDANCE_CPU_GEMM=openblas</c> turns it off for a whole process.
+    /// </summary>
+    public bool PackWeights { get; set; }
+
+    /// <summary>Bytes of the packed weight copies made so far (native memory, about the size of the weights used).</summary>
+    public long PackedWeightBytes => Interlocked.Read(ref _packedFloats) * sizeof(float);
 
     public Device Device => CpuDevice.Instance;
     public DType ActivationType => DType.F32;
@@ -60,12 +80,40 @@ public sealed unsafe partial class CpuOps : IOps
         var (m, n, k) = Check.Linear(x, w, b, y);
         if (m == 0 || n == 0)
             return;
+        if (PackWeights && !w.OwnsMemory && k > 0)
+        {
+            var packed = Packed(w, n, k);
+            int chunks = CpuGemm.Job.ChunksFor(m, n, CpuParallel.ThreadCount);
+            var gemm = new CpuGemm.Job
+            {
+                X = F(x), Packed = packed.Data, Bias = b is null ? null : F(b), Y = F(y), M = m, N = n, K = k,
+                RowChunks = chunks, Act = act,
+            };
+            CpuParallel.For((n + CpuGemm.NR - 1) / CpuGemm.NR * chunks, ref gemm);
+            return;
+        }
         OpenBlas.cblas_sgemm(OpenBlas.RowMajor, OpenBlas.NoTrans, OpenBlas.Trans, m, n, k,
             1f, F(x), k, F(w), k, 0f, F(y), n);
         if (b is null && act == Activation.None)
             return;
         var job = new BiasActivationJob { Y = F(y), Bias = b is null ? null : F(b), N = n, Act = act };
         CpuParallel.For(m, ref job, minChunk: MinRows(n));
+    }
+
+    private CpuGemm.PackedWeight Packed(Tensor w, int n, int k)
+    {
+        if (_packed.TryGetValue(w, out var p))
+            return p;
+        lock (_packLock)
+        {
+            if (!_packed.TryGetValue(w, out p))
+            {
+                p = new CpuGemm.PackedWeight(F(w), n, k);
+                _packed.Add(w, p);
+                Interlocked.Add(ref _packedFloats, p.Floats);
+            }
+            return p;
+        }
     }
 
     private struct BiasActivationJob : IRangeJob
@@ -447,6 +495,9 @@ public sealed unsafe partial class CpuOps : IOps
 
     public void Dispose()
     {
+        foreach (var (_, p) in _packed)
+            p.Dispose();
+        _packed.Clear();
         System.Runtime.InteropServices.NativeMemory.AlignedFree(_scratch);
         _scratch = null;
         _scratchFloats = 0;
