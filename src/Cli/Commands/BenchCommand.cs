@@ -72,6 +72,8 @@ public sealed class BenchCommand : ICommand
         console.Out.WriteLine(string.Create(ci, $"model {c}; batch {batch}, latent {size}×{size}, device {ops.Device.Name}, threads {Kernels.Cpu.CpuOps.Threads}"));
         console.Out.WriteLine(string.Create(ci, $"activation_bytes={a.Bytes} scratch_bytes={(Unwrap(ops) as Kernels.Cpu.CpuOps)?.ScratchBytes ?? 0} weights_resident_copies_bytes={s.Model.OwnedBytes}"));
         console.Out.WriteLine(string.Create(ci, $"forward: min {times[0]:F2} ms, median {median:F2} ms, max {times[^1]:F2} ms over {repeat} runs; {macs / 1e9:F2} GMAC → {macs * 2 / median / 1e6:F1} GFLOP/s"));
+        if (Unwrap(ops) is Kernels.Cpu.CpuOps cpu)
+            console.Out.WriteLine(string.Create(ci, $"gemm={(cpu.PackWeights ? "packed" : "openblas")} packed_weight_bytes={cpu.PackedWeightBytes} packed_weight_ms={cpu.PackMilliseconds:F1}"));
         if (profiler is not null)
         {
             profiler.Reset();

@@ -27,7 +27,9 @@ public sealed unsafe partial class CpuOps : IOps
 
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<Tensor, CpuGemm.PackedWeight> _packed = new();
     private readonly object _packLock = new();
-    private long _packedFloats;
+    private long _packedFloats, _packTicks;
+    private float* _packScratch;  // the packed form of an owned weight, remade on every call
+    private long _packScratchFloats;
     private float* _scratch;     // attention: keys transposed and values packed, grown to the largest 2·B·T·D seen
     private long _scratchFloats;
 
@@ -50,21 +52,25 @@ public sealed unsafe partial class CpuOps : IOps
     }
 
     /// <summary>
-    /// Whether <see cref="Linear"/> runs borrowed weights (views of a checkpoint's read-only mapping, tensors that do not
-    /// own their memory) through <see cref="CpuGemm"/> with a packed copy made on first use (default), instead of OpenBLAS
-    /// <c>cblas_sgemm</c>. A weight's values must not change while its tensor object lives (the copy is keyed by the
-    /// object). The environment variable <c>BLOCKDANCE_CPU_GEMM=openblas</c> turns it off for a whole process.
+    /// Whether <see cref="Linear"/> runs through <see cref="CpuGemm"/> (default) instead of OpenBLAS <c>cblas_sgemm</c>.
+    /// Weights that do not own their memory (views of a checkpoint's read-only mapping) are packed once, on first use,
+    /// and the copy is kept with the tensor object: such a weight's values must not change while its tensor object
+    /// lives. Weights that own their memory are packed into scratch on every call. The environment variable
+    /// <c>BLOCKDANCE_CPU_GEMM=openblas</c> turns it off for a whole process.
     /// </summary>
     public bool PackWeights { get; set; }
 
     /// <summary>Bytes of the packed weight copies made so far (native memory, about the size of the weights used).</summary>
     public long PackedWeightBytes => Interlocked.Read(ref _packedFloats) * sizeof(float);
 
+    /// <summary>Milliseconds spent packing weights so far (the one-time cost of the packed copies, paid on first use).</summary>
+    public double PackMilliseconds => _packTicks * 1000.0 / System.Diagnostics.Stopwatch.Frequency;
+
     public Device Device => CpuDevice.Instance;
     public DType ActivationType => DType.F32;
 
-    /// <summary>Bytes of the attention scratch (keys transposed, values packed), the only memory the ops hold besides their tensors.</summary>
-    public long ScratchBytes => _scratchFloats * sizeof(float);
+    /// <summary>Bytes of the scratch: attention (keys transposed, values packed) and the packed form of owned weights.</summary>
+    public long ScratchBytes => (_scratchFloats + _packScratchFloats) * sizeof(float);
 
     /// <summary>Threads the managed loops use.</summary>
     public static int Threads => CpuParallel.ThreadCount;
@@ -80,13 +86,23 @@ public sealed unsafe partial class CpuOps : IOps
         var (m, n, k) = Check.Linear(x, w, b, y);
         if (m == 0 || n == 0)
             return;
-        if (PackWeights && !w.OwnsMemory && k > 0)
+        if (PackWeights && k > 0)
         {
-            var packed = Packed(w, n, k);
+            // A weight that does not own its memory (a checkpoint view) is packed once and kept; an owned one (a test's
+            // operand, a converted or concatenated weight) is packed into scratch on every call: the same kernel either way.
+            float* panels;
+            if (w.OwnsMemory)
+            {
+                EnsurePackScratch(CpuGemm.PackedFloats(n, k));
+                CpuGemm.Pack(F(w), n, k, _packScratch);
+                panels = _packScratch;
+            }
+            else
+                panels = Packed(w, n, k).Data;
             int chunks = CpuGemm.Job.ChunksFor(m, n, CpuParallel.ThreadCount);
             var gemm = new CpuGemm.Job
             {
-                X = F(x), Packed = packed.Data, Bias = b is null ? null : F(b), Y = F(y), M = m, N = n, K = k,
+                X = F(x), Packed = panels, Bias = b is null ? null : F(b), Y = F(y), M = m, N = n, K = k,
                 RowChunks = chunks, Act = act,
             };
             CpuParallel.For((n + CpuGemm.NR - 1) / CpuGemm.NR * chunks, ref gemm);
@@ -100,6 +116,15 @@ public sealed unsafe partial class CpuOps : IOps
         CpuParallel.For(m, ref job, minChunk: MinRows(n));
     }
 
+    private void EnsurePackScratch(long floats)
+    {
+        if (_packScratchFloats >= floats)
+            return;
+        System.Runtime.InteropServices.NativeMemory.AlignedFree(_packScratch);
+        _packScratch = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+        _packScratchFloats = floats;
+    }
+
     private CpuGemm.PackedWeight Packed(Tensor w, int n, int k)
     {
         if (_packed.TryGetValue(w, out var p))
@@ -108,7 +133,9 @@ public sealed unsafe partial class CpuOps : IOps
         {
             if (!_packed.TryGetValue(w, out p))
             {
+                long start = System.Diagnostics.Stopwatch.GetTimestamp();
                 p = new CpuGemm.PackedWeight(F(w), n, k);
+                _packTicks += System.Diagnostics.Stopwatch.GetTimestamp() - start;
                 _packed.Add(w, p);
                 Interlocked.Add(ref _packedFloats, p.Floats);
             }
@@ -498,6 +525,9 @@ public sealed unsafe partial class CpuOps : IOps
         foreach (var (_, p) in _packed)
             p.Dispose();
         _packed.Clear();
+        System.Runtime.InteropServices.NativeMemory.AlignedFree(_packScratch);
+        _packScratch = null;
+        _packScratchFloats = 0;
         System.Runtime.InteropServices.NativeMemory.AlignedFree(_scratch);
         _scratch = null;
         _scratchFloats = 0;

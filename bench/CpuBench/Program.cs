@@ -10,17 +10,28 @@ using Microsoft.ML.OnnxRuntime;
 // ONNX Runtime (Microsoft.ML.OnnxRuntime, CPU provider) on a DiT exported by bench/ort_export.py: the opponent of
 // `blockdance bench forward` in bench/cpu_bench.py forward (issue 16).
 //
-//   OrtBench time  --onnx M.onnx [--threads 2] [--repeat 5] [--warmup 10] [--profile]
+//   CpuBench time  --onnx M.onnx [--threads 2] [--repeat 5] [--warmup 10] [--profile]
 //       median latency of session.Run on seeded random inputs (batch and size from the model); last line median_ms=...
 //       --profile: afterwards, ORT's own per-node profile of --repeat more runs, summed by op type.
-//   OrtBench check --onnx M.onnx --weights W.safetensors [--threads 2]
+//   CpuBench check --onnx M.onnx --weights W.safetensors [--threads 2]
 //       runs ORT and the BlockDance CPU device on the inputs bench/ort_export.py saved (M.onnx.io.safetensors) and
 //       prints the max abs / max relative difference of each against PyTorch's output and of the two against each other.
-// Environment: ORTBENCH_OPT=none|basic|extended|all sets the graph optimisation level (default all).
+//   CpuBench peak [--threads 2] [--repeat 5]
+//       the roofline of this machine: peak FMA GFLOP/s of the threads and memory read bandwidth (bench/CpuBench/Peak.cs).
+// Environment: CPUBENCH_ORT_OPT=none|basic|extended|all sets the graph optimisation level (default all).
 
 var ci = CultureInfo.InvariantCulture;
 var opts = ParseArgs(args);
-string mode = args.Length > 0 ? args[0] : throw new ArgumentException("usage: OrtBench time|check --onnx FILE ...");
+string mode = args.Length > 0 ? args[0] : throw new ArgumentException("usage: CpuBench time|check --onnx FILE ... | peak");
+if (mode == "peak")
+{
+    int n = Int(opts, "--threads", 2), rep = Int(opts, "--repeat", 5);
+    var (gflops, isa) = BlockDance.Bench.Peak.Fma(n, rep);
+    double bw = BlockDance.Bench.Peak.ReadBandwidth(n, rep);
+    Console.WriteLine(string.Create(ci, $"peak_fma_gflops={gflops:F1}  ({n} threads, {isa}, best of {rep})"));
+    Console.WriteLine(string.Create(ci, $"read_bandwidth_gbs={bw:F1}  ({n} threads, 1 GiB buffer, best of {rep})"));
+    return 0;
+}
 string onnx = opts.TryGetValue("--onnx", out var o) ? o : throw new ArgumentException("--onnx FILE is required");
 int threads = Int(opts, "--threads", 2);
 using var session = new InferenceSession(onnx, Options(threads, profile: false));
@@ -89,7 +100,7 @@ static SessionOptions Options(int threads, bool profile)
         IntraOpNumThreads = threads,
         InterOpNumThreads = 1,
         ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-        GraphOptimizationLevel = Environment.GetEnvironmentVariable("ORTBENCH_OPT") switch
+        GraphOptimizationLevel = Environment.GetEnvironmentVariable("CPUBENCH_ORT_OPT") switch
         {
             "none" => GraphOptimizationLevel.ORT_DISABLE_ALL,
             "basic" => GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -100,7 +111,7 @@ static SessionOptions Options(int threads, bool profile)
     if (profile)
     {
         so.EnableProfiling = true;
-        so.ProfileOutputPathPrefix = Path.Combine(Path.GetTempPath(), $"ortbench-{Environment.ProcessId}");
+        so.ProfileOutputPathPrefix = Path.Combine(Path.GetTempPath(), $"cpubench-{Environment.ProcessId}");
     }
     return so;
 }
