@@ -93,7 +93,7 @@ public sealed unsafe partial class CpuOps : IOps
             float* panels;
             if (w.OwnsMemory)
             {
-                EnsurePackScratch(CpuGemm.PackedFloats(n, k));
+                Grow(ref _packScratch, ref _packScratchFloats, CpuGemm.PackedFloats(n, k));
                 CpuGemm.Pack(F(w), n, k, _packScratch);
                 panels = _packScratch;
             }
@@ -114,15 +114,6 @@ public sealed unsafe partial class CpuOps : IOps
             return;
         var job = new BiasActivationJob { Y = F(y), Bias = b is null ? null : F(b), N = n, Act = act };
         CpuParallel.For(m, ref job, minChunk: MinRows(n));
-    }
-
-    private void EnsurePackScratch(long floats)
-    {
-        if (_packScratchFloats >= floats)
-            return;
-        System.Runtime.InteropServices.NativeMemory.AlignedFree(_packScratch);
-        _packScratch = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
-        _packScratchFloats = floats;
     }
 
     private CpuGemm.PackedWeight Packed(Tensor w, int n, int k)
@@ -302,13 +293,16 @@ public sealed unsafe partial class CpuOps : IOps
         CpuParallel.For(batch * heads * rowBlocks, ref rows);
     }
 
-    private void EnsureScratch(long floats)
+    private void EnsureScratch(long floats) => Grow(ref _scratch, ref _scratchFloats, floats);
+
+    /// <summary>Grows a 64-byte aligned native buffer to at least <paramref name="floats"/> (its old contents are dropped).</summary>
+    private static void Grow(ref float* buffer, ref long have, long floats)
     {
-        if (_scratchFloats >= floats)
+        if (have >= floats)
             return;
-        System.Runtime.InteropServices.NativeMemory.AlignedFree(_scratch);
-        _scratch = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
-        _scratchFloats = floats;
+        System.Runtime.InteropServices.NativeMemory.AlignedFree(buffer);
+        buffer = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+        have = floats;
     }
 
     /// <summary>Numerically stable softmax: subtract the row maximum, exponentiate, divide by the sum.</summary>
