@@ -140,19 +140,22 @@ def forward(args):
             ort.append(median_ms(out))
             if last:
                 ort_prof = out
-            blas.append(median_ms(run([os.path.join(ROOT, "blockdance"), *common], env=dict(os.environ, BLOCKDANCE_CPU_GEMM="openblas"))))
+            if not args.no_openblas:
+                blas.append(median_ms(run([os.path.join(ROOT, "blockdance"), *common], env=dict(os.environ, BLOCKDANCE_CPU_GEMM="openblas"))))
             if not args.no_torch:
                 torch_fast.append(median_ms(run([PY, "tools/bench_torch_forward.py", "--weights", w, "--threads", str(args.threads),
                                                  "--repeat", str(args.repeat), "--warmup", "10", "--impl", "fast"])))
-            print(f"DiT-{preset} round {r + 1}: load {loads[-1]}, ours {ours[-1]:.1f}, ORT {ort[-1]:.1f}, ours+OpenBLAS {blas[-1]:.1f}"
+            print(f"DiT-{preset} round {r + 1}: load {loads[-1]}, ours {ours[-1]:.1f}, ORT {ort[-1]:.1f}"
+                  + (f", ours+OpenBLAS {blas[-1]:.1f}" if blas else "")
                   + (f", PyTorch {torch_fast[-1]:.1f}" if torch_fast else ""), flush=True)
         ratios = [o / t for o, t in zip(ours, ort)]
-        o, t, bl = statistics.median(ours), statistics.median(ort), statistics.median(blas)
+        o, t = statistics.median(ours), statistics.median(ort)
+        bl = f"{statistics.median(blas):.1f}" if blas else "—"
         tf = f"{statistics.median(torch_fast):.1f}" if torch_fast else "—"
         packed = int(re.search(r"packed_weight_bytes=(\d+)", prof).group(1))
         pack_ms = float(re.search(r"packed_weight_ms=([0-9.]+)", prof).group(1))
         rows.append(f"| DiT-{preset} | {o:.1f} | {t:.1f} | **{statistics.median(ratios):.3f}** ({min(ratios):.3f}–{max(ratios):.3f}) | "
-                    f"{bl:.1f} | {tf} | {packed / 2**20:.0f} MiB, {pack_ms:.0f} ms |")
+                    f"{bl} | {tf} | {packed / 2**20:.0f} MiB, {pack_ms:.0f} ms |")
         print(rows[-1], flush=True)
         flops, bytes_ = analytic_work(preset)
         ms = profile_rows(prof)
@@ -167,7 +170,8 @@ def forward(args):
         details.append(f"<details><summary>DiT-{preset}: every round, the output check and both profiles</summary>\n\n"
                        f"load average (1 min) before each round: {', '.join(loads)}\n\n"
                        f"ours (packed GEMM): {', '.join(f'{v:.1f}' for v in ours)}; ONNX Runtime: {', '.join(f'{v:.1f}' for v in ort)}; "
-                       f"ours / ORT per round: {', '.join(f'{v:.3f}' for v in ratios)}; ours with OpenBLAS: {', '.join(f'{v:.1f}' for v in blas)}"
+                       f"ours / ORT per round: {', '.join(f'{v:.3f}' for v in ratios)}"
+                       + (f"; ours with OpenBLAS: {', '.join(f'{v:.1f}' for v in blas)}" if blas else "")
                        + (f"; PyTorch fast: {', '.join(f'{v:.1f}' for v in torch_fast)}" if torch_fast else "") + "\n\n"
                        f"Output check (`CpuBench check`, inputs and PyTorch output saved by bench/ort_export.py):\n\n```\n{check.strip()}\n```\n\n"
                        f"Our last round (`blockdance bench forward --profile`):\n\n```\n{prof.strip()}\n```\n\n"
@@ -179,7 +183,7 @@ def forward(args):
             f"Batch 2 (one image with guidance), 32x32 latent (256x256 images), fp32, {args.threads} threads on every side "
             f"(ORT: IntraOpNumThreads = {args.threads}, sequential, all graph optimisations), same random weights "
             f"(tools/make_random_checkpoint.py; ORT runs bench/ort_export.py's opset-17 export of the same checkpoint); "
-            f"{args.rounds} alternating rounds of (ours, ORT, ours with OpenBLAS"
+            f"{args.rounds} alternating rounds of (ours, ORT" + ("" if args.no_openblas else ", ours with OpenBLAS")
             + (", PyTorch fast" if not args.no_torch else "") + f"), one process each, each the median of {args.repeat} timed "
             "forwards after 10 warm-ups; the table shows medians over rounds, and the ratio's median (min–max) over rounds. "
             "Goal of issue 16: ours / ORT ≤ 0.85. The machine is shared: the load average before each round is listed; "
@@ -295,6 +299,7 @@ def main():
     sub = ap.add_subparsers(dest="what", required=True)
     f = sub.add_parser("forward"); f.add_argument("--rounds", type=int, default=5); f.add_argument("--repeat", type=int, default=5)
     f.add_argument("--no-torch", action="store_true", help="leave PyTorch out of the rounds")
+    f.add_argument("--no-openblas", action="store_true", help="leave the OpenBLAS variant of our forward out of the rounds")
     f.add_argument("--presets", nargs="+", default=["S/2", "B/2"])
     c = sub.add_parser("cache"); c.add_argument("--steps", type=int, default=50); c.add_argument("--repeat", type=int, default=2)
     m = sub.add_parser("memory")

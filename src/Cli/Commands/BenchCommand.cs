@@ -86,7 +86,9 @@ public sealed class BenchCommand : ICommand
                 console.Out.WriteLine(string.Create(ci, $"{op,-22} {ms / repeat,11:F2} {ms / total,7:P1} {calls / repeat,7}"));
             double gemm = profiler.Totals.Where(p => p.Op.StartsWith("Linear", StringComparison.Ordinal) || p.Op == "Attention").Sum(p => p.Milliseconds);
             console.Out.WriteLine(string.Create(ci, $"gemm_share={gemm / total:F4}  (Linear and attention of the op total)"));
-            if (ops.Device.IsHostMemory)
+            // OpenBLAS alone on the forward's products: the speed limit of the OpenBLAS path (issue 7); the packed GEMM
+            // has the roofline of bench/cpu_bench.py forward instead (issue 16).
+            if (ops.Device.IsHostMemory && Unwrap(ops) is Kernels.Cpu.CpuOps { PackWeights: false })
             {
                 var shapes = profiler.GemmShapes.Take(profiler.GemmShapes.Count / repeat).ToList();
                 double sgemm = Kernels.Cpu.SgemmBaseline.Measure(shapes, repeat);
