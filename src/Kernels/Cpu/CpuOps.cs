@@ -7,10 +7,12 @@ using Tensor = BlockDance.Runtime.Tensor;
 namespace BlockDance.Kernels.Cpu;
 
 /// <summary>
-/// The managed CPU device: float32 math in C#, matrix products in OpenBLAS <c>cblas_sgemm</c>, loops spread over the
-/// cores by <see cref="CpuParallel"/>. It is the reference every other backend is compared with, so each op is written
-/// to follow the PyTorch float32 formula of the model specification. Ops allocate nothing except the attention score
-/// scratch, which grows (rarely) to the largest batch × sequence seen and is then reused.
+/// The managed CPU device: float32 math in C#, matrix products in its own packed-weight GEMM (<see cref="CpuGemm"/>;
+/// OpenBLAS <c>cblas_sgemm</c> when <see cref="PackWeights"/> is off), loops spread over the cores by
+/// <see cref="CpuParallel"/>. It is the reference every other backend is compared with, so each op is written to follow
+/// the PyTorch float32 formula of the model specification. Ops allocate no managed memory in steady state: native
+/// scratch (attention, the packed form of owned weights) grows (rarely) to the largest size seen and is then reused,
+/// and a checkpoint weight's packed copy is made once, on its first use.
 /// </summary>
 public sealed unsafe partial class CpuOps : IOps
 {
