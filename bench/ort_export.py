@@ -7,8 +7,10 @@ The graph is tools/torch_fast_dit.py's forward (torch's fused built-ins, origina
 `torch.onnx.export` at opset 17, with the shapes fixed (batch, 4 × input_size²). Inputs: x [B, 4, S, S] float32,
 t [B] float32, y [B] int64; output: out [B, 8, S, S].
 
-DiT's LayerNorms have no affine parameters. The opset-17 exporter writes such a LayerNorm as a LayerNormalization
-node whose Scale input is an empty tensor, which ONNX Runtime rejects; with a unit scale but no bias (an empty
+DiT's LayerNorms have no affine parameters. The opset-17 exporter (torch 1.13) writes such a LayerNorm as a
+LayerNormalization node whose Scale input is an empty name: its own checker fails the export, and ONNX Runtime 1.32
+rejects the file ("[ErrorCode:InvalidGraph] ... input 1 is marked single but has an empty string in the graph",
+measured on the tiny fixture); with a unit scale but no bias (an empty
 optional input) ONNX Runtime 1.32's extended graph optimisations crash with a segmentation fault (measured here). The
 exported copy therefore calls F.layer_norm with a unit weight and a zero bias: x·1 + 0 is exact in float32, so the
 function is unchanged — this script
