@@ -2,8 +2,9 @@
 """CPU benchmarks of the project; each writes a Markdown table to bench/results/ with the machine and the date.
 
   bench/cpu_bench.py forward [--rounds 5]   DiT-S/2 and DiT-B/2 at 256x256 (32x32 latent), batch 2: the CPU device's forward
-                                            latency next to Debian's PyTorch on the same weights and thread count, run
-                                            alternately (issues 2 and 7), plus the op profile of the CPU device
+                                            latency next to ONNX Runtime (bench/CpuBench, bench/ort_export.py; issue 16), the
+                                            device with OpenBLAS, and Debian's PyTorch, same weights and threads, run
+                                            alternately, with both op profiles and the roofline (peak FMA, bandwidth)
   bench/cpu_bench.py cache [--steps 50]     DiT-B/2 256x256, batch 2 (one image with guidance), DDIM 50: measured speed-up of
                                             BlockDance N=2,3,4 and DeepCache-style N=2 against no cache, next to the ideal
                                             speed-up implied by the MACs saved (issue 3)
@@ -20,8 +21,8 @@ RESULTS = os.path.join(ROOT, "bench", "results")
 PY = "/usr/bin/python3"
 
 
-def run(cmd, **kw):
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, **kw)
+def run(cmd, env=None, **kw):
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, **kw)
     if r.returncode != 0:
         sys.exit(f"command failed ({r.returncode}): {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
     return r.stdout
@@ -68,52 +69,136 @@ def write(name, text):
     print(f"wrote {path}")
 
 
+CPUBENCH = os.path.join(ROOT, "artifacts", "bin", "CpuBench", "release", "CpuBench")
+
+
+def cpubench(*args, env=None):
+    return run([CPUBENCH, *args], env=env)
+
+
+def onnx_model(preset, weights):
+    """The checkpoint exported to ONNX once by bench/ort_export.py (bench dependency: python3-onnx)."""
+    path = weights.replace(".safetensors", ".onnx")
+    if not os.path.exists(path) or not os.path.exists(path + ".io.safetensors"):
+        run([PY, "bench/ort_export.py", "--weights", weights, "--out", path])
+    return path
+
+
+def load():
+    return open("/proc/loadavg").read().split()[0]
+
+
+def analytic_work(preset):
+    """FLOPs of each profiled op class and bytes of the memory-bound ones for a DiT preset at 32x32, batch 2."""
+    depth, d, heads = {"S/2": (12, 384, 6), "B/2": (12, 768, 12), "L/2": (24, 1024, 16), "XL/2": (28, 1152, 16)}[preset]
+    b, t, p, c_in, c_out = 2, 256, 2, 4, 8
+    m = b * t
+    gelu = depth * 2 * m * 4 * d * d
+    linear = (depth * (2 * m * 3 * d * d + 2 * m * d * d + 2 * m * d * 4 * d + 2 * b * 6 * d * d)
+              + 2 * m * d * c_in * p * p + 2 * b * d * d + 2 * b * 2 * d * d + 2 * m * p * p * c_out * d)
+    silu = 2 * b * d * 256
+    attention = depth * b * 4 * t * t * d
+    ln_bytes = (2 * depth + 1) * 2 * m * d * 4
+    gated_bytes = 2 * depth * 3 * m * d * 4
+    return {"Linear": linear, "Linear+GeluTanh": gelu, "Linear+Silu": silu, "Attention": attention}, \
+        {"LayerNormModulate": ln_bytes, "GatedResidualAdd": gated_bytes}
+
+
+def profile_rows(text, prefix=""):
+    rows = {}
+    for line in text.splitlines():
+        mm = re.match(r"^(\S+)\s+([0-9.]+)\s+([0-9.]+) ?%\s+(\d+)$", line.strip())
+        if mm and not line.startswith(("op ", "ort op")):
+            rows[mm.group(1)] = float(mm.group(2))
+    return rows
+
+
 def forward(args):
-    rows, details = [], []
+    dotnet = run(["dotnet", "build", "bench/CpuBench", "-c", "Release", "-v", "q", "-nologo"])  # noqa: F841
+    blockdance("--version")  # builds the tool if needed
+    peak_text = cpubench("peak", "--threads", str(args.threads))
+    peak = float(re.search(r"peak_fma_gflops=([0-9.]+)", peak_text).group(1))
+    bw = float(re.search(r"read_bandwidth_gbs=([0-9.]+)", peak_text).group(1))
+    rows, details, roofline = [], [], []
     for preset in args.presets:
         w = checkpoint(preset)
-        # Ten warm-up forwards on both sides: .NET's tiered JIT recompiles the hot loops in the background during the
-        # first forwards (two warm-ups left medians 10-20 % slow and noisy).
+        onnx = onnx_model(preset, w)
+        check = cpubench("check", "--onnx", onnx, "--weights", w, "--threads", str(args.threads))
         common = ["bench", "forward", "--weights", w, "--threads", str(args.threads), "--repeat", str(args.repeat), "--warmup", "10"]
-        ours, fast, naive, shared, distinct, shares, prof = [], [], [], [], [], [], ""
-        torch_cmd = [PY, "tools/bench_torch_forward.py", "--weights", w, "--threads", str(args.threads), "--repeat", str(args.repeat),
-                     "--warmup", "10"]
-        for _ in range(args.rounds):
-            # --profile: the forward is timed first, unprofiled; then one profiled pass and OpenBLAS alone on its products.
-            prof = blockdance(*common, "--profile")
-            ours.append(median_ms(prof))
-            shares.append(float(re.search(r"gemm_share=([0-9.]+)", prof).group(1)))
-            shared.append(float(re.search(r"sgemm_only_ms=([0-9.]+)", prof).group(1)))
-            distinct.append(float(re.search(r"sgemm_distinct_ms=([0-9.]+)", prof).group(1)))
-            fast.append(median_ms(run(torch_cmd + ["--impl", "fast"])))
-            naive.append(median_ms(run(torch_cmd + ["--impl", "reference"])))
-        o, t, n = statistics.median(ours), statistics.median(fast), statistics.median(naive)
-        share, s_ms, d_ms = statistics.median(shares), statistics.median(shared), statistics.median(distinct)
-        rows.append(f"| DiT-{preset} | {o:.1f} | {t:.1f} | {o / t:.3f} | {n:.1f} | {share:.1%} | {s_ms:.1f} | {s_ms / o:.1%} | "
-                    f"{d_ms:.1f} | {d_ms / o:.1%} |")
+        ours, ort, blas, torch_fast, loads = [], [], [], [], []
+        prof = ort_prof = ""
+        for r in range(args.rounds):
+            last = r == args.rounds - 1
+            loads.append(load())
+            # Alternating, one process each: ours (packed GEMM), ONNX Runtime, ours with OpenBLAS, PyTorch.
+            out = blockdance(*common, *(["--profile"] if last else []))
+            ours.append(median_ms(out))
+            if last:
+                prof = out
+            out = cpubench("time", "--onnx", onnx, "--threads", str(args.threads), "--repeat", str(args.repeat), "--warmup", "10",
+                           *(["--profile"] if last else []))
+            ort.append(median_ms(out))
+            if last:
+                ort_prof = out
+            if not args.no_openblas:
+                blas.append(median_ms(run([os.path.join(ROOT, "blockdance"), *common], env=dict(os.environ, BLOCKDANCE_CPU_GEMM="openblas"))))
+            if not args.no_torch:
+                torch_fast.append(median_ms(run([PY, "tools/bench_torch_forward.py", "--weights", w, "--threads", str(args.threads),
+                                                 "--repeat", str(args.repeat), "--warmup", "10", "--impl", "fast"])))
+            print(f"DiT-{preset} round {r + 1}: load {loads[-1]}, ours {ours[-1]:.1f}, ORT {ort[-1]:.1f}"
+                  + (f", ours+OpenBLAS {blas[-1]:.1f}" if blas else "")
+                  + (f", PyTorch {torch_fast[-1]:.1f}" if torch_fast else ""), flush=True)
+        ratios = [o / t for o, t in zip(ours, ort)]
+        o, t = statistics.median(ours), statistics.median(ort)
+        bl = f"{statistics.median(blas):.1f}" if blas else "—"
+        tf = f"{statistics.median(torch_fast):.1f}" if torch_fast else "—"
+        packed = int(re.search(r"packed_weight_bytes=(\d+)", prof).group(1))
+        pack_ms = float(re.search(r"packed_weight_ms=([0-9.]+)", prof).group(1))
+        rows.append(f"| DiT-{preset} | {o:.1f} | {t:.1f} | **{statistics.median(ratios):.3f}** ({min(ratios):.3f}–{max(ratios):.3f}) | "
+                    f"{bl} | {tf} | {packed / 2**20:.0f} MiB, {pack_ms:.0f} ms |")
         print(rows[-1], flush=True)
-        details.append(f"<details><summary>DiT-{preset}: every round and the op profile</summary>\n\n"
-                       f"ours: {', '.join(f'{v:.1f}' for v in ours)}; PyTorch fast: {', '.join(f'{v:.1f}' for v in fast)}; "
-                       f"PyTorch reference: {', '.join(f'{v:.1f}' for v in naive)}; OpenBLAS shared operands: "
-                       f"{', '.join(f'{v:.1f}' for v in shared)}; own operands: {', '.join(f'{v:.1f}' for v in distinct)}\n\n"
-                       "The last round's output:\n\n"
-                       f"```\n{prof.strip()}\n```\n</details>\n")
-    head = ["# CPU forward latency: BlockDance CPU device vs Debian's PyTorch\n",
-            f"Machine: {machine()}\n",
-            f"Batch 2 (one image with guidance), 32x32 latent (256x256 images), fp32, {args.threads} threads on both sides, "
-            f"same random weights; {args.rounds} alternating rounds of (ours, PyTorch), each the median of {args.repeat} timed "
-            "forwards after 10 warm-up forwards; the table shows the median over rounds. Ratio = ours / PyTorch with fused "
-            "built-ins (tools/torch_fast_dit.py; goal of issue 7: at most 0.8); the op-by-op PyTorch reference "
-            "(tools/dit_reference.py) is shown too. GEMM share: Linear and attention time of all op time in a profiled pass "
-            "(goal: at least 85 %). OpenBLAS alone: the forward's matrix products (linears and the per-head attention "
-            "products) as plain `cblas_sgemm` calls with OpenBLAS's own threads, nothing else, median of the same number of "
-            "runs — once with all products sharing one set of operands (they stay in cache: OpenBLAS's best case), once with "
-            "every product's own operands as in the forward (each weight read from memory once per forward); then that "
-            "time / our forward time (goal: at least 70 %).\n",
-            "| model | ours median ms | PyTorch fast ms | ratio | PyTorch reference ms | GEMM share | OpenBLAS alone, shared operands, ms "
-            "| / forward | OpenBLAS alone, own operands, ms | / forward |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
-    write("forward-cpu.md", "\n".join(head + rows) + "\n\n" + "\n".join(details))
+        flops, bytes_ = analytic_work(preset)
+        ms = profile_rows(prof)
+        for op, f in flops.items():
+            if op in ms and ms[op] > 0:
+                g = f / ms[op] / 1e6
+                roofline.append(f"| DiT-{preset} | {op} | {ms[op]:.2f} | {f / 1e9:.2f} GFLOP | {g:.1f} GFLOP/s | {g / peak:.1%} of FMA peak |")
+        for op, by in bytes_.items():
+            if op in ms and ms[op] > 0:
+                gb = by / ms[op] / 1e6
+                roofline.append(f"| DiT-{preset} | {op} | {ms[op]:.2f} | {by / 1e6:.1f} MB | {gb:.1f} GB/s | {gb / bw:.1%} of read bandwidth |")
+        details.append(f"<details><summary>DiT-{preset}: every round, the output check and both profiles</summary>\n\n"
+                       f"load average (1 min) before each round: {', '.join(loads)}\n\n"
+                       f"ours (packed GEMM): {', '.join(f'{v:.1f}' for v in ours)}; ONNX Runtime: {', '.join(f'{v:.1f}' for v in ort)}; "
+                       f"ours / ORT per round: {', '.join(f'{v:.3f}' for v in ratios)}"
+                       + (f"; ours with OpenBLAS: {', '.join(f'{v:.1f}' for v in blas)}" if blas else "")
+                       + (f"; PyTorch fast: {', '.join(f'{v:.1f}' for v in torch_fast)}" if torch_fast else "") + "\n\n"
+                       f"Output check (`CpuBench check`, inputs and PyTorch output saved by bench/ort_export.py):\n\n```\n{check.strip()}\n```\n\n"
+                       f"Our last round (`blockdance bench forward --profile`):\n\n```\n{prof.strip()}\n```\n\n"
+                       f"ONNX Runtime's last round (`CpuBench time --profile`, ORT's own per-node profiler):\n\n```\n{ort_prof.strip()}\n```\n</details>\n")
+    m = machine()
+    ort_version = re.search(r"onnxruntime (\S+),", ort_prof).group(1) if ort_prof else "?"
+    head = ["# CPU forward latency: BlockDance CPU device vs ONNX Runtime (and PyTorch)\n",
+            f"Machine: {m}; ONNX Runtime {ort_version} (NuGet Microsoft.ML.OnnxRuntime, CPU provider)\n",
+            f"Batch 2 (one image with guidance), 32x32 latent (256x256 images), fp32, {args.threads} threads on every side "
+            f"(ORT: IntraOpNumThreads = {args.threads}, sequential, all graph optimisations), same random weights "
+            f"(tools/make_random_checkpoint.py; ORT runs bench/ort_export.py's opset-17 export of the same checkpoint); "
+            f"{args.rounds} alternating rounds of (ours, ORT" + ("" if args.no_openblas else ", ours with OpenBLAS")
+            + (", PyTorch fast" if not args.no_torch else "") + f"), one process each, each the median of {args.repeat} timed "
+            "forwards after 10 warm-ups; the table shows medians over rounds, and the ratio's median (min–max) over rounds. "
+            "Goal of issue 16: ours / ORT ≤ 0.85. The machine is shared: the load average before each round is listed; "
+            "absolute times move with it, the alternating ratio much less.\n",
+            "| model | ours ms | ONNX Runtime ms | ours / ORT | ours with OpenBLAS ms | PyTorch fast ms | packed weights (memory, one-time cost) |",
+            "|---|---|---|---|---|---|---|"]
+    roof = ["\n## Roofline\n",
+            f"`CpuBench peak --threads {args.threads}` (bench/CpuBench/Peak.cs), best of 5 at the start of the run: "
+            f"**{peak:.1f} GFLOP/s** peak FMA rate, **{bw:.1f} GB/s** memory read bandwidth.\n\n"
+            "```\n" + peak_text.strip() + "\n```\n",
+            "Each op's achieved rate in the last round's profile (FLOPs counted from the shapes: 2·M·N·K per product, "
+            "4·T²·D per image and block for attention; bytes: LayerNormModulate reads x and writes y, GatedResidualAdd reads "
+            "x and h and writes x; the small modulation vectors are left out):\n",
+            "| model | op | ms/forward | work | achieved | of the roofline |", "|---|---|---|---|---|---|"] + roofline
+    write("forward-cpu.md", "\n".join(head + rows) + "\n" + "\n".join(roof) + "\n\n" + "\n".join(details))
 
 
 def cache(args):
@@ -150,6 +235,9 @@ def peak_rss_kib(weights, threads):
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr).group(1))
     act = int(re.search(r"activation_bytes=(\d+)", r.stdout).group(1)) + int(re.search(r"scratch_bytes=(\d+)", r.stdout).group(1))
     copies = int(re.search(r"weights_resident_copies_bytes=(\d+)", r.stdout).group(1))
+    # The packed GEMM's weight copies (issue 16) are memory the forward needs, like the activations: counted with them.
+    packed = re.search(r"packed_weight_bytes=(\d+)", r.stdout)
+    act += int(packed.group(1)) if packed else 0
     return rss, act, copies
 
 
@@ -182,7 +270,7 @@ def memory(args):
              "The checkpoint is fp32 in the original layout, so every weight is a view of the memory-mapped file "
              f"(weights copied into the process: {copies} bytes). Peak RSS from `/usr/bin/time -v` of "
              "`blockdance bench forward --repeat 1 --warmup 0` at batch 2, 32x32 latent, with `DOTNET_TieredCompilation=0` so that "
-             "every run holds the same JIT state whatever its length. Activations include the CPU "
+             "every run holds the same JIT state whatever its length. Activations include the packed weight copies of the CPU device's GEMM (issue 16; `BLOCKDANCE_CPU_GEMM=openblas` leaves them out) and the CPU "
              "attention's scratch (keys transposed and values packed, 2·B·T·D floats). Goal of issue 7: at most the "
              "checkpoint's size plus the activations.\n",
              "Two ways to take out what the process costs without any model (the .NET runtime, the JIT, OpenBLAS's buffers): "
@@ -210,6 +298,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
     f = sub.add_parser("forward"); f.add_argument("--rounds", type=int, default=5); f.add_argument("--repeat", type=int, default=5)
+    f.add_argument("--no-torch", action="store_true", help="leave PyTorch out of the rounds")
+    f.add_argument("--no-openblas", action="store_true", help="leave the OpenBLAS variant of our forward out of the rounds")
     f.add_argument("--presets", nargs="+", default=["S/2", "B/2"])
     c = sub.add_parser("cache"); c.add_argument("--steps", type=int, default=50); c.add_argument("--repeat", type=int, default=2)
     m = sub.add_parser("memory")

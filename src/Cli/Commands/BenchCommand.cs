@@ -80,6 +80,8 @@ public sealed class BenchCommand : ICommand
         console.Out.WriteLine(string.Create(ci, $"model {c}; batch {batch}, latent {size}×{size}, device {ops.Device.Name}, threads {Kernels.Cpu.CpuOps.Threads}"));
         console.Out.WriteLine(string.Create(ci, $"activation_bytes={a.Bytes} scratch_bytes={(Unwrap(ops) as Kernels.Cpu.CpuOps)?.ScratchBytes ?? 0} weights_resident_copies_bytes={s.Model.OwnedBytes}"));
         console.Out.WriteLine(string.Create(ci, $"forward: min {times[0]:F2} ms, median {median:F2} ms, max {times[^1]:F2} ms over {repeat} runs; {macs / 1e9:F2} GMAC → {macs * 2 / median / 1e6:F1} GFLOP/s"));
+        if (Unwrap(ops) is Kernels.Cpu.CpuOps cpu)
+            console.Out.WriteLine(string.Create(ci, $"gemm={(cpu.PackWeights ? "packed" : "openblas")} packed_weight_bytes={cpu.PackedWeightBytes} packed_weight_ms={cpu.PackMilliseconds:F1}"));
         if (profiler is not null)
         {
             profiler.Reset();
@@ -92,7 +94,9 @@ public sealed class BenchCommand : ICommand
                 console.Out.WriteLine(string.Create(ci, $"{op,-22} {ms / repeat,11:F2} {ms / total,7:P1} {calls / repeat,7}"));
             double gemm = profiler.Totals.Where(p => p.Op.StartsWith("Linear", StringComparison.Ordinal) || p.Op == "Attention").Sum(p => p.Milliseconds);
             console.Out.WriteLine(string.Create(ci, $"gemm_share={gemm / total:F4}  (Linear and attention of the op total)"));
-            if (ops.Device.IsHostMemory)
+            // OpenBLAS alone on the forward's products: the speed limit of the OpenBLAS path (issue 7); the packed GEMM
+            // has the roofline of bench/cpu_bench.py forward instead (issue 16).
+            if (ops.Device.IsHostMemory && Unwrap(ops) is Kernels.Cpu.CpuOps { PackWeights: false })
             {
                 var shapes = profiler.GemmShapes.Take(profiler.GemmShapes.Count / repeat).ToList();
                 double sgemm = Kernels.Cpu.SgemmBaseline.Measure(shapes, repeat);

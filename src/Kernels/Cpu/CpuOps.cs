@@ -7,10 +7,12 @@ using Tensor = BlockDance.Runtime.Tensor;
 namespace BlockDance.Kernels.Cpu;
 
 /// <summary>
-/// The managed CPU device: float32 math in C#, matrix products in OpenBLAS <c>cblas_sgemm</c>, loops spread over the
-/// cores by <see cref="CpuParallel"/>. It is the reference every other backend is compared with, so each op is written
-/// to follow the PyTorch float32 formula of the model specification. Ops allocate nothing except the attention score
-/// scratch, which grows (rarely) to the largest batch × sequence seen and is then reused.
+/// The managed CPU device: float32 math in C#, matrix products in its own packed-weight GEMM (<see cref="CpuGemm"/>;
+/// OpenBLAS <c>cblas_sgemm</c> when <see cref="PackWeights"/> is off), loops spread over the cores by
+/// <see cref="CpuParallel"/>. It is the reference every other backend is compared with, so each op is written to follow
+/// the PyTorch float32 formula of the model specification. Ops allocate no managed memory in steady state: native
+/// scratch (attention, the packed form of owned weights) grows (rarely) to the largest size seen and is then reused,
+/// and a checkpoint weight's packed copy is made once, on its first use.
 /// </summary>
 public sealed unsafe partial class CpuOps : IOps
 {
@@ -25,6 +27,11 @@ public sealed unsafe partial class CpuOps : IOps
     /// <summary>The fewest rows of <paramref name="rowLength"/> floats worth a part of their own (see <see cref="InlineFloats"/>).</summary>
     private static int MinRows(int rowLength) => Math.Max(1, InlineFloats / Math.Max(1, rowLength));
 
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<Tensor, CpuGemm.PackedWeight> _packed = new();
+    private readonly object _packLock = new();
+    private long _packedFloats, _packTicks;
+    private float* _packScratch;  // the packed form of an owned weight, remade on every call
+    private long _packScratchFloats;
     private float* _scratch;     // attention: keys transposed and values packed, grown to the largest 2·B·T·D seen
     private long _scratchFloats;
 
@@ -38,15 +45,36 @@ public sealed unsafe partial class CpuOps : IOps
         int n = threads > 0 ? threads : Environment.ProcessorCount;
         CpuParallel.ThreadCount = n;
         OpenBlas.openblas_set_num_threads(n);
+        PackWeights = Environment.GetEnvironmentVariable("BLOCKDANCE_CPU_GEMM") switch
+        {
+            null or "" or "packed" => true,
+            "openblas" => false,
+            string other => throw new ArgumentException($"BLOCKDANCE_CPU_GEMM='{other}': expected packed or openblas"),
+        };
     }
+
+    /// <summary>
+    /// Whether <see cref="Linear"/> runs through <see cref="CpuGemm"/> (default) instead of OpenBLAS <c>cblas_sgemm</c>.
+    /// Weights that do not own their memory (views of a checkpoint's read-only mapping) are packed once, on first use,
+    /// and the copy is kept with the tensor object: such a weight's values must not change while its tensor object
+    /// lives. Weights that own their memory are packed into scratch on every call. The environment variable
+    /// <c>BLOCKDANCE_CPU_GEMM=openblas</c> turns it off for a whole process.
+    /// </summary>
+    public bool PackWeights { get; set; }
+
+    /// <summary>Bytes of the packed weight copies made so far (native memory, about the size of the weights used).</summary>
+    public long PackedWeightBytes => Interlocked.Read(ref _packedFloats) * sizeof(float);
+
+    /// <summary>Milliseconds spent packing weights so far (the one-time cost of the packed copies, paid on first use).</summary>
+    public double PackMilliseconds => _packTicks * 1000.0 / System.Diagnostics.Stopwatch.Frequency;
 
     /// <inheritdoc/>
     public Device Device => CpuDevice.Instance;
     /// <inheritdoc/>
     public DType ActivationType => DType.F32;
 
-    /// <summary>Bytes of the attention scratch (keys transposed, values packed), the only memory the ops hold besides their tensors.</summary>
-    public long ScratchBytes => _scratchFloats * sizeof(float);
+    /// <summary>Bytes of the scratch: attention (keys transposed, values packed) and the packed form of owned weights.</summary>
+    public long ScratchBytes => (_scratchFloats + _packScratchFloats) * sizeof(float);
 
     /// <summary>Threads the managed loops use.</summary>
     public static int Threads => CpuParallel.ThreadCount;
@@ -63,12 +91,52 @@ public sealed unsafe partial class CpuOps : IOps
         var (m, n, k) = Check.Linear(x, w, b, y);
         if (m == 0 || n == 0)
             return;
+        if (PackWeights && k > 0)
+        {
+            // A weight that does not own its memory (a checkpoint view) is packed once and kept; an owned one (a test's
+            // operand, a converted or concatenated weight) is packed into scratch on every call: the same kernel either way.
+            float* panels;
+            if (w.OwnsMemory)
+            {
+                Grow(ref _packScratch, ref _packScratchFloats, CpuGemm.PackedFloats(n, k));
+                CpuGemm.Pack(F(w), n, k, _packScratch);
+                panels = _packScratch;
+            }
+            else
+                panels = Packed(w, n, k).Data;
+            int chunks = CpuGemm.Job.ChunksFor(m, n, CpuParallel.ThreadCount);
+            var gemm = new CpuGemm.Job
+            {
+                X = F(x), Packed = panels, Bias = b is null ? null : F(b), Y = F(y), M = m, N = n, K = k,
+                RowChunks = chunks, Act = act,
+            };
+            CpuParallel.For((n + CpuGemm.NR - 1) / CpuGemm.NR * chunks, ref gemm);
+            return;
+        }
         OpenBlas.cblas_sgemm(OpenBlas.RowMajor, OpenBlas.NoTrans, OpenBlas.Trans, m, n, k,
             1f, F(x), k, F(w), k, 0f, F(y), n);
         if (b is null && act == Activation.None)
             return;
         var job = new BiasActivationJob { Y = F(y), Bias = b is null ? null : F(b), N = n, Act = act };
         CpuParallel.For(m, ref job, minChunk: MinRows(n));
+    }
+
+    private CpuGemm.PackedWeight Packed(Tensor w, int n, int k)
+    {
+        if (_packed.TryGetValue(w, out var p))
+            return p;
+        lock (_packLock)
+        {
+            if (!_packed.TryGetValue(w, out p))
+            {
+                long start = System.Diagnostics.Stopwatch.GetTimestamp();
+                p = new CpuGemm.PackedWeight(F(w), n, k);
+                _packTicks += System.Diagnostics.Stopwatch.GetTimestamp() - start;
+                _packed.Add(w, p);
+                Interlocked.Add(ref _packedFloats, p.Floats);
+            }
+            return p;
+        }
     }
 
     private struct BiasActivationJob : IRangeJob
@@ -235,13 +303,16 @@ public sealed unsafe partial class CpuOps : IOps
         CpuParallel.For(batch * heads * rowBlocks, ref rows);
     }
 
-    private void EnsureScratch(long floats)
+    private void EnsureScratch(long floats) => Grow(ref _scratch, ref _scratchFloats, floats);
+
+    /// <summary>Grows a 64-byte aligned native buffer to at least <paramref name="floats"/> (its old contents are dropped).</summary>
+    private static void Grow(ref float* buffer, ref long have, long floats)
     {
-        if (_scratchFloats >= floats)
+        if (have >= floats)
             return;
-        System.Runtime.InteropServices.NativeMemory.AlignedFree(_scratch);
-        _scratch = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
-        _scratchFloats = floats;
+        System.Runtime.InteropServices.NativeMemory.AlignedFree(buffer);
+        buffer = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+        have = floats;
     }
 
     /// <summary>Numerically stable softmax: subtract the row maximum, exponentiate, divide by the sum.</summary>
@@ -465,6 +536,12 @@ public sealed unsafe partial class CpuOps : IOps
     /// <summary>Frees the attention scratch. The ops can be used again afterwards (the scratch grows back on demand).</summary>
     public void Dispose()
     {
+        foreach (var (_, p) in _packed)
+            p.Dispose();
+        _packed.Clear();
+        System.Runtime.InteropServices.NativeMemory.AlignedFree(_packScratch);
+        _packScratch = null;
+        _packScratchFloats = 0;
         System.Runtime.InteropServices.NativeMemory.AlignedFree(_scratch);
         _scratch = null;
         _scratchFloats = 0;

@@ -203,7 +203,7 @@ public static class OpCases
     // accumulation and no code shared with the backends. Slow on purpose.
 
     /// <summary>y[M,N] = act(x[M,K]·w[N,K]ᵀ + b[N]) in double.</summary>
-    private static float[] LinearReference(float[] x, float[] w, float[]? b, int m, int n, int k, Func<double, double>? act = null)
+    internal static float[] LinearReference(float[] x, float[] w, float[]? b, int m, int n, int k, Func<double, double>? act = null)
     {
         var y = new float[m * n];
         for (int i = 0; i < m; i++)
