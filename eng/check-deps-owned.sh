@@ -14,6 +14,7 @@
 # reference tools import. A file's owner is the first path of its symlink chain that dpkg knows (alternatives such as
 # /usr/include/x86_64-linux-gnu/cblas.h -> /etc/alternatives/... are followed).
 set -euo pipefail
+trap 'echo "check-deps-owned: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 command -v dpkg-query >/dev/null || { echo "check-deps-owned: not a Debian system (no dpkg-query): skipped"; exit 77; }
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:?usage: $0 BUILD_DIR [--without PKG[,PKG...]]}
@@ -44,7 +45,7 @@ allowed=$(mktemp); files=$(mktemp); trap 'rm -f "$allowed" "$files"' EXIT
 level=("${listed[@]}")
 while [ ${#level[@]} -gt 0 ]; do
   mapfile -t level < <(hard_deps "${level[@]}" | sort -u | comm -23 - "$allowed")
-  [ ${#level[@]} -gt 0 ] && { printf '%s\n' "${level[@]}" | sort -u -m - "$allowed" -o "$allowed"; }
+  if [ ${#level[@]} -gt 0 ]; then printf '%s\n' "${level[@]}" | sort -u -m - "$allowed" -o "$allowed"; fi
 done
 
 # ---- the files the builds and tests find ------------------------------------------------------------------------------
