@@ -87,6 +87,9 @@ public sealed class ProfilingOps(IOps inner) : IOps
         var copy = c;
         Time(nameof(AncestralStep), () => inner.AncestralStep(x, modelOutput, copy, noise));
     }
+    /// <inheritdoc/>
+    public void RelativeL1(Tensor x, Tensor reference, Tensor result, float weight, bool accumulate) =>
+        Time(nameof(RelativeL1), () => inner.RelativeL1(x, reference, result, weight, accumulate));
     public void RandomNormal(Tensor y, ulong seed, ulong offset) => Time(nameof(RandomNormal), () => inner.RandomNormal(y, seed, offset));
 
     public void Dispose() => inner.Dispose();

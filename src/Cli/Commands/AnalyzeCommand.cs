@@ -1,4 +1,5 @@
 using BlockDance.Dit;
+using BlockDance.Dit.Caching;
 using BlockDance.Dit.Metrics;
 using BlockDance.Dit.Pipeline;
 using BlockDance.Runtime;
@@ -29,7 +30,7 @@ public sealed class AnalyzeCommand : ICommand
         using var session = ModelSession.Open(args);
         int depth = session.Config.Depth;
         // Default: the block whose output a cache would store, i − 1: the policy's boundary, or BlockDance's default one.
-        var plan = request.Cache.Plan(request.Steps, depth);
+        var plan = request.Cache.IsDynamic ? StepPlan.AllFull(request.Steps, depth) : request.Cache.Plan(request.Steps, depth);
         int boundary = plan.UsesCache ? plan.Boundary : new Dit.Caching.BlockDancePolicy(2, null, 0.4, 0.95).BoundaryFor(depth);
         int[] blocks = args.Has("--blocks") ? args.IntList("--blocks") : [boundary - 1];
         foreach (int b in blocks)

@@ -375,6 +375,26 @@ public sealed unsafe partial class CpuOps : IOps
         }
     }
 
+    /// <summary>Per item: both L1 sums in double, in element order (independent of the batch size).</summary>
+    public void RelativeL1(Tensor x, Tensor reference, Tensor result, float weight, bool accumulate)
+    {
+        Check.F32(x, reference, result);
+        var (batch, perItem) = Check.RelativeL1(x, reference, result);
+        float* xs = F(x), rs = F(reference), y = F(result);
+        for (int b = 0; b < batch; b++)
+        {
+            double diff = 0, norm = 0;
+            float* xi = xs + (long)b * perItem, ri = rs + (long)b * perItem;
+            for (int j = 0; j < perItem; j++)
+            {
+                diff += Math.Abs(xi[j] - ri[j]);
+                norm += Math.Abs(ri[j]);
+            }
+            float ratio = norm > 0 ? (float)(diff / norm) : diff > 0 ? float.PositiveInfinity : 0f;
+            y[b] = (accumulate ? y[b] : 0f) + weight * ratio;
+        }
+    }
+
     public void DdimStep(Tensor x, Tensor modelOutput, in DdimCoefficients c, Tensor? noise)
     {
         Check.F32(x, modelOutput);

@@ -424,6 +424,32 @@ internal sealed unsafe class CudaKernels
     }
 
     // ---------------------------------------------------------------------------------------------------------------
+    // indicator.cu
+
+    /// <summary>One block of <see cref="ElementwiseBlock"/> threads per batch item; result is F32 [B].</summary>
+    public void RelativeL1(Tensor x, Tensor reference, Tensor result, float weight, bool accumulate)
+    {
+        Activations("RelativeL1", x, reference);
+        OnDevice("RelativeL1", result);
+        var (batch, perItem) = Check.RelativeL1(x, reference, result);
+        Total(x.Count, "RelativeL1");
+        if (batch == 0)
+            return;
+        nint xP = x.Address, refP = reference.Address, resultP = result.Address;
+        int acc = accumulate ? 1 : 0;
+        void** slots = stackalloc void*[6];
+        byte* letters = stackalloc byte[6];
+        var args = new KernelArgs(slots, letters, 6);
+        args.Add(&xP);
+        args.Add(&refP);
+        args.Add(&resultP);
+        args.Add(&perItem);
+        args.Add(&weight);
+        args.Add(&acc);
+        _modules.Launch(Kernel.RelativeL1, _type, (uint)batch, ElementwiseBlock, 0, args);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
 
     /// <summary>Blocks of <see cref="ElementwiseBlock"/> threads for a grid-stride loop over <paramref name="total"/>
     /// elements: one per 256 elements, at most one full wave (8 blocks per SM).</summary>

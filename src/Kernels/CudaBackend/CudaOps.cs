@@ -210,6 +210,10 @@ public sealed unsafe class CudaOps : IOps
     public void AncestralStep(Tensor x, Tensor modelOutput, in AncestralCoefficients c, Tensor? noise) =>
         _kernels.AncestralStep(x, modelOutput, c, noise);
 
+    /// <inheritdoc/>
+    public void RelativeL1(Tensor x, Tensor reference, Tensor result, float weight, bool accumulate) =>
+        _kernels.RelativeL1(x, reference, result, weight, accumulate);
+
     /// <summary>Fills y (F32, or the activation type) with the same Philox normals as the CPU device.</summary>
     public void RandomNormal(Tensor y, ulong seed, ulong offset) => _kernels.RandomNormal(y, seed, offset);
 
