@@ -15,7 +15,7 @@ missing() { for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | gr
 main_pkgs=(libopenblas0-pthread)
 case "$mode" in
   runtime) ;;
-  test) main_pkgs+=(cmake g++ make libgtest-dev binutils python3-torch python3-numpy python3-skimage) ;;
+  test) main_pkgs+=(cmake g++ make libgtest-dev binutils python3-torch python3-numpy python3-skimage python3-matplotlib) ;;
   *) echo "usage: $0 runtime|test" >&2; exit 2 ;;
 esac
 
