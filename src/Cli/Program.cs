@@ -29,6 +29,7 @@ public static class Program
         new PlanCommand(),
         new CompareCommand(),
         new AnalyzeCommand(),
+        new CalibrateCommand(),
         new BenchCommand(),
     ];
 

@@ -172,16 +172,18 @@ public sealed class TeaCachePolicy : AdaptivePolicy
     {
         if (!(threshold >= 0) || double.IsInfinity(threshold))
             throw new PlanException($"teacache: threshold {threshold} must be a finite number ≥ 0");
-        Coefficients = coefficients is { Count: > 0 } c ? c.ToArray() : [1.0, 0.0];
-        if (Coefficients.Any(v => !double.IsFinite(v)))
+        _coefficients = coefficients is { Count: > 0 } c ? c.ToArray() : [1.0, 0.0];
+        if (_coefficients.Any(v => !double.IsFinite(v)))
             throw new PlanException("teacache: the coefficients must be finite numbers");
         ThresholdValue = threshold;
     }
 
     private double ThresholdValue { get; }
 
+    private readonly double[] _coefficients;
+
     /// <summary>The rescaling polynomial, highest power first.</summary>
-    public IReadOnlyList<double> Coefficients { get; }
+    public IReadOnlyList<double> Coefficients => _coefficients;
 
     /// <inheritdoc/>
     public override double Threshold => ThresholdValue;
@@ -193,14 +195,14 @@ public sealed class TeaCachePolicy : AdaptivePolicy
     public double Rescale(double x)
     {
         double y = 0;
-        foreach (double c in Coefficients)
+        foreach (double c in _coefficients)   // the array, not the interface: no enumerator per step
             y = y * x + c;
         return y;
     }
 
     /// <inheritdoc/>
     public override string Spec => $"teacache:threshold={F(Threshold)}" +
-        (Coefficients is [1.0, 0.0] ? "" : ",poly=" + string.Join('/', Coefficients.Select(F)));
+        (_coefficients is [1.0, 0.0] ? "" : ",poly=" + string.Join('/', _coefficients.Select(F)));
 
     /// <inheritdoc/>
     public override StepController CreateController(int steps, int depth, int images) => new Controller(this, steps, depth, images);
