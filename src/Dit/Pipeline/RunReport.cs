@@ -112,7 +112,10 @@ public sealed class RunReport
     /// <summary>MACs of the whole run (every image, both halves with guidance).</summary>
     public long Macs => Enumerable.Range(0, Images).Sum(ImageMacs) * (ModelBatch / Images);
 
+    /// <summary>MACs the run would cost without a cache (every step a full forward of every batch item).</summary>
     public long MacsWithoutCache => MacsPerImageFull * StepMilliseconds.Length * ModelBatch;
+
+    /// <summary>Fraction of <see cref="MacsWithoutCache"/> the cache saved.</summary>
     public double MacsSavedFraction => 1.0 - (double)Macs / MacsWithoutCache;
 
     /// <summary>The speed-up the saved MACs would give if time were proportional to MACs.</summary>
@@ -127,6 +130,7 @@ public sealed class RunReport
         return kind.ToString();
     }
 
+    /// <summary>The report as text (generate prints it to standard error).</summary>
     public string ToText()
     {
         var sb = new StringBuilder();
@@ -136,9 +140,9 @@ public sealed class RunReport
         if (PlansDiffer)
             for (int i = 0; i < Images; i++)
                 sb.AppendLine(ci, $"image {i,-3}{ImagePlans[i].Letters}");
-        long blocksComputed = ImagePlans.Sum(p => p.BlocksComputed), blocksSkipped = ImagePlans.Sum(p => p.BlocksSkipped);
         string where = Plan.Count(StepKind.Reuse) > 0 ? $" (boundary {Plan.Boundary} of {Plan.Depth})" : "";
-        sb.AppendLine(ci, $"blocks   {blocksComputed} computed, {blocksSkipped} skipped{where}{(Images > 1 ? ", all images" : "")}");
+        string all = PlansDiffer ? $"; all images: {ImagePlans.Sum(p => p.BlocksComputed)} computed, {ImagePlans.Sum(p => p.BlocksSkipped)} skipped" : "";
+        sb.AppendLine(ci, $"blocks   {Plan.BlocksComputed} computed, {Plan.BlocksSkipped} skipped per image{where}{all}");
         sb.AppendLine(ci, $"MACs     {Macs / 1e9:F2} G of {MacsWithoutCache / 1e9:F2} G without cache ({MacsSavedFraction:P1} saved, ideal speed-up {IdealSpeedup:F3}x)");
         sb.AppendLine(ci, $"cache    {CacheBytes / 1048576.0:F2} MiB");
         if (IsDynamic)
@@ -159,6 +163,7 @@ public sealed class RunReport
 
     private static JsonNode? Number(float v) => float.IsNaN(v) ? null : float.IsInfinity(v) ? JsonValue.Create(v > 0 ? "inf" : "-inf") : JsonValue.Create(Math.Round((double)v, 6));
 
+    /// <summary>The report as JSON (<c>blockdance.report/1</c>; adaptive runs add image_plans, indicator, decision_ms).</summary>
     public string ToJson()
     {
         var steps = new JsonArray();
@@ -175,8 +180,8 @@ public sealed class RunReport
             ["depth"] = Plan.Depth,
             ["images"] = Images,
             ["model_batch"] = ModelBatch,
-            ["blocks_computed"] = ImagePlans.Sum(p => p.BlocksComputed),
-            ["blocks_skipped"] = ImagePlans.Sum(p => p.BlocksSkipped),
+            ["blocks_computed"] = Plan.BlocksComputed,
+            ["blocks_skipped"] = Plan.BlocksSkipped,
             ["macs"] = Macs,
             ["macs_without_cache"] = MacsWithoutCache,
             ["macs_saved_fraction"] = Math.Round(MacsSavedFraction, 6),
@@ -189,6 +194,7 @@ public sealed class RunReport
         {
             o["decision_ms"] = Math.Round(DecisionMilliseconds, 3);
             o["image_plans"] = new JsonArray(ImagePlans.Select(p => (JsonNode?)JsonValue.Create(p.Letters)).ToArray());
+            o["image_blocks_skipped"] = new JsonArray(ImagePlans.Select(p => (JsonNode?)JsonValue.Create(p.BlocksSkipped)).ToArray());
             o["image_macs"] = new JsonArray(Enumerable.Range(0, Images).Select(i => (JsonNode?)JsonValue.Create(ImageMacs(i) * (ModelBatch / Images))).ToArray());
             o["indicator"] = new JsonArray(_indicator.Select(row => (JsonNode?)new JsonArray(row.Select(Number).ToArray())).ToArray());
         }

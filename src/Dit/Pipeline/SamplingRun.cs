@@ -142,7 +142,10 @@ public sealed class SamplingRun : IDisposable
     public RunReport Report { get; }
     public int Images { get; }
     public int ModelBatch { get; }
+    /// <summary>Sampling steps of the run.</summary>
     public int Steps => _controller.Steps;
+
+    /// <summary>True when every step has run.</summary>
     public bool Finished => _nextStep >= Steps;
 
     /// <summary>Index of the step <see cref="Step"/> runs next (k = 0 is the noisiest).</summary>
