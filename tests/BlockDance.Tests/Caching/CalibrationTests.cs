@@ -61,6 +61,15 @@ public sealed class CalibrationTests
         Assert.True(run.Report.IdealSpeedup >= 1.3, $"{spec}: {run.Report.IdealSpeedup}");
     }
 
+    [Fact]
+    public void Plan_says_an_adaptive_policy_decides_at_run_time()
+    {
+        var o = new StringWriter();
+        Assert.Equal(0, Program.Run(["plan", "--cache", "bwcache:delta=0.1"], new Console2(o, new StringWriter(), Interactive: false)));
+        Assert.Contains("decides each step at run time", o.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("FFFF", o.ToString(), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("--cache", "blockdance:n=2", "adaptive policy")]
     [InlineData("--target-ssim", "0.9", "exactly one")]

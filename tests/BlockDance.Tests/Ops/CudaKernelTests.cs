@@ -69,6 +69,7 @@ public sealed partial class CudaKernelTests : IDisposable
             ops.AncestralStep(_latent, _guided, new AncestralCoefficients(1.1f, 0.5f, 0.3f, 0.6f, -6f, -4f, 1f), _noise);
             ops.RandomNormal(_noise, 1, 2);
             ops.RandomNormal(_noise32, 1, 2);
+            ops.RelativeL1(_x, _att, _t, 0.5f, true);   // last: it overwrites _t
         }
 
         public void Dispose()
@@ -93,7 +94,7 @@ public sealed partial class CudaKernelTests : IDisposable
                 checkedSignatures[name] = signature;
         }
         var all = Enum.GetValues<KernelModule>().SelectMany(KernelCatalog.EntryPoints).ToList();
-        Assert.Equal(45, all.Count);
+        Assert.Equal(48, all.Count);   // 16 kernel families × 3 storage types (relative_l1: issue 14)
         Assert.Empty(all.Except(checkedSignatures.Keys));
         foreach (string name in all)
             Assert.True(emulator.KernelSignature(name) == checkedSignatures[name],
