@@ -30,9 +30,9 @@ def settings():
     # δ: on this model the indicator is ~0.006 at step 1 (the inverted L of images), so any δ above that triggers at once
     # and only a re-check makes δ matter.
     s += [("BWCache", "BWCache paper (δ 0.15)", "bwcache:delta=0.15")]
-    s += [("BWCache", f"BWCache δ {d} re-check", f"bwcache:delta={d},recheck=true") for d in (0.02, 0.04)]
-    s += [("TeaCache", f"TeaCache {t}", f"teacache:threshold={t}") for t in (0.03, 0.06, 0.1)]
-    s += [("FBCache", f"FBCache {t}", f"fbcache:threshold={t}") for t in (0.04, 0.08, 0.12)]
+    s += [("BWCache", f"BWCache δ {d} re-check", f"bwcache:delta={d},recheck=true") for d in (0.04,)]
+    s += [("TeaCache", f"TeaCache {t}", f"teacache:threshold={t}") for t in (0.02, 0.05)]
+    s += [("FBCache", f"FBCache {t}", f"fbcache:threshold={t}") for t in (0.04, 0.08)]
     return s
 
 
