@@ -154,26 +154,8 @@ public sealed class CudaEmuF16RelativeL1OpTests(CudaEmuFixture f) : CudaEmuRelat
 [Collection(nameof(ProcessWideSettings))]
 public sealed class CudaEmuBF16RelativeL1OpTests(CudaEmuFixture f) : CudaEmuRelativeL1OpTests(f, DType.BF16, "forward");
 
-/// <summary>The kernel on a real GPU; reported skipped without one (the same tests run on the emulator above).</summary>
-public abstract class CudaGpuRelativeL1OpTests(DType type) : RelativeL1OpTests(GpuOps(type))
-{
-    private static readonly Lock s_lock = new();
-    private static readonly Dictionary<DType, Kernels.Cuda.CudaOps> s_ops = [];
-    private static Runtime.Cuda.CudaDevice? s_device;
-
-    private static IOps GpuOps(DType type)
-    {
-        if (!Runtime.Cuda.CudaDevice.IsGpuAvailable(out string why))
-            Assert.Skip($"no CUDA GPU on this machine ({why}); the same tests run on the emulator (CudaEmu*RelativeL1OpTests)");
-        lock (s_lock)
-        {
-            s_device ??= Runtime.Cuda.CudaDevice.Open(Runtime.Cuda.CudaBackend.Nvidia);
-            if (!s_ops.TryGetValue(type, out var ops))
-                s_ops[type] = ops = new Kernels.Cuda.CudaOps(s_device, type);
-            return ops;
-        }
-    }
-}
+/// <summary>The kernel on a real GPU (the device of <see cref="CudaGpuOpTests"/>); reported skipped without one.</summary>
+public abstract class CudaGpuRelativeL1OpTests(DType type) : RelativeL1OpTests(CudaGpuOpTests.GpuOps(type));
 
 public sealed class CudaGpuF32RelativeL1OpTests() : CudaGpuRelativeL1OpTests(DType.F32);
 public sealed class CudaGpuF16RelativeL1OpTests() : CudaGpuRelativeL1OpTests(DType.F16);
