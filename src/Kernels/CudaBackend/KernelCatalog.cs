@@ -25,6 +25,8 @@ internal enum KernelModule
     Sampling,
     /// <summary>random.cu: random_normal.</summary>
     Random,
+    /// <summary>indicator.cu: relative_l1 (the adaptive cache policies' indicator).</summary>
+    Indicator,
 }
 
 /// <summary>
