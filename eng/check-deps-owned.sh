@@ -57,7 +57,8 @@ done
   find "$build" -name '*.o.d' -exec cat {} + | tr ' \\' '\n\n' | grep -E '^/(usr|lib|etc)/' | grep -v '^/usr/local'
   find "$build" -name link.txt -exec cat {} + | tr ' ' '\n' | grep -E '^/(usr|lib)/.*\.(a|so)(\.[0-9.]+)?$'
   for lib in libopenblas.so.0 libnvrtc.so.11.2 libnvrtc-builtins.so.11.8; do
-    ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ { print $NF; found = 1; exit } END { if (!found) print "not-found:library " l }'
+    # No early exit in awk: ldconfig would die of SIGPIPE and pipefail would fail the whole list (seen under load).
+    ldconfig -p | awk -v l="$lib" '!found && $1 == l && /x86-64/ { print $NF; found = 1 } END { if (!found) print "not-found:library " l }'
   done
   f=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf   # the analysis plots' text (src/Analysis)
   [ -f "$f" ] && echo "$f" || echo "not-found:font $f"
