@@ -194,7 +194,7 @@ public static class OpCases
             const float Weight = 0.25f;
             var x = ctx.Random(b * n, 24); var r = ctx.Random(b * n, 25, 2f);
             var start = NaiveReference.Random(b, 26);   // F32 [B]: what an accumulating call adds to
-            var xt = ctx.Input(x, b, n); var rt = ctx.Input(r, b, n); var y = ctx.Input(start, DType.F32, b);
+            var xt = ctx.Input(x, b, n); var rt = ctx.Input(r, b, n); var y = ctx.InOut(start, DType.F32, b);
             float[] Expected() => Enumerable.Range(0, b).Select(i =>
             {
                 double diff = 0, norm = 0;
