@@ -7,17 +7,21 @@ namespace BlockDance.Cli;
 /// <summary>The options every model-running command shares, and the opened checkpoint, backend and model.</summary>
 public sealed class ModelSession : IDisposable
 {
-    private ModelSession(DitCheckpoint checkpoint, IOps ops, DitModel model)
+    private ModelSession(DitCheckpoint checkpoint, IOps ops, IDiffusionModel model)
     {
         Checkpoint = checkpoint;
         Ops = ops;
-        Model = model;
+        Diffusion = model;
     }
 
     public DitCheckpoint Checkpoint { get; }
     public IOps Ops { get; }
-    public DitModel Model { get; }
-    public DitConfig Config => Model.Config;
+    public DitModel Model => Diffusion as DitModel
+        ?? throw new UsageException($"{Checkpoint.Path} is a Latte video model ({Config.Frames} frames); this command runs image DiTs only");
+
+    /// <summary>The opened model, image DiT or video Latte (a Latte checkpoint has <c>temp_embed</c>).</summary>
+    public IDiffusionModel Diffusion { get; }
+    public DitConfig Config => Diffusion.Config;
 
     public static CommandSpec AddOptions(CommandSpec spec, bool weightsRequired = true) => spec
         .Option("--weights", "FILE", "DiT checkpoint (.safetensors, original or diffusers layout)" + (weightsRequired ? "" : "; default: the bundled model"))
@@ -48,7 +52,7 @@ public sealed class ModelSession : IDisposable
             ops = Backends.Open(device, threads, dtype);
             if (profile)
                 ops = new ProfilingOps(ops);
-            return new ModelSession(checkpoint, ops, DitModel.Load(checkpoint, ops));
+            return new ModelSession(checkpoint, ops, checkpoint.Config.Frames > 0 ? LatteModel.Load(checkpoint, ops) : DitModel.Load(checkpoint, ops));
         }
         catch
         {
@@ -60,7 +64,7 @@ public sealed class ModelSession : IDisposable
 
     public void Dispose()
     {
-        Model.Dispose();
+        Diffusion.Dispose();
         Ops.Dispose();
         Checkpoint.Dispose();
     }

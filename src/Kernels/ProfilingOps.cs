@@ -73,6 +73,7 @@ public sealed class ProfilingOps(IOps inner) : IOps
     public void Patchify(Tensor image, int patch, Tensor cols) => Time(nameof(Patchify), () => inner.Patchify(image, patch, cols));
     public void AddPositionEmbedding(Tensor x, Tensor pos) => Time(nameof(AddPositionEmbedding), () => inner.AddPositionEmbedding(x, pos));
     public void Unpatchify(Tensor x, int patch, Tensor image) => Time(nameof(Unpatchify), () => inner.Unpatchify(x, patch, image));
+    public void SwapFrameTokenAxes(Tensor x, Tensor y) => Time(nameof(SwapFrameTokenAxes), () => inner.SwapFrameTokenAxes(x, y));
     public void TimestepEmbedding(Tensor t, int frequencyShift, Tensor y) => Time(nameof(TimestepEmbedding), () => inner.TimestepEmbedding(t, frequencyShift, y));
     public void EmbeddingLookup(Tensor table, Tensor ids, Tensor y) => Time(nameof(EmbeddingLookup), () => inner.EmbeddingLookup(table, ids, y));
     public void GuidanceCombine(Tensor output, int guidedChannels, float scale, Tensor y) =>

@@ -14,13 +14,13 @@ namespace BlockDance.Dit.Pipeline;
 /// </summary>
 public sealed class SamplingRun : IDisposable
 {
-    private readonly DitModel _model;
+    private readonly IDiffusionModel _model;
     private readonly IOps _ops;
     private readonly GenerationRequest _request;
     private readonly Sampler _sampler;
     private readonly IStepNoise _noiseSource;
     private readonly List<Tensor> _owned = [];
-    private readonly Tensor _latent;       // (n, C, H, W): the sampler's state
+    private readonly Tensor _latent;       // (n·F, C, H, W): the sampler's state (F = 1 for images)
     private readonly Tensor? _modelInput;  // (2n, C, H, W) with guidance
     private readonly Tensor? _condHalf, _uncondHalf; // its two halves
     private readonly Tensor _output;       // (B, C', H, W)
@@ -28,12 +28,17 @@ public sealed class SamplingRun : IDisposable
     private readonly Tensor _noise;        // (n, C, H, W)
     private readonly Tensor _labels;       // (B) I32
     private readonly Tensor[] _timesteps;  // per step: (B) F32 views of one (S, B) table
-    private readonly DitActivations _activations;
+    private readonly IForwardPass _pass;
     private readonly FeatureCache? _cache;
     private readonly int _guidedChannels;
     private int _nextStep;
 
-    public SamplingRun(DitModel model, GenerationRequest request)
+    /// <summary>
+    /// Prepares a run of an image DiT or a video Latte. A video sample is a clip of F frames: the latent is
+    /// (n, F, C, H, W), held as (n·F, C, H, W), which the samplers and guidance treat frame by frame (their math is per
+    /// element and per channel, so that is exactly Latte's <c>forward_with_cfg</c> on <c>model_out[:, :, :4]</c>).
+    /// </summary>
+    public SamplingRun(IDiffusionModel model, GenerationRequest request)
     {
         _model = model;
         _ops = model.Ops;
@@ -63,6 +68,7 @@ public sealed class SamplingRun : IDisposable
 
             bool cfg = request.UsesGuidance;
             int batch = cfg ? 2 * n : n;
+            int f = model.Frames; // frame rows per sample
             Images = n;
             ModelBatch = batch;
             var type = _ops.ActivationType;
@@ -72,15 +78,15 @@ public sealed class SamplingRun : IDisposable
                 _owned.Add(tensor);
                 return tensor;
             }
-            _latent = New(type, n, config.InChannels, size, size);
-            _noise = New(type, n, config.InChannels, size, size);
-            _output = New(type, batch, config.OutChannels, size, size);
+            _latent = New(type, n * f, config.InChannels, size, size);
+            _noise = New(type, n * f, config.InChannels, size, size);
+            _output = New(type, batch * f, config.OutChannels, size, size);
             if (cfg)
             {
-                _modelInput = New(type, batch, config.InChannels, size, size);
-                _condHalf = _modelInput.Slice(0, n);
-                _uncondHalf = _modelInput.Slice(n, n);
-                _guided = New(type, n, config.OutChannels, size, size);
+                _modelInput = New(type, batch * f, config.InChannels, size, size);
+                _condHalf = _modelInput.Slice(0, n * f);
+                _uncondHalf = _modelInput.Slice(n * f, n * f);
+                _guided = New(type, n * f, config.OutChannels, size, size);
             }
             var labels = new int[batch];
             for (int i = 0; i < n; i++)
@@ -97,9 +103,9 @@ public sealed class SamplingRun : IDisposable
             var timesteps = New(DType.F32, request.Steps, batch);
             timesteps.CopyFrom<float>(table);
             _timesteps = Enumerable.Range(0, request.Steps).Select(k => timesteps.Slice(k, 1).Reshape(batch)).ToArray();
-            _activations = model.CreateActivations(batch, size, size);
+            _pass = model.CreatePass(batch, size, size);
             if (Plan.UsesCache)
-                _cache = new FeatureCache(_ops.Device, type, batch, _activations.Tokens, config.HiddenSize);
+                _cache = new FeatureCache(_ops.Device, type, _pass.Stream.Dim(0), _pass.Stream.Dim(1), _pass.Stream.Dim(2));
 
             if (request.InitialNoise is { } initial)
             {
@@ -111,7 +117,7 @@ public sealed class SamplingRun : IDisposable
             {
                 _ops.RandomNormal(_latent, request.Seed, 0);
             }
-            Report = new RunReport(_ops.Device.Name, request.Cache.Spec, Plan, new MacCount(config, _activations.Tokens), batch, n, _cache?.Bytes ?? 0);
+            Report = new RunReport(_ops.Device.Name, request.Cache.Spec, Plan, new MacCount(config, _pass.Tokens), batch, n, _cache?.Bytes ?? 0);
         }
         catch
         {
@@ -130,7 +136,7 @@ public sealed class SamplingRun : IDisposable
     /// <summary>Index of the step <see cref="Step"/> runs next (k = 0 is the noisiest).</summary>
     public int NextStep => _nextStep;
 
-    /// <summary>The latent being denoised, (n, C, H, W) on the model's device.</summary>
+    /// <summary>The latent being denoised, (n·F, C, H, W) on the model's device (F = 1 for an image model).</summary>
     public Tensor Latent => _latent;
 
     /// <summary>The raw model output of the last step, (B, C', H, W) with B = 2n under guidance (cond half first).</summary>
@@ -185,27 +191,30 @@ public sealed class SamplingRun : IDisposable
 
     private void Forward(int k, Tensor input)
     {
-        var a = _activations;
+        var a = _pass;
         var t = _timesteps[k];
         int boundary = Plan.Boundary, depth = _model.Config.Depth;
         switch (Plan[k])
         {
             case StepKind.Full:
-                _model.Forward(input, t, _labels, _output, a, BlockObserver);
+                a.Condition(t, _labels);
+                a.EmbedTokens(input);
+                a.RunBlocks(0, depth, BlockObserver);
+                a.Final(_output);
                 break;
             case StepKind.Cache:
-                _model.Condition(t, _labels, a);
-                _model.EmbedTokens(input, a);
-                _model.RunBlocks(0, boundary, a, BlockObserver);
-                _cache!.Store(a.X, k);
-                _model.RunBlocks(boundary, depth, a, BlockObserver);
-                _model.Final(a, _output);
+                a.Condition(t, _labels);
+                a.EmbedTokens(input);
+                a.RunBlocks(0, boundary, BlockObserver);
+                _cache!.Store(a.Stream, k);
+                a.RunBlocks(boundary, depth, BlockObserver);
+                a.Final(_output);
                 break;
             case StepKind.Reuse:
-                _model.Condition(t, _labels, a);       // this step's conditioning
-                _cache!.Load(a.X, k);                  // the output of block i−1 from the last Cache step
-                _model.RunBlocks(boundary, depth, a, BlockObserver);
-                _model.Final(a, _output);
+                a.Condition(t, _labels);               // this step's conditioning
+                _cache!.Load(a.Stream, k);             // the output of block i−1 from the last Cache step
+                a.RunBlocks(boundary, depth, BlockObserver);
+                a.Final(_output);
                 break;
         }
     }
@@ -231,7 +240,7 @@ public sealed class SamplingRun : IDisposable
 
     public void Dispose()
     {
-        _activations?.Dispose();
+        _pass?.Dispose();
         _cache?.Dispose();
         foreach (var t in _owned)
             t.Dispose();

@@ -244,6 +244,29 @@ internal sealed unsafe class CudaKernels
     }
 
     // ---------------------------------------------------------------------------------------------------------------
+    // rearrange.cu
+
+    public void SwapFrameTokenAxes(Tensor x, Tensor y)
+    {
+        Activations("SwapFrameTokenAxes", x, y);
+        var (_, p, q, d) = Check.SwapFrameTokenAxes(x, y);
+        int total = Total(y.Count, "SwapFrameTokenAxes");
+        if (total == 0)
+            return;
+        nint xP = x.Address, yP = y.Address;
+        void** slots = stackalloc void*[6];
+        byte* letters = stackalloc byte[6];
+        var args = new KernelArgs(slots, letters, 6);
+        args.Add(&xP);
+        args.Add(&yP);
+        args.Add(&p);
+        args.Add(&q);
+        args.Add(&d);
+        args.Add(&total);
+        _modules.Launch(Kernel.SwapFrameTokenAxes, _type, ElementwiseGrid(total), ElementwiseBlock, 0, args);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
     // embedding.cu
 
     public void AddPositionEmbedding(Tensor x, Tensor pos)

@@ -198,6 +198,8 @@ public sealed unsafe class CudaOps : IOps
 
     public void Unpatchify(Tensor x, int patch, Tensor image) => _kernels.Unpatchify(x, patch, image);
 
+    public void SwapFrameTokenAxes(Tensor x, Tensor y) => _kernels.SwapFrameTokenAxes(x, y);
+
     public void TimestepEmbedding(Tensor t, int frequencyShift, Tensor y) => _kernels.TimestepEmbedding(t, frequencyShift, y);
 
     public void EmbeddingLookup(Tensor table, Tensor ids, Tensor y) => _kernels.EmbeddingLookup(table, ids, y);

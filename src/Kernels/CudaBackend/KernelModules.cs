@@ -16,6 +16,7 @@ public enum KernelModule
     Embedding,    // embedding.cu   add_position_embedding, timestep_embedding, embedding_lookup
     Sampling,     // sampling.cu    guidance_combine, ddim_step, ancestral_step
     Random,       // random.cu      random_normal
+    Rearrange,    // rearrange.cu   swap_frame_token_axes (Latte)
 }
 
 /// <summary>A kernel family: one <c>extern "C"</c> entry point per storage type, named <c>{op}_{f32|f16|bf16}</c>.</summary>
@@ -36,6 +37,7 @@ internal enum Kernel
     DdimStep,
     AncestralStep,
     RandomNormal,
+    SwapFrameTokenAxes,
 }
 
 /// <summary>The kernel table: which module defines each kernel family, the entry-point names and the module sources.</summary>
@@ -60,6 +62,7 @@ internal static class KernelCatalog
         (KernelModule.Sampling, "ddim_step"),
         (KernelModule.Sampling, "ancestral_step"),
         (KernelModule.Random, "random_normal"),
+        (KernelModule.Rearrange, "swap_frame_token_axes"),
     ];
 
     public static int KernelCount => s_kernels.Length;

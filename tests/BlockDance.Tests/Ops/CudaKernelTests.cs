@@ -28,7 +28,7 @@ public sealed partial class CudaKernelTests : IDisposable
     {
         private readonly List<Tensor> _all = [];
         private readonly Tensor _x, _w, _b, _y, _mod, _qkv, _att, _image, _cols, _tokens, _pos, _t, _temb, _table, _ids, _emb,
-            _out2, _guided, _latent, _noise, _noise32;
+            _out2, _guided, _latent, _noise, _noise32, _frames, _positions;
 
         public EveryOp(Device dev, DType type)
         {
@@ -47,6 +47,7 @@ public sealed partial class CudaKernelTests : IDisposable
             _table = New(type, 5, 8); _ids = New(DType.I32, 2); _emb = New(type, 2, 8);
             _out2 = New(type, 4, 8, 4, 4); _guided = New(type, 2, 8, 4, 4); _latent = New(type, 2, 4, 4, 4);
             _noise = New(type, 2, 4, 4, 4); _noise32 = New(DType.F32, 2, 4, 4, 4);
+            _frames = New(type, 2, 3, 4, 8); _positions = New(type, 2, 4, 3, 8);
         }
 
         /// <summary>Calls every IOps method (every kernel of the type, and random_normal_f32).</summary>
@@ -62,6 +63,7 @@ public sealed partial class CudaKernelTests : IDisposable
             ops.Patchify(_image, 2, _cols);
             ops.Unpatchify(_tokens, 2, _image);
             ops.AddPositionEmbedding(_x, _pos);
+            ops.SwapFrameTokenAxes(_frames, _positions);
             ops.TimestepEmbedding(_t, 0, _temb);
             ops.EmbeddingLookup(_table, _ids, _emb);
             ops.GuidanceCombine(_out2, 3, 4f, _guided);
@@ -93,7 +95,7 @@ public sealed partial class CudaKernelTests : IDisposable
                 checkedSignatures[name] = signature;
         }
         var all = Enum.GetValues<KernelModule>().SelectMany(KernelCatalog.EntryPoints).ToList();
-        Assert.Equal(45, all.Count);
+        Assert.Equal(48, all.Count);
         Assert.Empty(all.Except(checkedSignatures.Keys));
         foreach (string name in all)
             Assert.True(emulator.KernelSignature(name) == checkedSignatures[name],

@@ -222,6 +222,38 @@ public abstract class OpTests : IDisposable
         AssertClose(Reference.Unpatchify(x, b, c, h, w, p), Read(y), "Unpatchify", tolerance: 0);
     }
 
+    [Theory]
+    [InlineData(2, 3, 5, 7)]     // odd sizes
+    [InlineData(1, 8, 16, 64)]   // 8 frames of a 4×4 grid
+    [InlineData(3, 16, 1, 5)]    // one token per frame
+    public void SwapFrameTokenAxes_there_and_back(int b, int p, int q, int d)
+    {
+        var x = Stored(Reference.Random(b * p * q * d, 23));
+        // The permutation by its definition, a naive loop: y[b, j, i, :] = x[b, i, j, :].
+        var expected = new float[x.Length];
+        for (int n = 0; n < b; n++)
+            for (int i = 0; i < p; i++)
+                for (int j = 0; j < q; j++)
+                    for (int e = 0; e < d; e++)
+                        expected[(((long)n * q + j) * p + i) * d + e] = x[(((long)n * p + i) * q + j) * d + e];
+        using var xt = Input(x, b, p, q, d);
+        var y = Output(b, q, p, d);
+        Ops.SwapFrameTokenAxes(xt, y);
+        AssertClose(expected, Read(y), "SwapFrameTokenAxes", tolerance: 0);
+        var back = Output(b, p, q, d);
+        Ops.SwapFrameTokenAxes(y, back);
+        AssertClose(x, Read(back), "SwapFrameTokenAxes back", tolerance: 0);
+    }
+
+    [Fact]
+    public void SwapFrameTokenAxes_refuses_a_wrong_shape_and_an_overlap()
+    {
+        using var x = Input(new float[2 * 3 * 4 * 5], 2, 3, 4, 5);
+        using var wrong = Input(new float[2 * 3 * 4 * 5], 2, 3, 4, 5);
+        Assert.Contains("should be [2, 4, 3, 5]", Assert.Throws<ArgumentException>(() => Ops.SwapFrameTokenAxes(x, wrong)).Message);
+        Assert.Contains("overlaps", Assert.Throws<ArgumentException>(() => Ops.SwapFrameTokenAxes(x, x.Reshape(2, 4, 3, 5))).Message);
+    }
+
     [Fact]
     public void AddPositionEmbedding_adds_the_same_rows_to_every_batch_item()
     {
