@@ -9,17 +9,39 @@ public static class BundledModel
 {
     public const string RelativePath = "models/dit-shapes-32.safetensors";
 
+    /// <summary>The bundled models by <c>--model</c> name: <c>shapes</c> (images, the default) and <c>shapes-video</c> (a Latte).</summary>
+    public static IReadOnlyDictionary<string, string> Names { get; } = new Dictionary<string, string>
+    {
+        ["shapes"] = RelativePath,
+        ["shapes-video"] = "models/latte-shapes-video-32.safetensors",
+    };
+
+    /// <summary>The file of the bundled model <paramref name="name"/>; a clear error when the name is unknown or the file is missing.</summary>
+    public static string Require(string name)
+    {
+        if (!Names.TryGetValue(name, out var relative))
+            throw new UsageException($"--model '{name}': the bundled models are {string.Join(", ", Names.Keys)}");
+        if (name == "shapes")
+            return Require();
+        return Find(relative) ?? throw new UsageException($"the bundled model '{name}' ({relative}) was not found; pass --weights FILE");
+    }
+
     public static string? Find()
     {
         if (Environment.GetEnvironmentVariable("BLOCKDANCE_MODEL") is { Length: > 0 } env)
             return env;
+        return Find(RelativePath);
+    }
+
+    private static string? Find(string relativePath)
+    {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
         {
-            string candidate = Path.Combine(d.FullName, RelativePath);
+            string candidate = Path.Combine(d.FullName, relativePath);
             if (File.Exists(candidate))
                 return candidate;
         }
-        string cwd = Path.GetFullPath(RelativePath);
+        string cwd = Path.GetFullPath(relativePath);
         return File.Exists(cwd) ? cwd : null;
     }
 

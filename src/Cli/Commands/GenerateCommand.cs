@@ -17,6 +17,9 @@ public sealed class GenerateCommand : ICommand
         .Option("--out", "FILE", "latent output file", "out/latents.safetensors")
         .Option("--png", "FILE", "image grid of a pixel-space model", "out/samples.png")
         .Option("--report", "FILE", "also write the run report as JSON")
+        .Option("--model", "NAME", "bundled model when --weights is not given: shapes (images) or shapes-video (clips)", "shapes")
+        .Option("--gif", "FILE", "animated GIF of a pixel-space video model, one tile per clip", "out/samples.gif")
+        .Option("--frames", "FILE", "frame strip of a pixel-space video model, one row per clip", "out/frames.png")
         .Flag("--quiet", "no progress output");
 
     public int Run(ParsedArgs args, Console2 console)
@@ -25,19 +28,19 @@ public sealed class GenerateCommand : ICommand
         string? reportPath = args.String("--report") is string r ? PrepareOutput(r, "--report") : null;
         string png = PrepareOutput(args.RequiredString("--png"), "--png");
         int perClass = args.Int("--per-class", 1, 1000);
-        using var session = ModelSession.Open(args, weights: args.String("--weights") ?? BundledModel.Require());
+        using var session = ModelSession.Open(args, weights: args.String("--weights") ?? BundledModel.Require(args.RequiredString("--model")));
         var c = session.Config;
         bool pixels = session.Checkpoint.File.Metadata.GetValueOrDefault("pixel_space") == "true";
         var request = GenerationOptions.Read(args, pixels ? Enumerable.Range(0, c.NumClasses).SelectMany(k => Enumerable.Repeat(k, perClass)).ToArray() : null);
 
-        using var run = new SamplingRun(session.Model, request);
+        using var run = new SamplingRun(session.Diffusion, request);
         if (!args.Flag("--quiet"))
             run.StepObserver = new ProgressBar(console.Err, console.Interactive, "generate");
         float[] latent = run.Run();
 
         int size = request.LatentSize ?? c.InputSize;
         var writer = new SafetensorsWriter()
-            .Add("latent", (ReadOnlySpan<float>)latent, [request.Labels.Count, c.InChannels, size, size])
+            .Add("latent", (ReadOnlySpan<float>)latent, c.Frames > 0 ? [request.Labels.Count, c.Frames, c.InChannels, size, size] : [request.Labels.Count, c.InChannels, size, size])
             .Add("labels", (ReadOnlySpan<long>)request.Labels.Select(l => (long)l).ToArray(), [request.Labels.Count])
             .SetMetadata("format", "blockdance.latent/1")
             .SetMetadata("weights", Path.GetFileName(session.Checkpoint.Path))
@@ -57,7 +60,14 @@ public sealed class GenerateCommand : ICommand
         if (!args.Flag("--quiet"))
             console.Err.WriteLine(run.Report.ToText());
         console.Out.WriteLine($"wrote {output} ({request.Labels.Count} × {c.InChannels} × {size} × {size})");
-        if (pixels)
+        if (pixels && c.Frames > 0)
+        {
+            string gif = PrepareOutput(args.RequiredString("--gif"), "--gif"), strip = PrepareOutput(args.RequiredString("--frames"), "--frames");
+            VideoOutput.WriteGif(gif, latent, request.Labels.Count, c.Frames, c.InChannels, size, VideoOutput.Rows(request.Labels));
+            VideoOutput.WriteFrameStrip(strip, latent, request.Labels.Count, c.InChannels, size);
+            console.Out.WriteLine($"wrote {gif} ({request.Labels.Count} clip(s) of {c.Frames} frames{ClassNames(session, request.Labels)}) and {strip} (one row per clip)");
+        }
+        else if (pixels)
         {
             WriteGrid(png, latent, request.Labels, c.InChannels, size);
             console.Out.WriteLine($"wrote {png} ({request.Labels.Distinct().Count()} row(s), one per class{ClassNames(session, request.Labels)})");
