@@ -23,7 +23,8 @@ public static class BundledModel
             throw new UsageException($"--model '{name}': the bundled models are {string.Join(", ", Names.Keys)}");
         if (name == "shapes")
             return Require();
-        return Find(relative) ?? throw new UsageException($"the bundled model '{name}' ({relative}) was not found; pass --weights FILE");
+        return Find(relative) ?? throw new UsageException(
+            $"the bundled model '{name}' ({relative}) was not found: it is trained by tools/latte_train.py (see its docstring) and not shipped yet; pass --weights FILE");
     }
 
     public static string? Find()

@@ -59,7 +59,7 @@ public sealed class GenerateCommand : ICommand
         }
         if (!args.Flag("--quiet"))
             console.Err.WriteLine(run.Report.ToText());
-        console.Out.WriteLine($"wrote {output} ({request.Labels.Count} × {c.InChannels} × {size} × {size})");
+        console.Out.WriteLine($"wrote {output} ({request.Labels.Count} × {(c.Frames > 0 ? $"{c.Frames} × " : "")}{c.InChannels} × {size} × {size})");
         if (pixels && c.Frames > 0)
         {
             string gif = PrepareOutput(args.RequiredString("--gif"), "--gif"), strip = PrepareOutput(args.RequiredString("--frames"), "--frames");
