@@ -152,86 +152,12 @@ def make_batch(args, step, num_classes, data):
 
 
 def cmd_train(args):
-    torch.set_num_threads(args.threads)
-    os.makedirs(args.work, exist_ok=True)
-    ckpt_path = os.path.join(args.work, "checkpoint.pt")
     cfg = make_config(args)
-    torch.manual_seed(args.seed)
-    model = LatteModule(cfg, args.label_init_std)
-    model.autocast_blocks = args.precision == "bf16"
-    ema = LatteModule(cfg)
-    ema.load_state_dict(model.state_dict())
-    ema.requires_grad_(False)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.0)
-    step, log, elapsed_before = 0, [], 0.0
-    hparams = {k: v for k, v in vars(args).items() if k not in ("func", "resume", "work", "threads", "max_minutes",
-                                                                  "ckpt_minutes", "log_every")}
-    if args.resume and os.path.exists(ckpt_path):
-        st = torch.load(ckpt_path)
-        if st["hparams"] != hparams:
-            raise SystemExit(f"--resume: the checkpoint's settings {st['hparams']} differ from {hparams}")
-        model.load_state_dict(st["model"])
-        ema.load_state_dict(st["ema"])
-        opt.load_state_dict(st["opt"])
-        step, log, elapsed_before = st["step"], st["log"], st["elapsed_s"]
-        print(f"resumed from {ckpt_path} at step {step}", flush=True)
-    elif os.path.exists(ckpt_path):
-        raise SystemExit(f"{ckpt_path} exists: pass --resume to continue it or remove it to start over")
-    nparams = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(f"Latte depth={cfg.depth} hidden={cfg.hidden_size} heads={cfg.num_heads} patch={cfg.patch_size} "
-          f"frames={cfg.num_frames} params={nparams / 1e6:.2f}M batch={args.batch} clips steps={args.steps}", flush=True)
-    data = load_dataset(args)
-    diff = td.Diffusion()
-    view = FrameView(model, cfg.num_frames)
-    ema_params, model_params = list(ema.parameters()), list(model.parameters())
-
-    def checkpoint(elapsed):
-        td.save_ckpt(ckpt_path, {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                                 "step": step, "log": log, "elapsed_s": elapsed, "hparams": hparams,
-                                 "config": vars(cfg)})
-
-    t_start = last_ckpt = time.time()
-    acc = {"loss": 0.0, "mse": 0.0, "vb": 0.0, "n": 0}
-    model.train()
-    while step < args.steps:
-        x0, t, y, noise = make_batch(args, step, cfg.num_classes, data)
-        for gp in opt.param_groups:
-            gp["lr"] = td.lr_at(args, step)
-        loss, mse, vb = diff.losses(view, x0, t, y, noise, args.min_snr_gamma, 0.0)
-        loss = loss.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if args.clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-        opt.step()
-        with torch.no_grad():
-            d = min(args.ema, (1 + step) / (10 + step))
-            for pe, pm in zip(ema_params, model_params):
-                if pm.requires_grad:
-                    pe.mul_(d).add_(pm.detach(), alpha=1 - d)
-        step += 1
-        acc["loss"] += loss.item()
-        acc["mse"] += mse.mean().item()
-        acc["vb"] += vb.mean().item()
-        acc["n"] += 1
-        now = time.time()
-        if step % args.log_every == 0 or step == args.steps:
-            n, elapsed = acc["n"], elapsed_before + now - t_start
-            row = {"step": step, "loss": acc["loss"] / n, "mse": acc["mse"] / n, "vb": acc["vb"] / n,
-                   "lr": td.lr_at(args, step - 1), "elapsed_s": round(elapsed, 1)}
-            log.append(row)
-            acc = {"loss": 0.0, "mse": 0.0, "vb": 0.0, "n": 0}
-            print(f"step {step} loss {row['loss']:.4f} mse {row['mse']:.4f} vb {row['vb']:.4f} lr {row['lr']:.2e} "
-                  f"{elapsed / 60:.1f} min ({step / max(elapsed, 1e-9):.2f} it/s overall)", flush=True)
-        if now - last_ckpt > args.ckpt_minutes * 60 or step == args.steps:
-            checkpoint(elapsed_before + now - t_start)
-            last_ckpt = now
-        if args.max_minutes and (now - t_start) > args.max_minutes * 60:
-            checkpoint(elapsed_before + now - t_start)
-            print(f"stopping after {args.max_minutes} min at step {step} (resume with --resume)", flush=True)
-            return 3
-    print(f"done: {step} steps in {(elapsed_before + time.time() - t_start) / 60:.1f} min", flush=True)
-    return 0
+    return td.run_training(
+        args, cfg, lambda label_init_std: LatteModule(cfg, label_init_std),
+        f"Latte depth={cfg.depth} hidden={cfg.hidden_size} heads={cfg.num_heads} patch={cfg.patch_size} "
+        f"frames={cfg.num_frames} (batch in clips)",
+        load_dataset, make_batch, lambda model: FrameView(model, cfg.num_frames))
 
 
 def cmd_export(args):
@@ -331,6 +257,7 @@ def main(argv=None):
     tr.add_argument("--clip", type=float, default=1.0)
     tr.add_argument("--ema", type=float, default=0.999)
     tr.add_argument("--min-snr-gamma", type=float, default=5.0)
+    tr.add_argument("--snr-floor", type=float, default=0.0)
     tr.add_argument("--class-dropout", type=float, default=0.1)
     tr.add_argument("--label-init-std", type=float, default=1.0)
     tr.add_argument("--seed", type=int, default=0)
