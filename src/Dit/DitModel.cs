@@ -179,7 +179,7 @@ public interface IForwardPass : IDisposable
 /// <summary>Receives the output of each block during a forward (parity dumps, similarity analysis).</summary>
 public interface IBlockObserver
 {
-    /// <param name="x">(B, T, D) on the model's device; valid only during the call.</param>
+    /// <param name="x">(B, T, D) on the model's device (Latte: (B·F, T, D), frame-major after every block); valid only during the call.</param>
     void OnBlockOutput(int block, Tensor x);
 }
 

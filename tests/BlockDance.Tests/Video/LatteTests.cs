@@ -278,6 +278,19 @@ public sealed class LatteCachingTests : IDisposable
         Assert.Equal(output.ToArray<float>(), reuseOutput);
     }
 
+    [Fact]
+    public void The_run_report_counts_latte_macs_per_clip()
+    {
+        // latte_deep: D 16, MLP 64, T 16, F 5, C 4 → C' 8, patch 1. By hand: a block over n tokens costs
+        // 6D² + 3nD² + 2n²D + nD² + 2nD·M = 1536 + 3072n + 32n²: spatial F × (n = 16) = 294 400, temporal T × (n = 5) =
+        // 283 136; patch embedding F·T·C·D = 5 120; timestep MLP 256·D + D² = 4 352; final F·(2D² + T·D·C') = 12 800.
+        var macs = new MacCount(_model.Config, 16);
+        Assert.Equal(5_120 + 4_352 + 2 * 294_400 + 2 * 283_136 + 12_800, macs.Forward);
+        Assert.Equal(4_352 + 294_400 + 283_136 + 12_800, macs.ReuseForward(2));
+        using var run = new SamplingRun(_model, new GenerationRequest { Labels = [1], Steps = 10, Cache = CachePolicy.Parse("blockdance:n=2,boundary=2") });
+        Assert.Equal(macs.Forward, run.Report.MacsPerImageFull);
+    }
+
     public void Dispose()
     {
         _model.Dispose();
