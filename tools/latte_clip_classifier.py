@@ -14,7 +14,7 @@ accuracy on seed 1000; `--shuffle-frames` evaluates with the frame order shuffle
 the same; this one must drop on the motion-only pairs).
 
 Command line:
-  /usr/bin/python3 tools/latte_clip_classifier.py train [--steps 600] [--batch 32] [--out models/latte-clip-classifier.safetensors]
+  /usr/bin/python3 tools/latte_clip_classifier.py train [--steps 1200] [--batch 32] [--out models/latte-clip-classifier.safetensors]
   /usr/bin/python3 tools/latte_clip_classifier.py eval [--weights ...] [--n 600] [--shuffle-frames]
   /usr/bin/python3 tools/latte_clip_classifier.py score --clips FILE.safetensors [--tensor latent] [--n-real 600]
       FILE: clips [N, F, 3, 32, 32] in [-1, 1] and labels [N] (what `blockdance generate --model shapes-video` writes).
@@ -168,7 +168,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     tr = sub.add_parser("train")
-    tr.add_argument("--steps", type=int, default=600)
+    tr.add_argument("--steps", type=int, default=1200)
     tr.add_argument("--batch", type=int, default=32)
     tr.add_argument("--lr", type=float, default=3e-3)
     tr.add_argument("--data-seed", type=int, default=5)
