@@ -226,9 +226,7 @@ public interface IBlockObserver
 /// </remarks>
 public sealed class DitModel : IDiffusionModel
 {
-    private readonly List<Tensor> _owned;
-    private readonly Lease? _mapping;
-    private readonly Lifetime _lifetime;
+    private readonly ModelWeights _weights;
 
     private DitModel(DitConfig config, IOps ops, WeightLoader w)
     {
@@ -241,9 +239,7 @@ public sealed class DitModel : IDiffusionModel
         LabelEmbedder = new LabelEmbedder(w.Load("y_embedder.embedding_table.weight"));
         Blocks = Enumerable.Range(0, config.Depth).Select(i => DitBlock.Load(w, i, config.Heads, n)).ToArray();
         FinalLayer = FinalLayer.Load(w, config);
-        _owned = w.Owned;
-        _mapping = w.MappingLease;
-        _lifetime = new Lifetime("the DitModel", Release);
+        _weights = new ModelWeights("DitModel", w);
     }
 
     /// <summary>The architecture the model was built for.</summary>
@@ -264,7 +260,7 @@ public sealed class DitModel : IDiffusionModel
     public FinalLayer FinalLayer { get; }
 
     /// <summary>Bytes of weights this model holds as its own copies (0 when every weight is a view of the mapped checkpoint).</summary>
-    public long OwnedBytes => _owned.Sum(t => t.ByteCount);
+    public long OwnedBytes => _weights.OwnedBytes;
 
     /// <summary>
     /// Builds the model on <paramref name="ops"/>' device from an opened checkpoint. The checkpoint may be disposed
@@ -311,16 +307,12 @@ public sealed class DitModel : IDiffusionModel
         public void Dispose() => a.Dispose();
     }
 
-    Lease IDiffusionModel.AcquireLease(string holder) => _lifetime.Acquire(holder);
+    Lease IDiffusionModel.AcquireLease(string holder) => _weights.Acquire(holder);
 
     /// <summary>True once the weights are gone: the model was disposed and no run holds it.</summary>
-    public bool IsDisposed => _lifetime.IsReleased;
+    public bool IsDisposed => _weights.IsReleased;
 
-    private void ThrowIfDisposed()
-    {
-        if (_lifetime.IsReleased)
-            throw new ObjectDisposedException(nameof(DitModel), "the DitModel was disposed; load it again to use it");
-    }
+    private void ThrowIfDisposed() => _weights.ThrowIfDisposed();
 
     /// <summary>Conditioning: <c>c = t_emb(t) + y_emb(y)</c>, and SiLU(c), which every adaLN layer consumes. t: (B) F32, labels: (B) I32.</summary>
     public void Condition(Tensor t, Tensor labels, DitActivations a)
@@ -372,15 +364,7 @@ public sealed class DitModel : IDiffusionModel
     /// Releases the weights (owned copies and the lease on the mapped file) now, or when the last run holding the model
     /// is disposed. Idempotent.
     /// </summary>
-    public void Dispose() => _lifetime.Dispose();
-
-    private void Release()
-    {
-        foreach (var t in _owned)
-            t.Dispose();
-        _owned.Clear();
-        _mapping?.Dispose();
-    }
+    public void Dispose() => _weights.Dispose();
 }
 
 /// <summary>

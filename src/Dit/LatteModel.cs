@@ -16,9 +16,7 @@ namespace BlockDance.Dit;
 /// throws <see cref="ObjectDisposedException"/>.</remarks>
 public sealed class LatteModel : IDiffusionModel
 {
-    private readonly List<Tensor> _owned;
-    private readonly Lease? _mapping;
-    private readonly Lifetime _lifetime;
+    private readonly ModelWeights _weights;
 
     private LatteModel(DitConfig config, IOps ops, WeightLoader w)
     {
@@ -31,9 +29,7 @@ public sealed class LatteModel : IDiffusionModel
         LabelEmbedder = new LabelEmbedder(w.Load("y_embedder.embedding_table.weight"));
         Blocks = Enumerable.Range(0, config.Depth).Select(i => DitBlock.Load(w, i, config.Heads, config.Numerics)).ToArray();
         FinalLayer = FinalLayer.Load(w, config);
-        _owned = w.Owned;
-        _mapping = w.MappingLease;
-        _lifetime = new Lifetime("the LatteModel", Release);
+        _weights = new ModelWeights("LatteModel", w);
     }
 
     /// <summary>The shape; <see cref="DitConfig.Frames"/> is the clip length (the rows of <c>temp_embed</c>).</summary>
@@ -67,7 +63,7 @@ public sealed class LatteModel : IDiffusionModel
     public FinalLayer FinalLayer { get; }
 
     /// <summary>Bytes of weights this model holds as its own copies.</summary>
-    public long OwnedBytes => _owned.Sum(t => t.ByteCount);
+    public long OwnedBytes => _weights.OwnedBytes;
 
     /// <summary><c>for i in range(0, depth, 2): spatial_block, temp_block = blocks[i:i+2]</c>.</summary>
     public static bool IsTemporal(int block) => block % 2 == 1;
@@ -99,16 +95,12 @@ public sealed class LatteModel : IDiffusionModel
     /// <summary><see cref="CreateActivations"/> as the sampling run sees it.</summary>
     public IForwardPass CreatePass(int batch, int height, int width) => CreateActivations(batch, height, width);
 
-    Lease IDiffusionModel.AcquireLease(string holder) => _lifetime.Acquire(holder);
+    Lease IDiffusionModel.AcquireLease(string holder) => _weights.Acquire(holder);
 
     /// <summary>True once the weights are gone: the model was disposed and no run holds it.</summary>
-    public bool IsDisposed => _lifetime.IsReleased;
+    public bool IsDisposed => _weights.IsReleased;
 
-    private void ThrowIfDisposed()
-    {
-        if (_lifetime.IsReleased)
-            throw new ObjectDisposedException(nameof(LatteModel), "the LatteModel was disposed; load it again to use it");
-    }
+    private void ThrowIfDisposed() => _weights.ThrowIfDisposed();
 
     /// <summary>
     /// <c>c = t_embedder(t) + y_embedder(y)</c> per clip, then repeated as the blocks consume it:
@@ -192,15 +184,7 @@ public sealed class LatteModel : IDiffusionModel
     /// Releases the weights (owned copies and the lease on the mapped file) now, or when the last run holding the model
     /// is disposed. Idempotent.
     /// </summary>
-    public void Dispose() => _lifetime.Dispose();
-
-    private void Release()
-    {
-        foreach (var t in _owned)
-            t.Dispose();
-        _owned.Clear();
-        _mapping?.Dispose();
-    }
+    public void Dispose() => _weights.Dispose();
 }
 
 /// <summary>
