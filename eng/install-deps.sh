@@ -22,7 +22,7 @@ case "$mode" in
   runtime) ;;
   # libopenblas-dev + libopenblas-pthread-dev: cblas.h and the libopenblas.so link name of native/'s cuBLAS emulator.
   test) main_pkgs+=(cmake g++ make libgtest-dev libgmock-dev binutils libopenblas-dev libopenblas-pthread-dev
-                    python3-torch python3-numpy python3-skimage) ;;
+                    python3-torch python3-numpy python3-skimage python3-matplotlib) ;;
   *) echo "usage: $0 [--list] runtime|test" >&2; exit 2 ;;
 esac
 nonfree_pkgs=()

@@ -36,6 +36,7 @@ public static class Program
         new PlanCommand(),
         new CompareCommand(),
         new AnalyzeCommand(),
+        new CalibrateCommand(),
         new BenchCommand(),
         new TestOpsCommand(),
     ];

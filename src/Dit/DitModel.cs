@@ -84,8 +84,7 @@ public sealed class DitBlock(int index, Linear adaLN, Linear qkv, Linear proj, L
     /// <summary>Updates <c>a.X</c> (B, T, D) in place; <c>a.SiluC</c> (B, D) is SiLU of the conditioning.</summary>
     public void Forward(IOps ops, DitActivations a)
     {
-        AdaLN.Forward(ops, a.SiluC, a.Modulation);                                        // (B, 6D)
-        ops.LayerNormModulate(a.X, a.Modulation, ShiftMsa, ScaleMsa, numerics.AttentionNormEps, a.Normed); // (B, T, D)
+        ModulatedInput(ops, a);                                                           // (B, T, D)
         Qkv.Forward(ops, a.Normed, a.Qkv);                                                // (B, T, 3D)
         ops.Attention(a.Qkv, heads, a.Attended);                                          // (B, T, D)
         Proj.Forward(ops, a.Attended, a.Residual);                                        // (B, T, D)
@@ -94,6 +93,16 @@ public sealed class DitBlock(int index, Linear adaLN, Linear qkv, Linear proj, L
         Fc1.Forward(ops, a.Normed, a.Hidden, Activation.GeluTanh);                        // (B, T, 4D)
         Fc2.Forward(ops, a.Hidden, a.Residual);                                           // (B, T, D)
         ops.GatedResidualAdd(a.X, a.Residual, a.Modulation, GateMlp);
+    }
+
+    /// <summary>
+    /// The attention branch's input <c>a.Normed = LN(x)·(1 + scale_msa) + shift_msa</c> (with <c>a.Modulation</c>), the
+    /// first two ops of <see cref="Forward"/>; TeaCache's indicator reads it for block 0.
+    /// </summary>
+    public void ModulatedInput(IOps ops, DitActivations a)
+    {
+        AdaLN.Forward(ops, a.SiluC, a.Modulation);                                        // (B, 6D)
+        ops.LayerNormModulate(a.X, a.Modulation, ShiftMsa, ScaleMsa, numerics.AttentionNormEps, a.Normed); // (B, T, D)
     }
 }
 
@@ -295,8 +304,12 @@ public sealed class DitModel : IDiffusionModel
     /// <summary><see cref="CreateActivations"/> bound to this model.</summary>
     public IForwardPass CreatePass(int batch, int height, int width) => new Pass(this, CreateActivations(batch, height, width));
 
+    /// <summary>The activations behind a pass this model created (the adaptive cache executor works on them).</summary>
+    internal static DitActivations ActivationsOf(IForwardPass pass) => ((Pass)pass).Activations;
+
     private sealed class Pass(DitModel model, DitActivations a) : IForwardPass
     {
+        public DitActivations Activations => a;
         public int Tokens => a.Tokens;
         public Tensor Stream => a.X;
         public long Bytes => a.Bytes;
@@ -469,6 +482,41 @@ public sealed class DitActivations : IDisposable
         if (PositionEmbedding.OwnsMemory)
             _owned.Add(PositionEmbedding);
     }
+
+    /// <summary>
+    /// A view of the first <paramref name="items"/> batch items of every buffer of <paramref name="parent"/> (same memory,
+    /// nothing allocated on the device): a forward on it computes those items only. The sampling run gathers the images
+    /// that compute a step into the first items when the others reuse (per-image cache decisions).
+    /// </summary>
+    private DitActivations(DitActivations parent, int items)
+    {
+        Batch = items;
+        Height = parent.Height;
+        Width = parent.Width;
+        Tokens = parent.Tokens;
+        Frequencies = parent.Frequencies.Slice(0, items);
+        TimeHidden = parent.TimeHidden.Slice(0, items);
+        TimeEmbedding = parent.TimeEmbedding.Slice(0, items);
+        LabelEmbedding = parent.LabelEmbedding.Slice(0, items);
+        C = parent.C.Slice(0, items);
+        SiluC = parent.SiluC.Slice(0, items);
+        Modulation = parent.Modulation.Slice(0, items);
+        FinalModulation = parent.FinalModulation.Slice(0, items);
+        Columns = parent.Columns.Slice(0, items);
+        X = parent.X.Slice(0, items);
+        Normed = parent.Normed.Slice(0, items);
+        Qkv = parent.Qkv.Slice(0, items);
+        Attended = parent.Attended.Slice(0, items);
+        Residual = parent.Residual.Slice(0, items);
+        Hidden = parent.Hidden.Slice(0, items);
+        Patches = parent.Patches.Slice(0, items);
+        PositionEmbedding = parent.PositionEmbedding;
+    }
+
+    /// <summary>The first <paramref name="items"/> batch items of this arena, as a view (see the private constructor).</summary>
+    public DitActivations Prefix(int items) =>
+        items >= 1 && items <= Batch ? new DitActivations(this, items)
+            : throw new ArgumentOutOfRangeException(nameof(items), $"a prefix of {items} items of a batch of {Batch}");
 
     /// <summary>Batch size B the tensors were allocated for.</summary>
     public int Batch { get; }

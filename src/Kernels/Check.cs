@@ -159,6 +159,19 @@ internal static class Check
         return (vocab, d, batch);
     }
 
+    /// <summary>x and reference [B, …] of one shape, result F32 [B]; returns (B, elements per item).</summary>
+    public static (int B, int PerItem) RelativeL1(Tensor x, Tensor reference, Tensor result)
+    {
+        if (x.Rank == 0 || !x.HasShape(reference.Shape))
+            throw new ArgumentException($"RelativeL1: x {x.ShapeString} and reference {reference.ShapeString} must have one shape [B, …]");
+        if (result.DType != DType.F32 || result.Count != x.Dim(0))
+            throw new ArgumentException($"RelativeL1: result {result} must be F32 with B = {x.Dim(0)} elements");
+        long perItem = x.Count / Math.Max(1, x.Dim(0));
+        if (perItem > int.MaxValue)
+            throw new ArgumentException($"RelativeL1: {perItem} elements per item exceed 2^31 − 1");
+        return (x.Dim(0), (int)perItem);
+    }
+
     /// <summary>output [2n, C, H, W] → y [n, C, H, W], 0 ≤ guided ≤ C; returns (n, C, H·W).</summary>
     public static (int N, int C, int Plane) GuidanceCombine(Tensor output, int guidedChannels, Tensor y)
     {

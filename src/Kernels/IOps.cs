@@ -128,6 +128,15 @@ public interface IOps : IDisposable
     void AncestralStep(Tensor x, Tensor modelOutput, float a, float b, float c1, float c2, float minLog, float maxLog, float nonzero, Tensor? noise);
 
     /// <summary>
+    /// The caching indicator: per batch item b of <paramref name="x"/> and <paramref name="reference"/> (the same shape,
+    /// [B, …], activation type), the relative L1 distance <c>r[b] = Σⱼ|x[b,j] − ref[b,j]| / Σⱼ|ref[b,j]|</c> (0 when both
+    /// sums are 0, +∞ when only the reference's is), then <c>result[b] = (accumulate ? result[b] : 0) + weight·r[b]</c>.
+    /// <paramref name="result"/> is F32 [B] on the same device, so a mean over several tensors (blocks) is reduced on the
+    /// device and one download of B floats brings it to the host. Each item's sums are independent of the batch size.
+    /// </summary>
+    void RelativeL1(Tensor x, Tensor reference, Tensor result, float weight, bool accumulate);
+
+    /// <summary>
     /// Fills <paramref name="y"/> (F32, or the activation type) with standard normal samples that depend only on (seed, offset + element index):
     /// Philox4x32-10 counters and a Box–Muller transform, so every backend and thread count draws the same numbers.
     /// </summary>

@@ -1,6 +1,7 @@
 using BlockDance.Analysis.Metrics;
 using BlockDance.Analysis.Plotting;
 using BlockDance.Dit;
+using BlockDance.Dit.Caching;
 using BlockDance.Dit.Pipeline;
 using BlockDance.Runtime;
 
@@ -37,8 +38,8 @@ public sealed class AnalyzeCommand : ICommand
         using var pipeline = ModelOptions.Open(weights, options);
         int depth = pipeline.Config.Depth;
         // Default: the block whose output a cache would store, i − 1: the policy's boundary, or BlockDance's default one.
-        var plan = request.Cache.Plan(request.Steps, depth);
-        var blockDance = new Dit.Caching.BlockDancePolicy(2, null, 0.4, 0.95);
+        var plan = request.Cache.IsDynamic ? StepPlan.AllFull(request.Steps, depth) : request.Cache.Plan(request.Steps, depth);
+        var blockDance = new BlockDancePolicy(2, null, 0.4, 0.95);
         int boundary = plan.UsesCache ? plan.Boundary : blockDance.BoundaryFor(depth);
         // The figures mark the policy's cache window, or BlockDance's when the run caches nothing.
         var marked = plan.UsesCache ? request.Cache : blockDance;

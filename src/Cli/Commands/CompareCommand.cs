@@ -96,6 +96,13 @@ public sealed class CompareCommand : ICommand
     /// <summary>Runs a Full, a Cache and a Reuse step once, untimed, so neither measured run pays for JIT compilation.</summary>
     private static void Warmup(DitPipeline pipeline, GenerationRequest request, CancellationToken cancellation)
     {
+        if (request.Cache.IsDynamic)
+        {
+            // An adaptive policy: its own first steps (its indicator and, on the bundled model, its first skips).
+            using var adaptive = new SamplingRun(pipeline.Model, request with { Steps = Math.Min(request.Steps, 6) });
+            adaptive.Run();
+            return;
+        }
         int depth = pipeline.Config.Depth;
         int boundary = request.Cache.Plan(request.Steps, depth) is { UsesCache: true } p ? p.Boundary : Math.Max(1, depth / 2);
         var plan = new StepPlan([StepKind.Full, StepKind.Cache, StepKind.Reuse], boundary, depth);

@@ -8,7 +8,8 @@ public sealed class PlanCommand : ICommand
 {
     /// <inheritdoc/>
     public CommandSpec Spec { get; } = new CommandSpec("plan",
-            "Print the cache plan of a policy: one letter per step (F full, C cache, R reuse), or JSON with --json.")
+            "Print the cache plan of a static policy: one letter per step (F full, C cache, R reuse), or JSON with --json.\n" +
+            "An adaptive policy (bwcache, teacache, fbcache) decides at run time; its executed plan is in the run report.")
         .Option("--steps", "S", "sampling steps", "50")
         .Option("--depth", "D", "transformer blocks (default: the depth of --weights, else of the bundled model)")
         .Option("--weights", "FILE", "read the depth from this checkpoint (default: the bundled model)")
@@ -32,6 +33,13 @@ public sealed class PlanCommand : ICommand
             // The bundled model's depth (and so the policy's default boundary for it), or the given checkpoint's.
             using var checkpoint = DitCheckpoint.Open(ModelOptions.Weights(args));
             depth = checkpoint.Config.Depth;
+        }
+        if (policy.IsDynamic)
+        {
+            console.Out.WriteLine($"{policy.Spec} is adaptive: it decides each step at run time from an indicator the run measures, " +
+                "so it has no plan ahead of the run. 'generate --report FILE' (and compare --report) record the plan it executed, " +
+                "per image, with the indicator at each step (letters: F full, C cache, R reuse, S skip).");
+            return 0;
         }
         var plan = policy.Plan(steps, depth);
         console.Out.WriteLine(args.Flag("--json") ? plan.ToJson() : plan.Describe());

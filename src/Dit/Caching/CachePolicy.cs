@@ -3,31 +3,41 @@ using System.Globalization;
 namespace BlockDance.Dit.Caching;
 
 /// <summary>
-/// A rule that turns (steps, depth) into a <see cref="StepPlan"/>. Policies hold no state of a run, so the same policy
-/// serves runs of any step count, resolution or batch. Syntax on the command line (<see cref="Parse"/>):
-/// <c>none</c>, <c>blockdance:n=2[,boundary=20,start=0.4,end=0.95]</c>, <c>deepcache:n=2[,boundary=14]</c>, <c>plan:FILE.json</c>.
+/// A rule that decides what each step of a run does. A static policy turns (steps, depth) into a <see cref="StepPlan"/>
+/// ahead of the run; a dynamic one (<see cref="IsDynamic"/>, <see cref="AdaptivePolicy"/>) decides each step at run
+/// time. Both act through a <see cref="StepController"/> that the run creates for itself (<see cref="CreateController"/>),
+/// so policies hold no state of a run and the same policy serves runs of any step count, resolution or batch. Syntax on
+/// the command line (<see cref="Parse"/>): <c>none</c>, <c>blockdance:n=2[,boundary=20,start=0.4,end=0.95]</c>,
+/// <c>deepcache:n=2[,boundary=14]</c>, <c>plan:FILE.json</c>, <c>bwcache[:delta=0.15,…]</c>, <c>teacache[:threshold=0.1]</c>,
+/// <c>fbcache[:threshold=0.08]</c>.
 /// </summary>
 public abstract class CachePolicy
 {
-    /// <summary>The accepted spellings, for usage messages.</summary>
+    /// <summary>Every accepted form, for help texts and error messages.</summary>
     public const string Syntax =
-        "none | blockdance:n=N[,boundary=I,start=A,end=B] | deepcache:n=N[,boundary=I] | plan:FILE.json";
+        "none | blockdance:n=N[,boundary=I,start=A,end=B] | deepcache:n=N[,boundary=I] | plan:FILE.json | " +
+        "bwcache[:delta=0.15,refresh=0.1,blocks=all|A-B,tail=0.5,recheck=false] | teacache[:threshold=0.1,poly=C4/C3/C2/C1/C0] | " +
+        "fbcache[:threshold=0.08]";
 
-    /// <summary>The plan of a run of <paramref name="steps"/> sampling steps on a model with <paramref name="depth"/> blocks.</summary>
-    /// <exception cref="PlanException">The policy cannot produce a plan for these numbers (or its plan file is unreadable or invalid).</exception>
+    /// <summary>The plan of a static policy for <paramref name="steps"/> steps and <paramref name="depth"/> blocks; a dynamic policy throws <see cref="PlanException"/>.</summary>
     public abstract StepPlan Plan(int steps, int depth);
+
+    /// <summary>True when the policy decides at run time from what the run observes (it has no plan ahead of the run).</summary>
+    public virtual bool IsDynamic => false;
+
+    /// <summary>The controller that decides the steps of one run of <paramref name="images"/> images (a static policy: its plan for every image).</summary>
+    public virtual StepController CreateController(int steps, int depth, int images) => new PlanController(Plan(steps, depth), images);
 
     /// <summary>The canonical spelling of this policy (round-trips through <see cref="Parse"/>).</summary>
     public abstract string Spec { get; }
 
-    /// <summary>The same as <see cref="Spec"/>.</summary>
+    /// <inheritdoc/>
     public override string ToString() => Spec;
 
-    /// <summary>No caching: every step runs every block.</summary>
+    /// <summary>No cache: every step Full.</summary>
     public static CachePolicy None { get; } = new NoCache();
 
-    /// <summary>Parses a policy in the syntax of <see cref="Syntax"/>, e.g. <c>"blockdance:n=2"</c>.</summary>
-    /// <exception cref="PlanException">The text is not a policy; the message names the problem and the accepted forms.</exception>
+    /// <summary>Reads a policy from its command-line form (<see cref="Syntax"/>); errors name the problem and list the accepted forms.</summary>
     public static CachePolicy Parse(string spec)
     {
         string s = spec.Trim();
@@ -61,8 +71,68 @@ public abstract class CachePolicy
                     throw Bad(spec, $"start {start} must be below end {end}");
                 return new BlockDancePolicy(n, boundary, start, end, deepCache: false);
             }
+            case "bwcache":
+            {
+                var kv = Known(spec, name, ParseArgs(spec, args), "delta", "refresh", "blocks", "tail", "recheck");
+                int? first = null, last = null;
+                if (kv.TryGetValue("blocks", out var blocks) && blocks != "all")
+                {
+                    var parts = blocks.Split('-');
+                    if (parts.Length != 2 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int a)
+                        || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int b))
+                        throw Bad(spec, $"blocks={blocks} is not 'all' or a range A-B of block indices");
+                    (first, last) = (a, b);
+                }
+                bool recheck = kv.TryGetValue("recheck", out var rc) ? rc switch
+                {
+                    "true" => true,
+                    "false" => false,
+                    _ => throw Bad(spec, $"recheck={rc} is not true or false"),
+                } : false;
+                return Wrap(spec, () => new BwCachePolicy(Number(spec, kv, "delta", 0.15), Number(spec, kv, "refresh", 0.1), first, last,
+                    Number(spec, kv, "tail", 0.5), recheck));
+            }
+            case "teacache":
+            {
+                var kv = Known(spec, name, ParseArgs(spec, args), "threshold", "poly");
+                double[]? poly = kv.TryGetValue("poly", out var pv)
+                    ? pv.Split('/').Select(c => double.TryParse(c, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v
+                        : throw Bad(spec, $"poly={pv} is not numbers separated by '/' (highest power first)")).ToArray()
+                    : null;
+                return Wrap(spec, () => new TeaCachePolicy(Number(spec, kv, "threshold", 0.1), poly));
+            }
+            case "fbcache":
+            {
+                var kv = Known(spec, name, ParseArgs(spec, args), "threshold");
+                return Wrap(spec, () => new FbCachePolicy(Number(spec, kv, "threshold", 0.08)));
+            }
             default:
                 throw Bad(spec, $"unknown policy '{name}'");
+        }
+    }
+
+    private static Dictionary<string, string> Known(string spec, string name, Dictionary<string, string> kv, params string[] allowed)
+    {
+        foreach (string key in kv.Keys)
+            if (!allowed.Contains(key))
+                throw Bad(spec, $"unknown parameter '{key}' for {name} (allowed: {string.Join(", ", allowed)})");
+        return kv;
+    }
+
+    private static double Number(string spec, Dictionary<string, string> kv, string key, double fallback) =>
+        !kv.TryGetValue(key, out var value) ? fallback
+        : double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v
+        : throw Bad(spec, $"{key}={value} is not a number");
+
+    private static CachePolicy Wrap(string spec, Func<CachePolicy> create)
+    {
+        try
+        {
+            return create();
+        }
+        catch (PlanException e)
+        {
+            throw Bad(spec, e.Message);
         }
     }
 
@@ -95,6 +165,7 @@ public abstract class CachePolicy
 
     private sealed class NoCache : CachePolicy
     {
+        /// <inheritdoc/>
         public override string Spec => "none";
         public override StepPlan Plan(int steps, int depth) => StepPlan.AllFull(steps, depth);
     }

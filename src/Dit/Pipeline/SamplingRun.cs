@@ -10,7 +10,9 @@ namespace BlockDance.Dit.Pipeline;
 /// One generation: every buffer it needs (latents, the model batch, timesteps and labels for all steps, activations,
 /// the feature cache) is allocated when the run is created, so the steps themselves allocate nothing and copy nothing
 /// between host and device. Guidance runs the batch <c>[cond…, uncond…]</c> with the conditional latents duplicated,
-/// as the original DiT's <c>forward_with_cfg</c> does. Each step follows the cache plan (see <see cref="StepPlan"/>).
+/// as the original DiT's <c>forward_with_cfg</c> does. Each step follows the cache policy's <see cref="StepController"/>:
+/// a static plan (see <see cref="StepPlan"/>) for the whole batch, or an adaptive policy's decision per image, executed
+/// by an <see cref="AdaptiveExecutor"/> (docs/caching.md).
 /// </summary>
 /// <remarks>
 /// <para>
@@ -46,6 +48,11 @@ public sealed class SamplingRun : IDisposable
     private readonly Tensor[] _timesteps;  // per step: (B) F32 views of one (S, B) table
     private readonly IForwardPass _pass;
     private readonly FeatureCache? _cache;
+    private readonly StepController _controller;
+    private readonly AdaptiveExecutor? _adaptive;   // null for a static plan
+    private readonly StepKind[] _kinds;             // per image: this step's decision
+    private readonly float[] _indicator;            // per image: this step's indicator
+    private readonly StepPlan? _plan;               // the static plan
     private readonly int _guidedChannels;
     private int _nextStep;
 
@@ -53,9 +60,11 @@ public sealed class SamplingRun : IDisposable
     /// Validates the request against the model and allocates every buffer of the run (on the model's device). The model
     /// is an image DiT or a video Latte: a video sample is a clip of F frames, its latent (n, F, C, H, W) held as
     /// (n·F, C, H, W), which the samplers and guidance treat frame by frame (their math is per element and per channel,
-    /// so that is exactly Latte's <c>forward_with_cfg</c> on <c>model_out[:, :, :4]</c>).
+    /// so that is exactly Latte's <c>forward_with_cfg</c> on <c>model_out[:, :, :4]</c>). Adaptive cache policies
+    /// (per-image decisions) run on image models only.
     /// </summary>
-    /// <exception cref="ArgumentException">The request does not fit the model; nothing stays allocated.</exception>
+    /// <exception cref="InvalidRequestException">The request does not fit the model (or asks a video model for an adaptive
+    /// cache policy); nothing stays allocated.</exception>
     public SamplingRun(IDiffusionModel model, GenerationRequest request)
     {
         _model = model;
@@ -90,7 +99,13 @@ public sealed class SamplingRun : IDisposable
             {
                 throw new InvalidRequestException(e.Message, e.ParamName, e);
             }
-            Plan = request.Cache.Plan(request.Steps, config.Depth);
+            _controller = request.Cache.CreateController(request.Steps, config.Depth, n);
+            _plan = _controller.IsStatic ? ((PlanController)_controller).Plan : null;
+            if (_plan is null && model is not DitModel)
+                throw new InvalidRequestException($"the adaptive cache policy '{request.Cache.Spec}' decides per image and runs on image DiTs only; " +
+                    $"this {model.GetType().Name} makes clips of {model.Frames} frames: use none or a static policy (blockdance, deepcache, ...)", nameof(request.Cache));
+            _kinds = new StepKind[n];
+            _indicator = new float[n];
             _noiseSource = request.StepNoise ?? new PhiloxStepNoise(request.Seed);
             _guidedChannels = request.GuidedChannels ?? config.Numerics.GuidedChannels;
             if (_guidedChannels < 0 || _guidedChannels > config.OutChannels)
@@ -134,8 +149,10 @@ public sealed class SamplingRun : IDisposable
             timesteps.CopyFrom<float>(table);
             _timesteps = Enumerable.Range(0, request.Steps).Select(k => timesteps.Slice(k, 1).Reshape(batch)).ToArray();
             _pass = model.CreatePass(batch, size, size);
-            if (Plan.UsesCache)
+            if (_plan is { UsesCache: true })
                 _cache = new FeatureCache(_ops.Device, type, _pass.Stream.Dim(0), _pass.Stream.Dim(1), _pass.Stream.Dim(2));
+            if (_plan is null)   // an image DiT (checked above)
+                _adaptive = new AdaptiveExecutor((DitModel)model, DitModel.ActivationsOf(_pass), _controller, n, batch);
 
             if (request.InitialNoise is { } initial)
             {
@@ -147,7 +164,8 @@ public sealed class SamplingRun : IDisposable
             {
                 _ops.RandomNormal(_latent, request.Seed, 0);
             }
-            Report = new RunReport(_ops.Device.Name, request.Cache.Spec, Plan, new MacCount(config, _pass.Tokens), batch, n, _cache?.Bytes ?? 0);
+            Report = new RunReport(_ops.Device.Name, request.Cache.Spec, _controller, new MacCount(config, _pass.Tokens), batch, n,
+                _cache?.Bytes ?? _adaptive?.Bytes ?? 0);
         }
         catch
         {
@@ -156,8 +174,11 @@ public sealed class SamplingRun : IDisposable
         }
     }
 
-    /// <summary>The cache plan: what each step does.</summary>
-    public StepPlan Plan { get; }
+    /// <summary>The static plan, or for an adaptive policy the plan image 0 executed so far (Full for the steps not run yet).</summary>
+    public StepPlan Plan => _plan ?? Report.Plan;
+
+    /// <summary>The controller deciding this run's steps.</summary>
+    public StepController Controller => _controller;
 
     /// <summary>The run's report, filled in step by step.</summary>
     public RunReport Report { get; }
@@ -167,12 +188,11 @@ public sealed class SamplingRun : IDisposable
 
     /// <summary>Batch the model runs on: twice <see cref="Images"/> with guidance.</summary>
     public int ModelBatch { get; }
+    /// <summary>Sampling steps of the run.</summary>
+    public int Steps => _controller.Steps;
 
-    /// <summary>Steps of the run.</summary>
-    public int Steps => Plan.Steps;
-
-    /// <summary>True once every step has run.</summary>
-    public bool Finished => _nextStep >= Plan.Steps;
+    /// <summary>True when every step has run.</summary>
+    public bool Finished => _nextStep >= Steps;
 
     /// <summary>Index of the step <see cref="Step"/> runs next (k = 0 is the noisiest).</summary>
     public int NextStep => _nextStep;
@@ -223,7 +243,10 @@ public sealed class SamplingRun : IDisposable
             _ops.Device.Copy(_latent, _uncondHalf!);
             input = _modelInput;
         }
-        Forward(k, input);
+        if (_adaptive is null)
+            Forward(k, input);
+        else
+            _adaptive.Forward(k, input, _timesteps[k], _labels, _output, BlockObserver, _kinds, _indicator);
         Tensor eps = _output;
         if (_guided is not null)
         {
@@ -237,15 +260,27 @@ public sealed class SamplingRun : IDisposable
             noise = _noise;
         }
         _sampler.Step(_ops, k, _latent, eps, noise);
+        if (_adaptive is not null)
+        {
+            long decide = Stopwatch.GetTimestamp();
+            _controller.Observe(new StepObservation(k, _kinds, _indicator, _latent));
+            _observeMilliseconds += Stopwatch.GetElapsedTime(decide).TotalMilliseconds;
+            Report.DecisionMilliseconds = _adaptive.DecisionMilliseconds + _observeMilliseconds;
+            Report.Record(k, _kinds, _indicator);
+        }
         _ops.Device.Synchronize();
     }
 
+    private double _observeMilliseconds;
+
+    // A static plan: one kind for the whole batch.
     private void Forward(int k, Tensor input)
     {
         var a = _pass;
         var t = _timesteps[k];
-        int boundary = Plan.Boundary, depth = _model.Config.Depth;
-        switch (Plan[k])
+        var plan = _plan!;
+        int boundary = plan.Boundary, depth = _model.Config.Depth;
+        switch (plan[k])
         {
             case StepKind.Full:
                 a.Condition(t, _labels);
@@ -301,6 +336,7 @@ public sealed class SamplingRun : IDisposable
         using (_stepLock.EnterScope())
         {
             _pass?.Dispose();
+            _adaptive?.Dispose();
             _cache?.Dispose();
             foreach (var t in _owned)
                 t.Dispose();

@@ -474,6 +474,26 @@ public sealed unsafe partial class CpuOps : IOps
     }
 
     /// <inheritdoc/>
+    public void RelativeL1(Tensor x, Tensor reference, Tensor result, float weight, bool accumulate)
+    {
+        Check.F32(x, reference, result);
+        var (batch, perItem) = Check.RelativeL1(x, reference, result);
+        float* xs = F(x), rs = F(reference), y = F(result);
+        for (int b = 0; b < batch; b++)
+        {
+            double diff = 0, norm = 0;
+            float* xi = xs + (long)b * perItem, ri = rs + (long)b * perItem;
+            for (int j = 0; j < perItem; j++)
+            {
+                diff += Math.Abs(xi[j] - ri[j]);
+                norm += Math.Abs(ri[j]);
+            }
+            float ratio = norm > 0 ? (float)(diff / norm) : diff > 0 ? float.PositiveInfinity : 0f;
+            y[b] = (accumulate ? y[b] : 0f) + weight * ratio;
+        }
+    }
+
+    /// <inheritdoc/>
     public void DdimStep(Tensor x, Tensor modelOutput, float a, float b, float c, float d, float e, bool rederiveEps, Tensor? noise)
     {
         Check.F32(x, modelOutput);

@@ -27,6 +27,8 @@ internal enum KernelModule
     Random,
     /// <summary>rearrange.cu: swap_frame_token_axes (Latte).</summary>
     Rearrange,
+    /// <summary>indicator.cu: relative_l1 (the adaptive cache policies' indicator).</summary>
+    Indicator,
 }
 
 /// <summary>

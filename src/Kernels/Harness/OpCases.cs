@@ -198,6 +198,26 @@ public static class OpCases
             return new(() => ctx.Ops.AncestralStep(xt, ot, A, Bc, C1, C2, MinLog, MaxLog, Nonzero, zt), [new("AncestralStep", xt, Expected)],
                 20.0 * count, Bytes(ctx, 5L * count));
         }),
+        new("relative_l1", "B,N[,ACCUMULATE]", [[3, 1031, 0], [1, 7, 1], [4, 65_537, 1]], [2 * B, T * D, 1], (ctx, s) =>
+        {
+            var (b, n) = (OpCase.Int(s, 0), OpCase.Int(s, 1));
+            bool accumulate = OpCase.Int(s, 2, 0) != 0;
+            const float Weight = 0.25f;
+            var x = ctx.Random(b * n, 24); var r = ctx.Random(b * n, 25, 2f);
+            var start = NaiveReference.Random(b, 26);   // F32 [B]: what an accumulating call adds to
+            var xt = ctx.Input(x, b, n); var rt = ctx.Input(r, b, n); var y = ctx.InOut(start, DType.F32, b);
+            float[] Expected() => Enumerable.Range(0, b).Select(i =>
+            {
+                double diff = 0, norm = 0;
+                for (int j = 0; j < n; j++)
+                {
+                    diff += Math.Abs((double)x[i * n + j] - r[i * n + j]);
+                    norm += Math.Abs((double)r[i * n + j]);
+                }
+                return (float)((accumulate ? start[i] : 0) + Weight * diff / norm);
+            }).ToArray();
+            return new(() => ctx.Ops.RelativeL1(xt, rt, y, Weight, accumulate), [new("RelativeL1", y, Expected)], 3.0 * b * n, Bytes(ctx, 2L * b * n));
+        }),
         new("random_normal", "N[,SEED,OFFSET]", [[1001, 42, 99_000]], [C * Latent * Latent], (ctx, s) =>
         {
             int n = OpCase.Int(s, 0);

@@ -58,10 +58,13 @@ public sealed class OpContext(IOps ops) : IDisposable
     }
 
     /// <summary>A guarded output that starts as <paramref name="values"/> (for ops that update in place).</summary>
-    public Tensor InOut(float[] values, params int[] shape)
+    public Tensor InOut(float[] values, params int[] shape) => InOut(values, Type, shape);
+
+    /// <summary>A guarded output of <paramref name="type"/> that starts as <paramref name="values"/> (an F32 accumulator).</summary>
+    public Tensor InOut(float[] values, DType type, params int[] shape)
     {
-        var y = Output(shape);
-        using (var src = Device.FromFloats(values, Type, shape))
+        var y = Output(type, shape);
+        using (var src = Device.FromFloats(values, type, shape))
             Device.Copy(src, y);
         return y;
     }

@@ -67,7 +67,7 @@ public sealed class PlanTests
     [InlineData("blockdance:n=2,start=0.9,end=0.5", "below end")]
     [InlineData("blockdance:m=2", "unknown parameter 'm'")]
     [InlineData("deepcache:n=2,start=0.1", "unknown parameter 'start'")]
-    [InlineData("teacache:0.2", "unknown policy 'teacache'")]
+    [InlineData("magcache:0.2", "unknown policy 'magcache'")]
     [InlineData("blockdance:n=two", "not an integer")]
     [InlineData("blockdance:n=2,n=3", "given twice")]
     [InlineData("blockdance:start=1.5", "not a fraction")]

@@ -134,7 +134,7 @@ public abstract class CudaGpuOpTests(DType type) : OpTests(GpuOps(type))
     /// <summary>A GPU's logf/sinf/cosf are accurate to 1–2 ulp but not glibc's bit for bit.</summary>
     protected override float RandomNormalTolerance => 2e-6f;
 
-    private static CudaOps GpuOps(DType type)
+    internal static CudaOps GpuOps(DType type)
     {
         if (!CudaDevice.IsGpuAvailable(out string why))
             Assert.Skip($"no CUDA GPU on this machine ({why}); the same tests run on the emulator (CudaEmu*OpTests)");

@@ -1,0 +1,417 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using BlockDance.Kernels;
+using BlockDance.Runtime;
+
+namespace BlockDance.Dit.Caching;
+
+/// <summary>
+/// Runs the forward of each step of a run whose <see cref="StepController"/> decides at run time, image by image. Every
+/// buffer (the stored outputs or residuals a Skip step reuses, the indicator's references, one F32 result per batch
+/// item) is allocated with the run and lives in the device's memory; the steps allocate nothing.
+/// <para>
+/// A step runs: the conditioning; the pre-decision indicator if the controller reads one (TeaCache: block 0's modulated
+/// input; First-Block-Cache: block 0, then its residual), reduced on the device by <see cref="IOps.RelativeL1"/> and
+/// downloaded as one float per batch item; the decision; then the images that compute run the stack (gathered into the
+/// first items of the batch when others skip, so the work done is theirs only, and each image's result is what it would
+/// be alone) while the images that skip take the stored output (BWCache) or add the stored residual (TeaCache, FBCache).
+/// BWCache's indicator is reduced after each chosen block of a computed step and downloaded once after the step; a step
+/// that every image skips touches no host memory. With guidance the two halves of image i (items i and n+i) always
+/// follow the image's decision, and its indicator is the larger of the halves' values.
+/// </para>
+/// </summary>
+internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
+{
+    private readonly DitModel _model;
+    private readonly IOps _ops;
+    private readonly DitActivations _a;
+    private readonly StepController _c;
+    private readonly int _images, _batch, _halves;
+    private readonly List<Tensor> _owned = [];
+    private readonly DitActivations?[] _prefix;    // views of the first m items, m = 1 … B − 1
+    private readonly Tensor[] _xItems, _siluItems;
+    private readonly Tensor _result;                // (B) F32: the indicator per batch item
+    private readonly Tensor[] _resultItems;
+    private readonly float[] _resultHost;
+    private readonly Tensor _skipStore;             // (B, T, D): the last block's output, or the skipped blocks' residual
+    private readonly Tensor[] _skipItems;
+    private readonly Tensor? _stackIn;              // (B, T, D): the input of the skipped blocks (residual mode)
+    private readonly Tensor[]? _stackInItems;
+    private readonly Tensor? _minusOne;             // (B, D) of −1: x − h as GatedResidualAdd(x, h, −1)
+    private readonly Tensor[]? _minusOneItems;
+    private readonly Tensor[] _prev;                // BWCache: per indicator block, its output at the last computed step
+    private readonly Tensor[][] _prevItems;
+    private readonly int[] _blockSlot;              // block → index in _prev, or −1
+    private readonly float _blockWeight;
+    private readonly Tensor? _prevProbe;            // TeaCache: the previous step's modulated input of block 0
+    private readonly Tensor? _headIn, _headRes, _headRef;  // FBCache
+    private readonly Tensor[]? _headResItems, _headRefItems;
+    private readonly FeatureCache? _features;       // Reuse steps at a boundary (a learned policy's plan)
+    private readonly bool _aliasedStore;            // _skipStore is _prev of the last block
+    private readonly bool[] _hasRef, _filled, _featuresFilled;
+    private readonly Tensor _siluBackup;            // (B, D): SiLU(c) while the gathered items use the first rows
+    private readonly int[] _compute;                // items that compute this step, ascending
+    private readonly StepKind[] _itemKind;          // kind of each batch item this step
+    private int _computeCount, _step;
+    private bool _gathered, _anyRef;
+    private IBlockObserver? _observer;
+
+    public AdaptiveExecutor(DitModel model, DitActivations a, StepController controller, int images, int batch)
+    {
+        _model = model;
+        _ops = model.Ops;
+        _a = a;
+        _c = controller;
+        _images = images;
+        _batch = batch;
+        _halves = batch / images;
+        int depth = model.Config.Depth;
+        if (controller.Depth != depth || controller.Images != images)
+            throw new PlanException($"the controller was made for {controller.Depth} blocks and {controller.Images} images; the run has {depth} and {images}");
+        if (controller.SkipFrom < 0 || controller.SkipFrom >= depth || (controller.Indicator == CacheIndicator.HeadResidual && controller.SkipFrom < 1))
+            throw new PlanException($"a Skip from block {controller.SkipFrom} does not fit a {depth}-block model (First-Block-Cache needs SkipFrom ≥ 1)");
+        try
+        {
+            var type = _ops.ActivationType;
+            int t = a.Tokens, d = model.Config.HiddenSize;
+            Tensor New(DType dt, params int[] shape)
+            {
+                var tensor = _ops.Device.Allocate(dt, shape);
+                _owned.Add(tensor);
+                return tensor;
+            }
+            Tensor[] Items(Tensor x) => Enumerable.Range(0, batch).Select(i => x.Slice(i, 1)).ToArray();
+            _prefix = new DitActivations?[batch];
+            for (int m = 1; m < batch; m++)
+                _prefix[m] = a.Prefix(m);
+            _xItems = Items(a.X);
+            _siluItems = Items(a.SiluC);
+            _result = New(DType.F32, batch);
+            _resultItems = Items(_result);
+            _resultHost = new float[batch];
+            var blocks = controller.Indicator == CacheIndicator.BlockOutputs ? controller.IndicatorBlocks : [];
+            if (controller.Indicator == CacheIndicator.BlockOutputs && blocks.Count == 0)
+                throw new PlanException("an indicator over block outputs needs at least one block");
+            _blockSlot = Enumerable.Repeat(-1, depth).ToArray();
+            for (int j = 0; j < blocks.Count; j++)
+            {
+                if (blocks[j] < 0 || blocks[j] >= depth || (j > 0 && blocks[j] <= blocks[j - 1]))
+                    throw new PlanException($"indicator blocks must be ascending indices in [0, {depth - 1}]");
+                _blockSlot[blocks[j]] = j;
+            }
+            _blockWeight = blocks.Count > 0 ? 1f / blocks.Count : 0f;
+            _prev = blocks.Select(_ => New(type, batch, t, d)).ToArray();
+            _prevItems = _prev.Select(Items).ToArray();
+            _aliasedStore = !controller.SkipAddsResidual && _blockSlot[depth - 1] >= 0;
+            _skipStore = _aliasedStore ? _prev[_blockSlot[depth - 1]] : New(type, batch, t, d);
+            _skipItems = Items(_skipStore);
+            bool residuals = controller.SkipAddsResidual || controller.Indicator == CacheIndicator.HeadResidual;
+            if (residuals)
+            {
+                _stackIn = New(type, batch, t, d);
+                _stackInItems = Items(_stackIn);
+                _minusOne = _ops.Device.FromFloats(Enumerable.Repeat(-1f, batch * d).ToArray(), type, batch, d);
+                _owned.Add(_minusOne);
+                _minusOneItems = Items(_minusOne);
+            }
+            if (controller.Indicator == CacheIndicator.ModulatedInput)
+                _prevProbe = New(type, batch, t, d);
+            if (controller.Indicator == CacheIndicator.HeadResidual)
+            {
+                _headIn = New(type, batch, t, d);
+                _headRes = New(type, batch, t, d);
+                _headRef = New(type, batch, t, d);
+                _headResItems = Items(_headRes);
+                _headRefItems = Items(_headRef);
+            }
+            if (controller.Boundary > 0)
+                _features = new FeatureCache(_ops.Device, type, batch, t, d);
+            _hasRef = new bool[images];
+            _filled = new bool[images];
+            _featuresFilled = new bool[1];
+            _siluBackup = New(type, batch, d);
+            _compute = new int[batch];
+            _itemKind = new StepKind[batch];
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Device bytes of the policy's buffers.</summary>
+    public long Bytes => _owned.Sum(t => t.ByteCount) + (_features?.Bytes ?? 0);
+
+    /// <summary>Milliseconds spent on the indicator (its ops, copies and downloads) and the controller's decisions.</summary>
+    public double DecisionMilliseconds { get; private set; }
+
+    /// <summary>
+    /// The forward of step <paramref name="k"/>: decides each image's kind (into <paramref name="kinds"/>) and writes the
+    /// model output; <paramref name="indicator"/> receives each image's indicator of this step (NaN where none).
+    /// </summary>
+    public void Forward(int k, Tensor input, Tensor t, Tensor labels, Tensor output, IBlockObserver? observer, Span<StepKind> kinds, Span<float> indicator)
+    {
+        var a = _a;
+        _observer = observer;
+        _step = k;
+        indicator.Fill(float.NaN);
+        _model.Condition(t, labels, a);
+        bool embedded = false;
+        int headDone = 0;
+        long start;
+        switch (_c.Indicator)
+        {
+            case CacheIndicator.ModulatedInput:
+                _model.EmbedTokens(input, a);
+                embedded = true;
+                start = Stopwatch.GetTimestamp();
+                _model.Blocks[0].ModulatedInput(_ops, a);
+                if (k > 0)
+                {
+                    _ops.RelativeL1(a.Normed, _prevProbe!, _result, 1f, false);
+                    Download(indicator, null);
+                }
+                _ops.Device.Copy(a.Normed, _prevProbe!);
+                DecisionMilliseconds += Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                break;
+            case CacheIndicator.HeadResidual:
+                _model.EmbedTokens(input, a);
+                embedded = true;
+                _ops.Device.Copy(a.X, _headIn!);
+                _model.RunBlocks(0, _c.SkipFrom, a, observer);
+                headDone = _c.SkipFrom;
+                start = Stopwatch.GetTimestamp();
+                _ops.Device.Copy(a.X, _stackIn!);
+                _ops.Device.Copy(a.X, _headRes!);
+                _ops.GatedResidualAdd(_headRes!, _headIn!, _minusOne!, 0);   // r = out − in of blocks [0, SkipFrom)
+                if (Array.IndexOf(_hasRef, true) >= 0)
+                {
+                    _ops.RelativeL1(_headRes!, _headRef!, _result, 1f, false);
+                    Download(indicator, _hasRef);
+                }
+                DecisionMilliseconds += Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                break;
+        }
+
+        start = Stopwatch.GetTimestamp();
+        _c.Decide(k, _c.Indicator is CacheIndicator.ModulatedInput or CacheIndicator.HeadResidual ? indicator : [], kinds);
+        DecisionMilliseconds += Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        Validate(k, kinds);
+
+        var first = kinds[0];
+        bool uniform = true;
+        foreach (var kind in kinds)
+            uniform &= kind == first;
+        _computeCount = 0;
+        for (int h = 0; h < _halves; h++)
+            for (int i = 0; i < _images; i++)
+            {
+                int item = h * _images + i;
+                _itemKind[item] = kinds[i];
+                if (kinds[i] is StepKind.Full or StepKind.Cache)
+                    _compute[_computeCount++] = item;
+            }
+        _anyRef = false;
+        for (int i = 0; i < _images; i++)
+            _anyRef |= _hasRef[i] && kinds[i] == StepKind.Cache;
+
+        if (uniform && first == StepKind.Reuse)
+        {
+            _features!.Load(a.X, k);
+            _model.RunBlocks(_c.Boundary, _model.Config.Depth, a, observer);
+        }
+        else if (uniform && first == StepKind.Skip)
+        {
+            SkipItems(all: true);
+        }
+        else
+        {
+            if (!embedded)
+                _model.EmbedTokens(input, a);
+            if (_c.SkipAddsResidual && _c.SkipFrom == 0)
+                _ops.Device.Copy(a.X, _stackIn!);   // the stack's input: the residual's base, and what a skipping image adds to
+            if (uniform)
+                ComputeAll(first, headDone);
+            else
+                ComputeGathered(headDone);
+        }
+        _model.Final(a, output);
+
+        if (_c.Indicator == CacheIndicator.BlockOutputs && _anyRef)
+        {
+            start = Stopwatch.GetTimestamp();
+            Download(indicator, _hasRef);
+            for (int i = 0; i < _images; i++)
+                if (kinds[i] != StepKind.Cache)
+                    indicator[i] = float.NaN;
+            DecisionMilliseconds += Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+        for (int i = 0; i < _images; i++)
+        {
+            if (kinds[i] == StepKind.Cache)
+                _filled[i] = _hasRef[i] = true;
+        }
+        if (first == StepKind.Cache && uniform && _features is not null)
+            _featuresFilled[0] = true;
+        _observer = null;
+    }
+
+    private void Validate(int k, ReadOnlySpan<StepKind> kinds)
+    {
+        int reuses = 0;
+        foreach (var kind in kinds)
+            reuses += kind == StepKind.Reuse ? 1 : 0;
+        if (reuses > 0 && (reuses < kinds.Length || _features is null || !_featuresFilled[0]))
+            throw new InvalidOperationException($"step {k}: the controller's Reuse must be decided for every image alike, after a Cache step, with a boundary");
+        for (int i = 0; i < kinds.Length; i++)
+            if (kinds[i] == StepKind.Skip && !_filled[i])
+                throw new InvalidOperationException($"step {k}: image {i} skips the stack, but no earlier step of it stored what a Skip reuses");
+    }
+
+    // Every item computes: the blocks after the head, in place, as an uncached forward would.
+    private void ComputeAll(StepKind kind, int headDone)
+    {
+        _gathered = false;
+        _model.RunBlocks(headDone, _model.Config.Depth, _a, kind == StepKind.Cache ? this : _observer);
+        if (kind != StepKind.Cache)
+            return;
+        StoreSkip(_a.X, _skipStore, _stackIn, _minusOne);
+        if (_headRes is not null)
+        {
+            long start = Stopwatch.GetTimestamp();
+            _ops.Device.Copy(_headRes, _headRef!);   // the reference of the next comparisons
+            DecisionMilliseconds += Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+    }
+
+    // Some images skip: the computing items are gathered into the first items of the batch, run there, and put back.
+    private void ComputeGathered(int headDone)
+    {
+        var a = _a;
+        int m = _computeCount;
+        if (m > 0)
+        {
+            _ops.Device.Copy(a.SiluC, _siluBackup);
+            for (int j = 0; j < m; j++)
+                if (_compute[j] != j)
+                {
+                    // Item j itself skips or was gathered earlier (j ≤ compute[j]), so its slot is free.
+                    _ops.Device.Copy(_xItems[_compute[j]], _xItems[j]);
+                    _ops.Device.Copy(_siluItems[_compute[j]], _siluItems[j]);
+                }
+            _gathered = true;
+            _model.RunBlocks(headDone, _model.Config.Depth, _prefix[m] ?? a, this);
+            _gathered = false;
+            for (int j = m - 1; j >= 0; j--)
+                if (_compute[j] != j)
+                    _ops.Device.Copy(_xItems[j], _xItems[_compute[j]]);
+            _ops.Device.Copy(_siluBackup, a.SiluC);
+        }
+        for (int j = 0; j < m; j++)
+        {
+            int item = _compute[j];
+            if (_itemKind[item] != StepKind.Cache)
+                continue;
+            StoreSkip(_xItems[item], _skipItems[item], _stackInItems?[item], _minusOneItems?[item]);
+            if (_headResItems is not null)
+            {
+                long start = Stopwatch.GetTimestamp();
+                _ops.Device.Copy(_headResItems[item], _headRefItems![item]);
+                DecisionMilliseconds += Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            }
+        }
+        SkipItems(all: false);
+    }
+
+    private void StoreSkip(Tensor x, Tensor store, Tensor? stackIn, Tensor? minusOne)
+    {
+        if (_c.SkipAddsResidual)
+        {
+            _ops.Device.Copy(x, store);
+            _ops.GatedResidualAdd(store, stackIn!, minusOne!, 0);   // residual of the skipped blocks
+        }
+        else if (!_aliasedStore)
+        {
+            _ops.Device.Copy(x, store);
+        }
+    }
+
+    private void SkipItems(bool all)
+    {
+        for (int item = 0; item < _batch; item++)
+        {
+            if (!all && _itemKind[item] != StepKind.Skip)
+                continue;
+            if (all)
+            {
+                if (_c.SkipAddsResidual)
+                    _ops.Add(_a.X, _skipStore, _a.X);
+                else
+                    _ops.Device.Copy(_skipStore, _a.X);
+                return;
+            }
+            if (_c.SkipAddsResidual)
+                _ops.Add(_stackInItems![item], _skipItems[item], _xItems[item]);
+            else
+                _ops.Device.Copy(_skipItems[item], _xItems[item]);
+        }
+    }
+
+    /// <summary>BWCache's indicator, after each chosen block of a computing item (the run's block observer).</summary>
+    public void OnBlockOutput(int block, Tensor x)
+    {
+        if (!_gathered)
+        {
+            _observer?.OnBlockOutput(block, x);
+            if (_features is not null && block == _c.Boundary - 1)
+                _features.Store(x, _step);
+        }
+        int slot = _blockSlot[block];
+        if (slot < 0 || _c.Indicator != CacheIndicator.BlockOutputs)
+            return;
+        long start = Stopwatch.GetTimestamp();
+        bool accumulate = slot > 0;
+        if (!_gathered)
+        {
+            if (_anyRef)
+                _ops.RelativeL1(x, _prev[slot], _result, _blockWeight, accumulate);
+            _ops.Device.Copy(x, _prev[slot]);
+        }
+        else
+        {
+            for (int j = 0; j < _computeCount; j++)
+            {
+                int item = _compute[j];
+                if (_itemKind[item] != StepKind.Cache)
+                    continue;
+                var prev = _prevItems[slot][item];
+                if (_hasRef[item % _images])
+                    _ops.RelativeL1(_xItems[j], prev, _resultItems[item], _blockWeight, accumulate);
+                _ops.Device.Copy(_xItems[j], prev);
+            }
+        }
+        DecisionMilliseconds += Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+    }
+
+    // One download of B floats; image i's value is the larger of its halves' (NaN where mask says there is none).
+    private void Download(Span<float> perImage, bool[]? mask)
+    {
+        _ops.Device.Download(_result, MemoryMarshal.AsBytes(_resultHost.AsSpan()));
+        for (int i = 0; i < _images; i++)
+        {
+            float v = _resultHost[i];
+            for (int h = 1; h < _halves; h++)
+                v = Math.Max(v, _resultHost[h * _images + i]);
+            perImage[i] = mask is null || mask[i] ? v : float.NaN;
+        }
+    }
+
+    public void Dispose()
+    {
+        _features?.Dispose();
+        foreach (var t in _owned)
+            t.Dispose();
+        _owned.Clear();
+    }
+}
