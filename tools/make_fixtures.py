@@ -166,6 +166,18 @@ def make_resized(out_dir):
     return [name]
 
 
+def check_regenerated(generate_into, out_dir):
+    """Regenerates with generate_into(folder) into a temporary folder and compares each file byte for byte with
+    out_dir; prints one line per file and returns 1 on any difference."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = generate_into(tmp)
+        bad = [f for f in files if not os.path.exists(os.path.join(out_dir, f))
+               or not filecmp.cmp(os.path.join(tmp, f), os.path.join(out_dir, f), shallow=False)]
+    for f in files:
+        print(f"{'DIFFERS' if f in bad else 'same   '} {f}")
+    return 1 if bad else 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="regenerate tests/fixtures")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -173,13 +185,7 @@ def main(argv=None):
     ap.add_argument("--check", action="store_true", help="regenerate into a temp folder and compare with --out")
     args = ap.parse_args(argv)
     if args.check:
-        with tempfile.TemporaryDirectory() as tmp:
-            files = generate(tmp)
-            bad = [f for f in files if not os.path.exists(os.path.join(args.out, f))
-                   or not filecmp.cmp(os.path.join(tmp, f), os.path.join(args.out, f), shallow=False)]
-        for f in files:
-            print(f"{'DIFFERS' if f in bad else 'same   '} {f}")
-        return 1 if bad else 0
+        return check_regenerated(generate, args.out)
     files = generate(args.out)
     total = 0
     for f in files:

@@ -374,14 +374,25 @@ def save_ckpt(path, state):
 
 
 def cmd_train(args):
+    cfg = make_config(args.depth, args.hidden, args.heads, args.patch)
+    return run_training(
+        args, cfg, lambda label_init_std: DiTModule(cfg, label_init_std),
+        f"DiT depth={cfg.depth} hidden={cfg.hidden_size} heads={cfg.num_heads} patch={cfg.patch_size} "
+        f"tokens={(cfg.input_size // cfg.patch_size) ** 2}",
+        load_dataset, make_batch)
+
+
+def run_training(args, cfg, build, describe, load_data, make_batch_of, loss_model=lambda model: model):
+    """The training loop shared by the DiT and the Latte trainers (tools/latte_train.py): model and EMA from
+    build(label_init_std), optimiser, resume, data from load_data(args), batches from make_batch_of(args, step,
+    num_classes, data), the loss of Diffusion.losses on loss_model(model), EMA update, logging and checkpoints."""
     torch.set_num_threads(args.threads)
     os.makedirs(args.work, exist_ok=True)
     ckpt_path = os.path.join(args.work, "checkpoint.pt")
-    cfg = make_config(args.depth, args.hidden, args.heads, args.patch)
     torch.manual_seed(args.seed)
-    model = DiTModule(cfg, args.label_init_std)
+    model = build(args.label_init_std)
     model.autocast_blocks = args.precision == "bf16"
-    ema = DiTModule(cfg)
+    ema = build(0.02)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.0)
@@ -400,10 +411,9 @@ def cmd_train(args):
     elif os.path.exists(ckpt_path) and not args.resume:
         raise SystemExit(f"{ckpt_path} exists: pass --resume to continue it or remove it to start over")
     nparams = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(f"DiT depth={cfg.depth} hidden={cfg.hidden_size} heads={cfg.num_heads} patch={cfg.patch_size} "
-          f"tokens={(cfg.input_size // cfg.patch_size) ** 2} params={nparams / 1e6:.2f}M batch={args.batch} "
+    print(f"{describe} params={nparams / 1e6:.2f}M batch={args.batch} "
           f"steps={args.steps} threads={args.threads}", flush=True)
-    data = load_dataset(args)
+    data = load_data(args)
     diff = Diffusion()
     ema_params = [p for p in ema.parameters()]
     model_params = [p for p in model.parameters()]
@@ -418,10 +428,10 @@ def cmd_train(args):
     acc = {"loss": 0.0, "mse": 0.0, "vb": 0.0, "n": 0}
     model.train()
     while step < args.steps:
-        x0, t, y, noise = make_batch(args, step, cfg.num_classes, data)
+        x0, t, y, noise = make_batch_of(args, step, cfg.num_classes, data)
         for gparam in opt.param_groups:
             gparam["lr"] = lr_at(args, step)
-        loss, mse, vb = diff.losses(model, x0, t, y, noise, args.min_snr_gamma, args.snr_floor)
+        loss, mse, vb = diff.losses(loss_model(model), x0, t, y, noise, args.min_snr_gamma, args.snr_floor)
         loss = loss.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

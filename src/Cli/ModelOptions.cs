@@ -17,21 +17,25 @@ public static class ModelOptions
         .Option("--dtype", "TYPE", "activation and weight storage type on the CUDA devices: f32, f16 or bf16 (math is f32)", "f32")
         .Option("--threads", "N", "CPU threads (0 = all cores)", "0");
 
-    /// <summary>The checkpoint of --weights, else (unless required) the bundled model; checked to be a file.</summary>
-    public static string Weights(ParsedArgs args, bool required = false)
+    /// <summary>The checkpoint of --weights, else (unless required) the bundled model <paramref name="bundled"/>; checked to be a file.</summary>
+    public static string Weights(ParsedArgs args, bool required = false, string bundled = "shapes")
     {
         if (args.String("--weights") is string weights)
             return Inputs.Require(weights, "--weights");
         if (required)
             throw new UsageException("--weights FILE is required");
-        return Bundled();
+        return Bundled(bundled);
     }
 
-    /// <summary>The bundled model's path (<see cref="DitPipeline.FindBundled(string)"/>), checked to exist.</summary>
-    public static string Bundled()
+    /// <summary>The path of the bundled model <paramref name="name"/> (<see cref="DitPipeline.FindBundled(string)"/>),
+    /// checked to exist; an unknown name is a usage error that lists the bundled models.</summary>
+    public static string Bundled(string name = "shapes")
     {
-        string path = DitPipeline.FindBundled() ?? throw new FileNotFoundException(
-            $"no --weights given and the bundled model (models/dit-shapes-32.safetensors) was not found; pass --weights FILE or set {DitPipeline.ModelEnvironmentVariable}");
+        if (!DitPipeline.BundledModels.Contains(name))
+            throw new UsageException($"--model '{name}': the bundled models are {string.Join(", ", DitPipeline.BundledModels)}");
+        string path = DitPipeline.FindBundled(name) ?? throw new FileNotFoundException(name == "shapes"
+            ? $"no --weights given and the bundled model (models/dit-shapes-32.safetensors) was not found; pass --weights FILE or set {DitPipeline.ModelEnvironmentVariable}"
+            : $"no --weights given and the bundled model '{name}' was not found: it is trained by tools/latte_train.py (see its docstring) and not shipped yet; pass --weights FILE");
         return Environment.GetEnvironmentVariable(DitPipeline.ModelEnvironmentVariable) == path
             ? Inputs.Require(path, DitPipeline.ModelEnvironmentVariable) : path;
     }

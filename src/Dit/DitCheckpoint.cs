@@ -49,6 +49,8 @@ public sealed class DitCheckpoint : IDisposable
         {
             var layout = DetectLayout(file);
             var config = InferConfig(file, layout, heads) with { Numerics = numerics ?? DitNumerics.For(layout) };
+            if (layout == DitLayout.Original && file.Contains("temp_embed"))
+                config = LatteConfig(file, config, numerics);
             if (layout == DitLayout.Diffusers)
                 config = config with { PositionBaseSize = config.InputSize / config.PatchSize, PositionInterpolationScale = Math.Max(config.InputSize / 64, 1) };
             CheckTensors(file, layout, config);
@@ -149,6 +151,34 @@ public sealed class DitCheckpoint : IDisposable
         }
     }
 
+    /// <summary>
+    /// A Latte checkpoint (Vchitect/Latte <c>models/latte.py</c>): the DiT keys plus <c>temp_embed</c> [1, F, D], from
+    /// which the frame count comes (a <c>num_frames</c> metadata entry must agree). Its <c>forward_with_cfg</c> guides
+    /// <c>model_out[:, :, :4]</c>, the four ε channels of its latents, so unless numerics are given the guided channels
+    /// are 4 (at most C').
+    /// </summary>
+    private static DitConfig LatteConfig(SafetensorsFile file, DitConfig config, DitNumerics? numerics)
+    {
+        var temp = Shape(file, "temp_embed", 3);
+        if (temp[0] != 1 || temp[1] <= 0 || temp[2] != config.HiddenSize)
+            throw new CheckpointException($"{file.Path}: 'temp_embed' has shape {Fmt(temp)}, expected [1, frames, {config.HiddenSize}]");
+        int? meta = MetaInt(file, "num_frames");
+        if (meta is not null && meta != temp[1])
+            throw new CheckpointException($"{file.Path}: metadata says {meta} frames but 'temp_embed' has {temp[1]} rows");
+        try
+        {
+            return (config with
+            {
+                Frames = temp[1],
+                Numerics = numerics ?? DitNumerics.Original with { GuidedChannels = Math.Min(4, config.OutChannels) },
+            }).Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new CheckpointException($"{file.Path}: {e.Message}");
+        }
+    }
+
     /// <summary>Every tensor a checkpoint of this layout and configuration holds, with its shape.</summary>
     internal static IEnumerable<ExpectedTensor> ExpectedTensors(DitLayout layout, DitConfig c)
     {
@@ -157,6 +187,8 @@ public sealed class DitCheckpoint : IDisposable
         if (layout == DitLayout.Original)
         {
             yield return new("pos_embed", [1, g * g, d], Required: false);
+            if (c.Frames > 0)
+                yield return new("temp_embed", [1, c.Frames, d]);
             yield return new("x_embedder.proj.weight", [d, c.InChannels, p, p]);
             yield return new("x_embedder.proj.bias", [d]);
             yield return new("t_embedder.mlp.0.weight", lin(d, f));

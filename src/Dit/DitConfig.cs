@@ -56,6 +56,9 @@ public sealed record DitConfig
     /// <summary>MLP hidden width as a multiple of D.</summary>
     public int MlpRatio { get; init; } = 4;
 
+    /// <summary>Frames of a Latte video model (its <c>temp_embed</c> rows); 0 for an image DiT.</summary>
+    public int Frames { get; init; }
+
     /// <summary>Width of the sinusoidal timestep features (DiT: 256).</summary>
     public int FrequencyEmbeddingSize { get; init; } = 256;
 
@@ -96,6 +99,8 @@ public sealed record DitConfig
             throw new ArgumentException($"hidden size {HiddenSize} must be divisible by 4 for the 2-D sin-cos position embedding");
         if (InputSize % PatchSize != 0)
             throw new ArgumentException($"input size {InputSize} is not divisible by the patch size {PatchSize}");
+        if (Frames < 0 || (Frames > 0 && Depth % 2 != 0))
+            throw new ArgumentException($"a Latte model alternates spatial and temporal blocks: {Depth} blocks is not an even number (frames {Frames})");
         if (FrequencyEmbeddingSize % 2 != 0)
             throw new ArgumentException($"frequency embedding size {FrequencyEmbeddingSize} must be even");
         return this;
@@ -148,5 +153,5 @@ public sealed record DitConfig
     /// <summary>The architecture's numbers on one line, for messages and reports.</summary>
     public override string ToString() =>
         $"depth {Depth}, hidden {HiddenSize}, heads {Heads}, patch {PatchSize}, in {InChannels}, out {OutChannels}, " +
-        $"classes {NumClasses}, input {InputSize}";
+        $"classes {NumClasses}, input {InputSize}" + (Frames > 0 ? $", frames {Frames}" : "");
 }

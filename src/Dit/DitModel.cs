@@ -29,11 +29,14 @@ public sealed class TimestepEmbedder(Linear mlp0, Linear mlp2, int frequencyShif
     public Linear Mlp2 { get; } = mlp2;   // t_embedder.mlp.2
 
     /// <summary>Embeds the timesteps t (B) into <paramref name="tEmb"/> (B, D), using the frequency and hidden tensors of <paramref name="a"/> as scratch.</summary>
-    public void Forward(IOps ops, Tensor t, DitActivations a, Tensor tEmb)
+    public void Forward(IOps ops, Tensor t, DitActivations a, Tensor tEmb) => Forward(ops, t, a.Frequencies, a.TimeHidden, tEmb);
+
+    /// <summary>The same with explicit buffers: <paramref name="frequencies"/> (B, 256), <paramref name="hidden"/> (B, D), <paramref name="tEmb"/> (B, D).</summary>
+    public void Forward(IOps ops, Tensor t, Tensor frequencies, Tensor hidden, Tensor tEmb)
     {
-        ops.TimestepEmbedding(t, frequencyShift, a.Frequencies);   // (B, 256) [cos | sin]
-        Mlp0.Forward(ops, a.Frequencies, a.TimeHidden, Activation.Silu); // (B, D)
-        Mlp2.Forward(ops, a.TimeHidden, tEmb);                     // (B, D)
+        ops.TimestepEmbedding(t, frequencyShift, frequencies);     // (B, 256) [cos | sin]
+        Mlp0.Forward(ops, frequencies, hidden, Activation.Silu);   // (B, D)
+        Mlp2.Forward(ops, hidden, tEmb);                           // (B, D)
     }
 }
 
@@ -73,6 +76,11 @@ public sealed class DitBlock(int index, Linear adaLN, Linear qkv, Linear proj, L
     /// <summary>The MLP's second layer, 4D → D (<c>blocks.{i}.mlp.fc2</c>).</summary>
     public Linear Fc2 { get; } = fc2;      // blocks.{i}.mlp.fc2             (D, 4D)
 
+    /// <summary>Block <paramref name="i"/> by its checkpoint keys <c>blocks.{i}.*</c> (DiT and Latte name them alike).</summary>
+    internal static DitBlock Load(WeightLoader w, int i, int heads, DitNumerics numerics) => new(i,
+        w.Linear($"blocks.{i}.adaLN_modulation.1"), w.Linear($"blocks.{i}.attn.qkv"), w.Linear($"blocks.{i}.attn.proj"),
+        w.Linear($"blocks.{i}.mlp.fc1"), w.Linear($"blocks.{i}.mlp.fc2"), heads, numerics);
+
     /// <summary>Updates <c>a.X</c> (B, T, D) in place; <c>a.SiluC</c> (B, D) is SiLU of the conditioning.</summary>
     public void Forward(IOps ops, DitActivations a)
     {
@@ -106,6 +114,10 @@ public sealed class FinalLayer(Linear adaLN, Linear linear, int patch, float eps
     /// <summary>The output projection, D → p·p·C' (<c>final_layer.linear</c>).</summary>
     public Linear Linear { get; } = linear; // final_layer.linear             (p·p·C', D)
 
+    /// <summary>The final layer by its checkpoint keys <c>final_layer.*</c>.</summary>
+    internal static FinalLayer Load(WeightLoader w, DitConfig c) =>
+        new(w.Linear("final_layer.adaLN_modulation.1"), w.Linear("final_layer.linear"), c.PatchSize, c.Numerics.FinalNormEps);
+
     /// <summary>Modulates and projects <c>a.X</c> (B, T, D), then unpatchifies into <paramref name="output"/> (B, C', H, W).</summary>
     public void Forward(IOps ops, DitActivations a, Tensor output)
     {
@@ -116,10 +128,90 @@ public sealed class FinalLayer(Linear adaLN, Linear linear, int patch, float eps
     }
 }
 
+/// <summary>
+/// timm's <c>PatchEmbed</c> plus the fixed position embedding: <c>x = Conv2d(C, D, kernel = stride = p)(latent) + pos_embed</c>,
+/// computed as im2col and a GEMM. Latte applies it to every frame.
+/// </summary>
+public sealed class PatchEmbedder(Tensor weight, Tensor bias, int patch)
+{
+    /// <summary><c>x_embedder.proj.weight</c> viewed as (D, C·p·p).</summary>
+    public Tensor Weight { get; } = weight;
+
+    /// <summary><c>x_embedder.proj.bias</c> (D).</summary>
+    public Tensor Bias { get; } = bias;
+
+    /// <summary>latent (B, C, H, W) → <paramref name="x"/> (B, T, D) through <paramref name="columns"/> (B, T, C·p·p); pos (T, D).</summary>
+    public void Forward(IOps ops, Tensor latent, Tensor columns, Tensor pos, Tensor x)
+    {
+        ops.Patchify(latent, patch, columns);        // (B, T, C·p·p)
+        ops.Linear(columns, Weight, Bias, x);        // (B, T, D)
+        ops.AddPositionEmbedding(x, pos);            // (B, T, D)
+    }
+
+    /// <summary>The embedder by its checkpoint keys <c>x_embedder.proj.*</c>.</summary>
+    internal static PatchEmbedder Load(WeightLoader w, DitConfig c) =>
+        // x_embedder.proj is a Conv2d(C, D, kernel=p, stride=p): as a GEMM its weight is (D, C·p·p).
+        new(w.Load("x_embedder.proj.weight", c.HiddenSize, c.InChannels * c.PatchSize * c.PatchSize), w.Load("x_embedder.proj.bias"), c.PatchSize);
+}
+
+/// <summary>
+/// A denoising transformer as a sampling run drives it: the image DiT (<see cref="DitModel"/>) or the video Latte
+/// (<see cref="LatteModel"/>). A video model's samples are clips of <see cref="Frames"/> frames, laid out
+/// (n, F, C, H, W) = (n·F, C, H, W); an image model has one frame.
+/// </summary>
+public interface IDiffusionModel : IDisposable
+{
+    /// <summary>The transformer's shape (for Latte: its DiT-shaped part plus <see cref="DitConfig.Frames"/>).</summary>
+    DitConfig Config { get; }
+
+    /// <summary>The backend the model's weights live on.</summary>
+    IOps Ops { get; }
+
+    /// <summary>Frames per sample: 1 for an image model.</summary>
+    int Frames { get; }
+
+    /// <summary>Allocates one forward's buffers for <paramref name="batch"/> samples (clips) of height × width latents.</summary>
+    IForwardPass CreatePass(int batch, int height, int width);
+
+    /// <summary>True once the weights are gone: the model was disposed and no run holds it.</summary>
+    bool IsDisposed { get; }
+
+    /// <summary>A lease that keeps the weights alive after <see cref="IDisposable.Dispose"/> until it ends (one per sampling run).</summary>
+    internal Lease AcquireLease(string holder);
+}
+
+/// <summary>
+/// One forward's buffers bound to its model, in the pieces a cached sampling step needs. Latents and outputs are
+/// (B·F, C, H, W); t and labels have one entry per sample (B).
+/// </summary>
+public interface IForwardPass : IDisposable
+{
+    /// <summary>Patch tokens per frame.</summary>
+    int Tokens { get; }
+
+    /// <summary>The residual stream between blocks, (B·F, T, D) frame-major whatever the block kind: what a feature cache stores.</summary>
+    Tensor Stream { get; }
+
+    /// <summary>Bytes of device memory the pass holds.</summary>
+    long Bytes { get; }
+
+    /// <summary>Conditioning from timesteps t (B) F32 and labels (B) I32.</summary>
+    void Condition(Tensor t, Tensor labels);
+
+    /// <summary>Patch tokens of the latent into <see cref="Stream"/>.</summary>
+    void EmbedTokens(Tensor latent);
+
+    /// <summary>Runs blocks <c>[from, to)</c> on <see cref="Stream"/> in place.</summary>
+    void RunBlocks(int from, int to, IBlockObserver? observer = null);
+
+    /// <summary>The final layer: <see cref="Stream"/> → output (B·F, C', H, W).</summary>
+    void Final(Tensor output);
+}
+
 /// <summary>Receives the output of each block during a forward (parity dumps, similarity analysis).</summary>
 public interface IBlockObserver
 {
-    /// <param name="x">(B, T, D) on the model's device; valid only during the call.</param>
+    /// <param name="x">(B, T, D) on the model's device (Latte: (B·F, T, D), frame-major after every block); valid only during the call.</param>
     void OnBlockOutput(int block, Tensor x);
 }
 
@@ -141,40 +233,30 @@ public interface IBlockObserver
 /// the forward methods directly from several threads needs that lock too.
 /// </para>
 /// </remarks>
-public sealed class DitModel : IDisposable
+public sealed class DitModel : IDiffusionModel
 {
-    private readonly List<Tensor> _owned;
-    private readonly Lease? _mapping;
-    private readonly Lifetime _lifetime;
+    private readonly ModelWeights _weights;
 
     private DitModel(DitConfig config, IOps ops, WeightLoader w)
     {
         Config = config;
         Ops = ops;
         var n = config.Numerics;
-        // x_embedder.proj is a Conv2d(C, D, kernel=p, stride=p): as a GEMM its weight is (D, C·p·p).
-        PatchWeight = w.Load("x_embedder.proj.weight", config.HiddenSize, config.InChannels * config.PatchSize * config.PatchSize);
-        PatchBias = w.Load("x_embedder.proj.bias");
+        PatchEmbedder = PatchEmbedder.Load(w, config);
         StoredPositionEmbedding = w.TryLoad("pos_embed");
         TimestepEmbedder = new TimestepEmbedder(w.Linear("t_embedder.mlp.0"), w.Linear("t_embedder.mlp.2"), n.FrequencyShift);
         LabelEmbedder = new LabelEmbedder(w.Load("y_embedder.embedding_table.weight"));
-        Blocks = Enumerable.Range(0, config.Depth).Select(i => new DitBlock(i,
-            w.Linear($"blocks.{i}.adaLN_modulation.1"), w.Linear($"blocks.{i}.attn.qkv"), w.Linear($"blocks.{i}.attn.proj"),
-            w.Linear($"blocks.{i}.mlp.fc1"), w.Linear($"blocks.{i}.mlp.fc2"), config.Heads, n)).ToArray();
-        FinalLayer = new FinalLayer(w.Linear("final_layer.adaLN_modulation.1"), w.Linear("final_layer.linear"), config.PatchSize, n.FinalNormEps);
-        _owned = w.Owned;
-        _mapping = w.MappingLease;
-        _lifetime = new Lifetime("the DitModel", Release);
+        Blocks = Enumerable.Range(0, config.Depth).Select(i => DitBlock.Load(w, i, config.Heads, n)).ToArray();
+        FinalLayer = FinalLayer.Load(w, config);
+        _weights = new ModelWeights("DitModel", w);
     }
 
     /// <summary>The architecture the model was built for.</summary>
     public DitConfig Config { get; }
     /// <summary>The ops (and through them the device) every forward runs on.</summary>
     public IOps Ops { get; }
-    /// <summary>The patch embedding as a GEMM weight (D, C·p·p) (<c>x_embedder.proj.weight</c>).</summary>
-    public Tensor PatchWeight { get; }
-    /// <summary>The patch embedding's bias (D) (<c>x_embedder.proj.bias</c>).</summary>
-    public Tensor PatchBias { get; }
+    /// <summary>The patch embedding <c>x_embedder</c> (weight as a GEMM (D, C·p·p), bias (D)).</summary>
+    public PatchEmbedder PatchEmbedder { get; }
     /// <summary>The checkpoint's <c>pos_embed</c> (1, T, D) when it stores one; otherwise null and the 2-D sin-cos embedding is computed.</summary>
     public Tensor? StoredPositionEmbedding { get; }
     /// <summary>Timestep embedding: t → (B, D).</summary>
@@ -187,7 +269,7 @@ public sealed class DitModel : IDisposable
     public FinalLayer FinalLayer { get; }
 
     /// <summary>Bytes of weights this model holds as its own copies (0 when every weight is a view of the mapped checkpoint).</summary>
-    public long OwnedBytes => _owned.Sum(t => t.ByteCount);
+    public long OwnedBytes => _weights.OwnedBytes;
 
     /// <summary>
     /// Builds the model on <paramref name="ops"/>' device from an opened checkpoint. The checkpoint may be disposed
@@ -195,6 +277,8 @@ public sealed class DitModel : IDisposable
     /// </summary>
     public static DitModel Load(DitCheckpoint checkpoint, IOps ops)
     {
+        if (checkpoint.Config.Frames > 0)
+            throw new CheckpointException($"{checkpoint.Path}: a Latte video checkpoint ({checkpoint.Config.Frames} frames, 'temp_embed'); load it as a LatteModel");
         var loader = new WeightLoader(checkpoint, ops);
         try
         {
@@ -211,20 +295,37 @@ public sealed class DitModel : IDisposable
     public DitActivations CreateActivations(int batch, int height, int width)
     {
         ThrowIfDisposed();
-        return new(this, batch, height, width);
+        return new(Ops, Config, StoredPositionEmbedding, batch, height, width);
     }
 
-    /// <summary>A lease that keeps the weights alive after <see cref="Dispose"/> until it ends (one per sampling run).</summary>
-    internal Lease AcquireLease(string holder) => _lifetime.Acquire(holder);
+    /// <summary>An image model: one frame per sample.</summary>
+    public int Frames => 1;
+
+    /// <summary><see cref="CreateActivations"/> bound to this model.</summary>
+    public IForwardPass CreatePass(int batch, int height, int width) => new Pass(this, CreateActivations(batch, height, width));
+
+    /// <summary>The activations behind a pass this model created (the adaptive cache executor works on them).</summary>
+    internal static DitActivations ActivationsOf(IForwardPass pass) => ((Pass)pass).Activations;
+
+    private sealed class Pass(DitModel model, DitActivations a) : IForwardPass
+    {
+        public DitActivations Activations => a;
+        public int Tokens => a.Tokens;
+        public Tensor Stream => a.X;
+        public long Bytes => a.Bytes;
+        public void Condition(Tensor t, Tensor labels) => model.Condition(t, labels, a);
+        public void EmbedTokens(Tensor latent) => model.EmbedTokens(latent, a);
+        public void RunBlocks(int from, int to, IBlockObserver? observer = null) => model.RunBlocks(from, to, a, observer);
+        public void Final(Tensor output) => model.Final(a, output);
+        public void Dispose() => a.Dispose();
+    }
+
+    Lease IDiffusionModel.AcquireLease(string holder) => _weights.Acquire(holder);
 
     /// <summary>True once the weights are gone: the model was disposed and no run holds it.</summary>
-    public bool IsDisposed => _lifetime.IsReleased;
+    public bool IsDisposed => _weights.IsReleased;
 
-    private void ThrowIfDisposed()
-    {
-        if (_lifetime.IsReleased)
-            throw new ObjectDisposedException(nameof(DitModel), "the DitModel was disposed; load it again to use it");
-    }
+    private void ThrowIfDisposed() => _weights.ThrowIfDisposed();
 
     /// <summary>Conditioning: <c>c = t_emb(t) + y_emb(y)</c>, and SiLU(c), which every adaLN layer consumes. t: (B) F32, labels: (B) I32.</summary>
     public void Condition(Tensor t, Tensor labels, DitActivations a)
@@ -240,9 +341,7 @@ public sealed class DitModel : IDisposable
     public void EmbedTokens(Tensor latent, DitActivations a)
     {
         ThrowIfDisposed();
-        Ops.Patchify(latent, Config.PatchSize, a.Columns);                  // (B, T, C·p·p)
-        Ops.Linear(a.Columns, PatchWeight, PatchBias, a.X);                 // (B, T, D)
-        Ops.AddPositionEmbedding(a.X, a.PositionEmbedding);                 // (B, T, D)
+        PatchEmbedder.Forward(Ops, latent, a.Columns, a.PositionEmbedding, a.X);
     }
 
     /// <summary>Runs blocks <c>[from, to)</c> on a.X in place.</summary>
@@ -278,15 +377,7 @@ public sealed class DitModel : IDisposable
     /// Releases the weights (owned copies and the lease on the mapped file) now, or when the last run holding the model
     /// is disposed. Idempotent.
     /// </summary>
-    public void Dispose() => _lifetime.Dispose();
-
-    private void Release()
-    {
-        foreach (var t in _owned)
-            t.Dispose();
-        _owned.Clear();
-        _mapping?.Dispose();
-    }
+    public void Dispose() => _weights.Dispose();
 }
 
 /// <summary>
@@ -297,9 +388,8 @@ public sealed class DitActivations : IDisposable
 {
     private readonly List<Tensor> _owned = [];
 
-    internal DitActivations(DitModel model, int batch, int height, int width)
+    internal DitActivations(IOps ops, DitConfig c, Tensor? storedPositionEmbedding, int batch, int height, int width)
     {
-        var c = model.Config;
         if (batch <= 0)
             throw new ArgumentOutOfRangeException(nameof(batch), "batch must be positive");
         if (height <= 0 || width <= 0 || height % c.PatchSize != 0 || width % c.PatchSize != 0)
@@ -309,10 +399,9 @@ public sealed class DitActivations : IDisposable
         Width = width;
         int t = c.Tokens(height, width), d = c.HiddenSize, p = c.PatchSize;
         Tokens = t;
-        var ops = model.Ops;
         try
         {
-            Allocate(model, ops, batch, t, d, p, height, width);
+            Allocate(c, storedPositionEmbedding, ops, batch, t, d, p, height, width);
         }
         catch
         {
@@ -321,9 +410,47 @@ public sealed class DitActivations : IDisposable
         }
     }
 
-    private void Allocate(DitModel model, IOps ops, int batch, int t, int d, int p, int height, int width)
+    /// <summary>
+    /// A view for Latte's temporal blocks over the token rows of <paramref name="rows"/>: <paramref name="batch"/>
+    /// sequences of <paramref name="tokens"/> (B·T sequences of F frames). It owns its residual stream X, the repeated
+    /// conditioning SiluC and the Modulation (their row count differs); every other buffer is a reshaped view of
+    /// <paramref name="rows"/>' (blocks run one at a time, so they never hold live data across a block).
+    /// </summary>
+    internal DitActivations(IOps ops, DitActivations rows, int batch, int tokens)
     {
-        var c = model.Config;
+        if ((long)batch * tokens != (long)rows.Batch * rows.Tokens)
+            throw new ArgumentException($"a view of {batch}×{tokens} rows over activations of {rows.Batch}×{rows.Tokens} rows");
+        Batch = batch;
+        Tokens = tokens;
+        Height = rows.Height;
+        Width = rows.Width;
+        int d = rows.X.Dim(2);
+        try
+        {
+            var type = ops.ActivationType;
+            X = ops.Device.Allocate(type, batch, tokens, d);
+            _owned.Add(X);
+            SiluC = ops.Device.Allocate(type, batch, d);
+            _owned.Add(SiluC);
+            Modulation = ops.Device.Allocate(type, batch, 6 * d);
+            _owned.Add(Modulation);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+        Normed = rows.Normed.Reshape(batch, tokens, d);
+        Qkv = rows.Qkv.Reshape(batch, tokens, 3 * d);
+        Attended = rows.Attended.Reshape(batch, tokens, d);
+        Residual = rows.Residual.Reshape(batch, tokens, d);
+        Hidden = rows.Hidden.Reshape(batch, tokens, rows.Hidden.Dim(2));
+        (Frequencies, TimeHidden, TimeEmbedding, LabelEmbedding, C) = (rows.Frequencies, rows.TimeHidden, rows.TimeEmbedding, rows.LabelEmbedding, rows.C);
+        (FinalModulation, Columns, Patches, PositionEmbedding) = (rows.FinalModulation, rows.Columns, rows.Patches, rows.PositionEmbedding);
+    }
+
+    private void Allocate(DitConfig c, Tensor? stored, IOps ops, int batch, int t, int d, int p, int height, int width)
+    {
         var type = ops.ActivationType;
         Tensor New(params int[] shape)
         {
@@ -348,7 +475,6 @@ public sealed class DitActivations : IDisposable
         Hidden = New(batch, t, c.MlpHidden);
         Patches = New(batch, t, p * p * c.OutChannels);
         int gh = height / p, gw = width / p;
-        var stored = model.StoredPositionEmbedding;
         if (stored is not null && stored.Count == (long)t * d && gh == gw && gh * p == c.InputSize)
             PositionEmbedding = stored.Reshape(t, d);
         else

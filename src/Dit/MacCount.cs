@@ -17,14 +17,34 @@ public readonly record struct MacCount(DitConfig Config, int Tokens)
     public long Conditioning => Config.FrequencyEmbeddingSize * D + D * D;
 
     /// <summary>One block: adaLN (D × 6D), qkv (T·D·3D), QKᵀ and AV (2·T²·D over all heads), proj (T·D²), MLP (8·T·D²).</summary>
-    public long Block => 6 * D * D + 3 * T * D * D + 2 * T * T * D + T * D * D + 2 * T * D * Config.MlpHidden;
+    public long Block => BlockOf(T);
 
-    /// <summary>Final layer: adaLN (D × 2D) and the linear to p²·C' per token.</summary>
-    public long FinalLayer => 2 * D * D + T * D * Config.PatchSize * Config.PatchSize * Config.OutChannels;
+    private long BlockOf(long n) => 6 * D * D + 3 * n * D * D + 2 * n * n * D + n * D * D + 2 * n * D * Config.MlpHidden;
 
-    /// <summary>A full forward for one image.</summary>
-    public long Forward => PatchEmbed + Conditioning + Config.Depth * Block + FinalLayer;
+    /// <summary>Frames per sample (1 for an image model; a Latte clip has <see cref="DitConfig.Frames"/>).</summary>
+    private long F => Math.Max(Config.Frames, 1);
 
-    /// <summary>A reuse step for one image: no patch embedding and <paramref name="boundary"/> fewer blocks.</summary>
-    public long ReuseForward(int boundary) => Conditioning + (Config.Depth - boundary) * Block + FinalLayer;
+    /// <summary>
+    /// Block <paramref name="i"/> for one sample: <see cref="Block"/> for an image DiT; for Latte a spatial block (even
+    /// i) is F blocks over T tokens, a temporal block (odd i) T blocks over F frames (adaLN runs on each row's copy of
+    /// the conditioning, as in the official code).
+    /// </summary>
+    public long BlockAt(int i) => Config.Frames > 0 && i % 2 == 1 ? T * BlockOf(F) : F * Block;
+
+    /// <summary>Final layer: adaLN (D × 2D) and the linear to p²·C' per token (per frame for a video).</summary>
+    public long FinalLayer => F * (2 * D * D + T * D * Config.PatchSize * Config.PatchSize * Config.OutChannels);
+
+    /// <summary>A full forward for one sample (image or clip).</summary>
+    public long Forward => F * PatchEmbed + Conditioning + Blocks(0) + FinalLayer;
+
+    /// <summary>A reuse step for one sample: no patch embedding and the blocks before <paramref name="boundary"/> skipped.</summary>
+    public long ReuseForward(int boundary) => Conditioning + Blocks(boundary) + FinalLayer;
+
+    private long Blocks(int from)
+    {
+        long sum = 0;
+        for (int i = from; i < Config.Depth; i++)
+            sum += BlockAt(i);
+        return sum;
+    }
 }

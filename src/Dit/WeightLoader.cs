@@ -73,3 +73,51 @@ internal sealed class WeightLoader(DitCheckpoint checkpoint, IOps ops) : IDispos
         MappingLease?.Dispose();
     }
 }
+
+/// <summary>
+/// What a loaded model owns and how long: its own weight copies and the lease on the mapped checkpoint, released when
+/// the model is disposed and no run holds a lease on it any more (<see cref="DitModel"/>, <see cref="LatteModel"/>).
+/// </summary>
+internal sealed class ModelWeights
+{
+    private readonly string _model;
+    private readonly List<Tensor> _owned;
+    private readonly Lease? _mapping;
+    private readonly Lifetime _lifetime;
+
+    /// <summary>Takes over what <paramref name="loader"/> loaded for the model named <paramref name="model"/>.</summary>
+    public ModelWeights(string model, WeightLoader loader)
+    {
+        _model = model;
+        _owned = loader.Owned;
+        _mapping = loader.MappingLease;
+        _lifetime = new Lifetime($"the {model}", Release);
+    }
+
+    /// <summary>Bytes of the model's own weight copies (0 once released).</summary>
+    public long OwnedBytes => _owned.Sum(t => t.ByteCount);
+
+    /// <summary>True once the weights are gone.</summary>
+    public bool IsReleased => _lifetime.IsReleased;
+
+    /// <summary>A lease that keeps the weights alive after <see cref="Dispose"/> until it ends.</summary>
+    public Lease Acquire(string holder) => _lifetime.Acquire(holder);
+
+    /// <summary>Throws <see cref="ObjectDisposedException"/> naming the model once the weights are gone.</summary>
+    public void ThrowIfDisposed()
+    {
+        if (_lifetime.IsReleased)
+            throw new ObjectDisposedException(_model, $"the {_model} was disposed; load it again to use it");
+    }
+
+    /// <summary>The model's own reference: the weights go now, or when the last lease ends. Idempotent.</summary>
+    public void Dispose() => _lifetime.Dispose();
+
+    private void Release()
+    {
+        foreach (var t in _owned)
+            t.Dispose();
+        _owned.Clear();
+        _mapping?.Dispose();
+    }
+}

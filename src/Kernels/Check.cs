@@ -124,6 +124,18 @@ internal static class Check
         return btd;
     }
 
+    /// <summary>x [B, P, Q, D] → y [B, Q, P, D], not overlapping; returns (B, P, Q, D).</summary>
+    public static (int B, int P, int Q, int D) SwapFrameTokenAxes(Tensor x, Tensor y)
+    {
+        Rank(x, 4, "SwapFrameTokenAxes: x");
+        int b = x.Dim(0), p = x.Dim(1), q = x.Dim(2), d = x.Dim(3);
+        if (!y.HasShape(b, q, p, d))
+            throw new ArgumentException($"SwapFrameTokenAxes: y {y.ShapeString} should be [{b}, {q}, {p}, {d}] for x {x.ShapeString}");
+        if (x.Count > 0 && x.Address < y.Address + (nint)y.ByteCount && y.Address < x.Address + (nint)x.ByteCount)
+            throw new ArgumentException($"SwapFrameTokenAxes: y {y.ShapeString} overlaps x {x.ShapeString}; the swap is out of place");
+        return (b, p, q, d);
+    }
+
     /// <summary>t [B] F32 → y [B, dim], dim even and half − shift positive; returns (B, half).</summary>
     public static (int B, int Half) TimestepEmbedding(Tensor t, int frequencyShift, Tensor y)
     {

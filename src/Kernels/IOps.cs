@@ -77,6 +77,14 @@ public interface IOps : IDisposable
     void AddPositionEmbedding(Tensor x, Tensor pos);
 
     /// <summary>
+    /// Latte's token rearrangement between its two block kinds: <c>y[b, q, p, :] = x[b, p, q, :]</c>, x: [B, P, Q, D],
+    /// y: [B, Q, P, D]. With P = frames and Q = patch tokens it is einops <c>'(b f) t d -> (b t) f d'</c> (a frame's
+    /// tokens → a position's frames, before a temporal block); with P = tokens and Q = frames it is the way back. A
+    /// pure permutation, bit-exact; y must not overlap x.
+    /// </summary>
+    void SwapFrameTokenAxes(Tensor x, Tensor y);
+
+    /// <summary>
     /// DiT's unpatchify (<c>nhwpqc->nchpwq</c>): <c>image[b, ch, hi·p+i, wi·p+j] = x[b, hi·w+wi, (i·p+j)·C + ch]</c>.
     /// x: [B, T, p·p·C]; image: [B, C, H, W].
     /// </summary>

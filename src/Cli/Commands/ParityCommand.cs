@@ -37,8 +37,8 @@ public sealed class ParityCommand : ICommand
         if (format != DumpFormat)
             throw new InvalidDataException($"{dumpPath}: dump format is '{format}', this build reads '{DumpFormat}'; re-run the dump script (tools/make_fixtures.py)");
         string model = dump.Metadata.GetValueOrDefault("model") ?? "dit";
-        if (model != "dit")
-            throw new InvalidDataException($"{dumpPath}: dump of model family '{model}'; only 'dit' is supported");
+        if (model is not ("dit" or "latte"))
+            throw new InvalidDataException($"{dumpPath}: dump of model family '{model}'; 'dit' and 'latte' are supported");
         DitNumerics? numerics = dump.Metadata.GetValueOrDefault("layout") switch
         {
             "original" => DitNumerics.Original,
@@ -47,12 +47,15 @@ public sealed class ParityCommand : ICommand
             string other => throw new InvalidDataException($"{dumpPath}: unknown layout '{other}' (expected original or diffusers)"),
         };
         int? heads = Meta(dump, "num_heads");
-        ValidateSections(dump);
+        int rank = model == "latte" ? 5 : 4;   // Latte: [B, F, C, H, W] (docs/dump-format-extensions.md)
+        ValidateSections(dump, rank);
 
         using var session = ModelOptions.Open(weights, ModelOptions.Read(args, numerics: args.Has("--numerics") ? null : numerics, heads: args.OptionalInt("--heads") ?? heads));
+        if ((session.Config.Frames > 0) != (model == "latte"))
+            throw new InvalidDataException($"{dumpPath}: a dump of a '{model}' model, but {session.Checkpoint.Path} is {(session.Config.Frames > 0 ? "a Latte" : "a DiT")} checkpoint");
         var results = new List<Comparison>();
         if (dump.Contains("inputs.x"))
-            results.AddRange(CompareForward(session, dump, tolerance));
+            results.AddRange(session.Diffusion is LatteModel latte ? CompareVideoForward(session, latte, dump, tolerance) : CompareForward(session, dump, tolerance));
         if (dump.Contains("sample.noise"))
             results.Add(CompareSampling(session, dump, sampleTolerance, console));
         if (results.Count == 0)
@@ -70,7 +73,7 @@ public sealed class ParityCommand : ICommand
     }
 
     /// <summary>Checks every section's tensors and shapes before any work, so a broken dump fails at once, naming what is wrong.</summary>
-    private static void ValidateSections(SafetensorsFile dump)
+    private static void ValidateSections(SafetensorsFile dump, int rank)
     {
         var problems = new List<string>();
         void Need(string key, int rank)
@@ -82,7 +85,7 @@ public sealed class ParityCommand : ICommand
         }
         if (dump.Contains("inputs.x"))
         {
-            Need("inputs.x", 4);
+            Need("inputs.x", rank);
             Need("inputs.t", 1);
             Need("inputs.y", 1);
             if (problems.Count == 0 && (dump["inputs.t"].Shape[0] != dump["inputs.x"].Shape[0] || dump["inputs.y"].Shape[0] != dump["inputs.x"].Shape[0]))
@@ -91,9 +94,9 @@ public sealed class ParityCommand : ICommand
         if (dump.Contains("sample.noise"))
         {
             int before = problems.Count;
-            Need("sample.noise", 4);
+            Need("sample.noise", rank);
             Need("sample.y", 1);
-            Need("sample.out", 4);
+            Need("sample.out", rank);
             if (!dump.Metadata.ContainsKey("steps"))
                 problems.Add("the sampling section needs 'steps' metadata");
             if (problems.Count == before)
@@ -118,6 +121,20 @@ public sealed class ParityCommand : ICommand
         if (shape.Length != 4)
             throw new InvalidDataException($"{dump.Path}: 'inputs.x' has shape {xInfo.ShapeString}, expected [B, C, H, W]");
         int batch = shape[0];
+        var (t, y) = ForwardConditioning(s, dump, batch);
+        using var x = device.FromFloats(dump.ReadFloat32("inputs.x"), ops.ActivationType, shape);
+        using var tt = device.FromHost<float>(t, DType.F32, batch);
+        using var yy = device.FromHost<int>(y, DType.I32, batch);
+        using var output = device.Allocate(ops.ActivationType, batch, s.Config.OutChannels, shape[2], shape[3]);
+        using var activations = s.Model.CreateActivations(batch, shape[2], shape[3]);
+        var capture = new BlockCapture(dump);
+        s.Model.Forward(x, tt, yy, output, activations, capture);
+        return BlockResults(s, dump, capture, output, tolerance);
+    }
+
+    /// <summary>inputs.t and inputs.y, one entry per batch item, labels checked against the model's classes.</summary>
+    private static (float[] T, int[] Y) ForwardConditioning(DitPipeline s, SafetensorsFile dump, int batch)
+    {
         float[] t = dump.ReadFloat32("inputs.t");
         long[] y = dump.ReadInt64("inputs.y");
         if (t.Length != batch || y.Length != batch)
@@ -125,13 +142,12 @@ public sealed class ParityCommand : ICommand
         foreach (long label in y)
             if (label < 0 || label > s.Config.NumClasses)
                 throw new InvalidDataException($"{dump.Path}: label {label} in inputs.y is outside [0, {s.Config.NumClasses}]");
-        using var x = device.FromFloats(dump.ReadFloat32("inputs.x"), ops.ActivationType, shape);
-        using var tt = device.FromHost<float>(t, DType.F32, batch);
-        using var yy = device.FromHost<int>(y.Select(v => (int)v).ToArray(), DType.I32, batch);
-        using var output = device.Allocate(ops.ActivationType, batch, s.Config.OutChannels, shape[2], shape[3]);
-        using var activations = s.Model.CreateActivations(batch, shape[2], shape[3]);
-        var capture = new BlockCapture(dump);
-        s.Model.Forward(x, tt, yy, output, activations, capture);
+        return (t, y.Select(v => (int)v).ToArray());
+    }
+
+    /// <summary>Every captured block and the output against the dump; a dump block the model does not have is an error.</summary>
+    private static List<Comparison> BlockResults(DitPipeline s, SafetensorsFile dump, BlockCapture capture, Tensor output, double tolerance)
+    {
         var results = new List<Comparison>();
         for (int i = 0; i < s.Config.Depth; i++)
             if (capture.Outputs.TryGetValue(i, out var actual))
@@ -142,6 +158,25 @@ public sealed class ParityCommand : ICommand
             if (info.Name.StartsWith("outputs.blocks.", StringComparison.Ordinal) && !results.Any(r => r.Name == info.Name))
                 throw new InvalidDataException($"{dump.Path}: '{info.Name}' names a block the {s.Config.Depth}-block model does not have");
         return results;
+    }
+
+    /// <summary>The forward section of a Latte dump: inputs.x [B, F, C, H, W]; blocks [B, F, T, D] whatever their kind.</summary>
+    private static IEnumerable<Comparison> CompareVideoForward(DitPipeline s, LatteModel model, SafetensorsFile dump, double tolerance)
+    {
+        var ops = s.Ops;
+        var shape = dump["inputs.x"].ShapeToArray();
+        int batch = shape[0];
+        if (shape[1] != model.Frames || shape[2] != s.Config.InChannels)
+            throw new InvalidDataException($"{dump.Path}: 'inputs.x' {dump["inputs.x"].ShapeString} is not [B, {model.Frames} frames, {s.Config.InChannels} channels, H, W]");
+        var (t, y) = ForwardConditioning(s, dump, batch);
+        using var x = ops.Device.FromFloats(dump.ReadFloat32("inputs.x"), ops.ActivationType, shape);
+        using var tt = ops.Device.FromHost<float>(t, DType.F32, batch);
+        using var yy = ops.Device.FromHost<int>(y, DType.I32, batch);
+        using var output = ops.Device.Allocate(ops.ActivationType, batch, shape[1], s.Config.OutChannels, shape[3], shape[4]);
+        using var activations = model.CreateActivations(batch, shape[3], shape[4]);
+        var capture = new BlockCapture(dump);
+        model.Forward(x, tt, yy, output, activations, capture);
+        return BlockResults(s, dump, capture, output, tolerance);
     }
 
     private static Comparison CompareSampling(DitPipeline s, SafetensorsFile dump, double tolerance, Console2 console)
@@ -157,7 +192,9 @@ public sealed class ParityCommand : ICommand
         };
         int steps = Meta(dump, "steps") ?? throw new InvalidDataException($"{dump.Path}: the sampling section needs 'steps' metadata");
         var noiseInfo = dump["sample.noise"];
-        int n = noiseInfo.Shape[0], size = noiseInfo.Shape[2];
+        int n = noiseInfo.Shape[0], size = noiseInfo.Shape[^1];
+        if (noiseInfo.Rank == 5 && noiseInfo.Shape[1] != s.Config.Frames)
+            throw new InvalidDataException($"{dump.Path}: sample.noise {noiseInfo.ShapeString} has {noiseInfo.Shape[1]} frames; the model makes {s.Config.Frames}");
         float[]? stepNoise = dump.Contains("sample.step_noise") ? dump.ReadFloat32("sample.step_noise") : null;
         if (stepNoise is not null && stepNoise.Length != (long)steps * noiseInfo.ElementCount)
             throw new InvalidDataException($"{dump.Path}: sample.step_noise must be [steps, {string.Join(", ", noiseInfo.ShapeToArray())}]");

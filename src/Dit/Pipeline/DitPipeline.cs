@@ -4,9 +4,9 @@ using BlockDance.Runtime;
 namespace BlockDance.Dit.Pipeline;
 
 /// <summary>
-/// The library's entry point: a DiT checkpoint opened on a device, ready to generate. It owns the memory-mapped
-/// checkpoint, the device's ops and the model (whose CPU weights are views of the mapped file) and releases them in
-/// the right order on <see cref="Dispose"/>.
+/// The library's entry point: a DiT checkpoint (or a Latte video checkpoint) opened on a device, ready to generate. It
+/// owns the memory-mapped checkpoint, the device's ops and the model (whose CPU weights are views of the mapped file)
+/// and releases them in the right order on <see cref="Dispose"/>.
 /// </summary>
 /// <example><code>
 /// using var pipeline = DitPipeline.OpenBundled();
@@ -26,27 +26,34 @@ public sealed class DitPipeline : IDisposable
     private static readonly Dictionary<string, string> s_bundledFiles = new(StringComparer.Ordinal)
     {
         ["shapes"] = "dit-shapes-32.safetensors",
+        ["shapes-video"] = "latte-shapes-video-32.safetensors",   // trained by tools/latte_train.py; not shipped yet
     };
 
     private readonly Lock _gate = new();
     private bool _disposed;
 
-    private DitPipeline(DitCheckpoint checkpoint, IOps ops, DitModel model, PipelineOptions options)
+    private DitPipeline(DitCheckpoint checkpoint, IOps ops, IDiffusionModel model, PipelineOptions options)
     {
         Checkpoint = checkpoint;
         Ops = ops;
-        Model = model;
+        Diffusion = model;
         Options = options;
         var metadata = checkpoint.File.Metadata;
         ClassNames = metadata.TryGetValue("class_names", out var names) && names.Length > 0 ? names.Split(',') : [];
         IsPixelSpace = metadata.GetValueOrDefault("pixel_space") == "true";
     }
 
-    /// <summary>Names of the models that come with the library (<c>"shapes"</c>: models/README.md).</summary>
+    /// <summary>Names of the models that come with the library (models/README.md): <c>"shapes"</c> (images) and
+    /// <c>"shapes-video"</c> (clips; a Latte model not shipped yet, so <see cref="FindBundled(string)"/> finds it only once
+    /// it has been trained into <c>models/</c>).</summary>
     public static IReadOnlyList<string> BundledModels { get; } = [.. s_bundledFiles.Keys];
 
-    /// <summary>The model's configuration (depth, width, heads, patch, channels, classes, input size).</summary>
-    public DitConfig Config => Model.Config;
+    /// <summary>The model's configuration (depth, width, heads, patch, channels, classes, input size; frames per clip
+    /// for a video model, 0 for an image model).</summary>
+    public DitConfig Config => Diffusion.Config;
+
+    /// <summary>True for a video (Latte) checkpoint: samples are clips of <see cref="DitConfig.Frames"/> frames.</summary>
+    public bool IsVideo => Config.Frames > 0;
 
     /// <summary>Class names from the checkpoint's <c>class_names</c> metadata (index = label); empty if it has none.</summary>
     public IReadOnlyList<string> ClassNames { get; }
@@ -64,10 +71,18 @@ public sealed class DitPipeline : IDisposable
     public IOps Ops { get; }
 
     /// <summary>
-    /// The model, for callers that drive a <see cref="SamplingRun"/> or a forward themselves (analysis, parity). Owned
-    /// by the pipeline; such direct use is not covered by the pipeline's lock.
+    /// The image model, for callers that drive a <see cref="SamplingRun"/> or a forward themselves (analysis, parity).
+    /// Owned by the pipeline; such direct use is not covered by the pipeline's lock.
     /// </summary>
-    public DitModel Model { get; }
+    /// <exception cref="InvalidRequestException">The checkpoint is a Latte video model (use <see cref="Diffusion"/>).</exception>
+    public DitModel Model => Diffusion as DitModel ?? throw new InvalidRequestException(
+        $"{Checkpoint.Path} is a Latte video model ({Config.Frames} frames); this needs an image DiT", nameof(Model));
+
+    /// <summary>
+    /// The model, image (<see cref="DitModel"/>) or video (<see cref="LatteModel"/>), for callers that drive a
+    /// <see cref="SamplingRun"/> themselves. Owned by the pipeline, like <see cref="Model"/>.
+    /// </summary>
+    public IDiffusionModel Diffusion { get; }
 
     /// <summary>
     /// The path of a bundled model's file, or null if it is not found. Looked up in this order: the environment
@@ -106,8 +121,8 @@ public sealed class DitPipeline : IDisposable
     }
 
     /// <summary>
-    /// Opens a DiT checkpoint (safetensors, original or diffusers layout): validates every tensor, infers the
-    /// configuration, opens the device and loads the weights.
+    /// Opens a DiT checkpoint (safetensors, original or diffusers layout) or a Latte video checkpoint (one with
+    /// <c>temp_embed</c>): validates every tensor, infers the configuration, opens the device and loads the weights.
     /// </summary>
     /// <exception cref="Runtime.Safetensors.SafetensorsException">No file at the path ("no such file: PATH"), a folder
     /// ("PATH is a folder, not a file"), a file that cannot be read, or not valid safetensors.</exception>
@@ -128,7 +143,8 @@ public sealed class DitPipeline : IDisposable
             ops = Backends.Open(DeviceNames.Name(options.Device), options.Threads, options.DType);
             if (wrapOps is not null)
                 ops = wrapOps(ops);
-            return new DitPipeline(checkpoint, ops, DitModel.Load(checkpoint, ops), options);
+            IDiffusionModel model = checkpoint.Config.Frames > 0 ? LatteModel.Load(checkpoint, ops) : DitModel.Load(checkpoint, ops);
+            return new DitPipeline(checkpoint, ops, model, options);
         }
         catch
         {
@@ -156,7 +172,7 @@ public sealed class DitPipeline : IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             cancellationToken.ThrowIfCancellationRequested();
-            using var run = new SamplingRun(Model, request);
+            using var run = new SamplingRun(Diffusion, request);
             while (!run.Finished)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -166,7 +182,8 @@ public sealed class DitPipeline : IDisposable
             cancellationToken.ThrowIfCancellationRequested();
             float[] latents = run.Run();   // every step is done: downloads the result and checks it is finite
             int size = request.LatentSize ?? Config.InputSize;
-            return new GenerationResult(latents, [request.Labels.Count, Config.InChannels, size, size], request, run.Report,
+            int[] shape = IsVideo ? [request.Labels.Count, Config.Frames, Config.InChannels, size, size] : [request.Labels.Count, Config.InChannels, size, size];
+            return new GenerationResult(latents, shape, request, run.Report,
                 Path.GetFileName(Checkpoint.Path), IsPixelSpace);
         }
     }
@@ -179,7 +196,7 @@ public sealed class DitPipeline : IDisposable
             if (_disposed)
                 return;
             _disposed = true;
-            Model.Dispose();
+            Diffusion.Dispose();
             Ops.Dispose();
             Checkpoint.Dispose();
         }

@@ -30,10 +30,11 @@ public sealed class GenerationResult
         _weightsName = weightsName;
     }
 
-    /// <summary>The final latents, (n, C, H, W) row-major; for a pixel-space model the images, about [−1, 1].</summary>
+    /// <summary>The final latents, (n, C, H, W) row-major, or (n, F, C, H, W) for a video model; for a pixel-space model
+    /// the images (frames), about [−1, 1].</summary>
     public float[] Latents { get; }
 
-    /// <summary>The shape of <see cref="Latents"/>: [n, C, H, W].</summary>
+    /// <summary>The shape of <see cref="Latents"/>: [n, C, H, W], or [n, F, C, H, W] for a video model.</summary>
     public IReadOnlyList<int> Shape { get; }
 
     /// <summary>The class label of each image, as requested.</summary>
@@ -46,7 +47,7 @@ public sealed class GenerationResult
     public bool IsPixelSpace { get; }
 
     /// <summary>
-    /// Writes the latents as safetensors: <c>latent</c> (F32 [n, C, H, W]), <c>labels</c> (I64 [n]) and metadata
+    /// Writes the latents as safetensors: <c>latent</c> (F32 [n, C, H, W], or [n, F, C, H, W] for clips), <c>labels</c> (I64 [n]) and metadata
     /// (format, weights file name, seed, steps, sampler, eta, guidance scale, cache policy). Written atomically (see
     /// <see cref="AtomicFile"/>): a failure leaves no file and an existing one untouched; a link is written through.
     /// </summary>
@@ -73,7 +74,8 @@ public sealed class GenerationResult
     /// Writes the images as one PNG grid with a row per distinct label (in order of first appearance; a row shorter
     /// than the longest stays black), values [−1, 1] mapped to 0–255. Written atomically, like <see cref="SaveLatents"/>.
     /// </summary>
-    /// <exception cref="BlockDanceException">The model is not pixel-space: its latents are not images.</exception>
+    /// <exception cref="BlockDanceException">The model is not pixel-space: its latents are not images; or the results are
+    /// video clips (one grid of images does not show them).</exception>
     /// <exception cref="InvalidRequestException">The name does not end in <c>.png</c>.</exception>
     /// <exception cref="IOException">The destination is a folder, a device or a pipe, or cannot be written.</exception>
     public void SaveImageGrid(string path)
@@ -82,6 +84,9 @@ public sealed class GenerationResult
         if (!IsPixelSpace)
             throw new BlockDanceException($"cannot write '{path}': the model works in a latent space, so its results are latents, not images " +
                 "(the checkpoint's metadata has no pixel_space=true); save them with SaveLatents and decode them with the model's VAE");
+        if (Shape.Count != 4)
+            throw new BlockDanceException($"cannot write '{path}' as an image grid: the results are clips of {Shape[1]} frames; " +
+                "save them with SaveLatents (blockdance generate writes an animated GIF and a frame strip)");
         var grid = ComposeGrid(Latents, Labels, Shape[1], Shape[2], Shape[3]);
         Png.Write(path, grid.Pixels, grid.Width, grid.Height, PngColorType.Rgb);
     }

@@ -16,7 +16,7 @@ namespace BlockDance.Dit.Pipeline;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Threads: several runs may share one <see cref="DitModel"/> (and its ops) from several threads. The ops' scratch is
+/// Threads: several runs may share one model (and its ops) from several threads. The ops' scratch is
 /// shared, so each run holds the device's <see cref="Device.StepLock"/> around each step (the model forward and the
 /// sampler update), around its set-up and around the download of its result; the runs then take turns step by step
 /// and give exactly the bytes they give one after another. One run is used by one thread at a time.
@@ -29,7 +29,7 @@ namespace BlockDance.Dit.Pipeline;
 /// </remarks>
 public sealed class SamplingRun : IDisposable
 {
-    private readonly DitModel _model;
+    private readonly IDiffusionModel _model;
     private readonly Lease? _modelLease;
     private readonly Lock _stepLock;
     private bool _disposed;
@@ -38,7 +38,7 @@ public sealed class SamplingRun : IDisposable
     private readonly Sampler _sampler;
     private readonly IStepNoise _noiseSource;
     private readonly List<Tensor> _owned = [];
-    private readonly Tensor _latent;       // (n, C, H, W): the sampler's state
+    private readonly Tensor _latent;       // (n·F, C, H, W): the sampler's state (F = 1 for images)
     private readonly Tensor? _modelInput;  // (2n, C, H, W) with guidance
     private readonly Tensor? _condHalf, _uncondHalf; // its two halves
     private readonly Tensor _output;       // (B, C', H, W)
@@ -46,7 +46,7 @@ public sealed class SamplingRun : IDisposable
     private readonly Tensor _noise;        // (n, C, H, W)
     private readonly Tensor _labels;       // (B) I32
     private readonly Tensor[] _timesteps;  // per step: (B) F32 views of one (S, B) table
-    private readonly DitActivations _activations;
+    private readonly IForwardPass _pass;
     private readonly FeatureCache? _cache;
     private readonly StepController _controller;
     private readonly AdaptiveExecutor? _adaptive;   // null for a static plan
@@ -56,9 +56,16 @@ public sealed class SamplingRun : IDisposable
     private readonly int _guidedChannels;
     private int _nextStep;
 
-    /// <summary>Validates the request against the model and allocates every buffer of the run (on the model's device).</summary>
-    /// <exception cref="ArgumentException">The request does not fit the model; nothing stays allocated.</exception>
-    public SamplingRun(DitModel model, GenerationRequest request)
+    /// <summary>
+    /// Validates the request against the model and allocates every buffer of the run (on the model's device). The model
+    /// is an image DiT or a video Latte: a video sample is a clip of F frames, its latent (n, F, C, H, W) held as
+    /// (n·F, C, H, W), which the samplers and guidance treat frame by frame (their math is per element and per channel,
+    /// so that is exactly Latte's <c>forward_with_cfg</c> on <c>model_out[:, :, :4]</c>). Adaptive cache policies
+    /// (per-image decisions) run on image models only.
+    /// </summary>
+    /// <exception cref="InvalidRequestException">The request does not fit the model (or asks a video model for an adaptive
+    /// cache policy); nothing stays allocated.</exception>
+    public SamplingRun(IDiffusionModel model, GenerationRequest request)
     {
         _model = model;
         _ops = model.Ops;
@@ -66,7 +73,7 @@ public sealed class SamplingRun : IDisposable
         _stepLock = _ops.Device.StepLock;
         var config = model.Config;
         if (model.IsDisposed)
-            throw new ObjectDisposedException(nameof(DitModel), "cannot start a run: the DitModel was disposed");
+            throw new ObjectDisposedException(model.GetType().Name, $"cannot start a run: the {model.GetType().Name} was disposed");
         _modelLease = model.AcquireLease("a SamplingRun");
         using var scope = _stepLock.EnterScope();
         try
@@ -94,6 +101,9 @@ public sealed class SamplingRun : IDisposable
             }
             _controller = request.Cache.CreateController(request.Steps, config.Depth, n);
             _plan = _controller.IsStatic ? ((PlanController)_controller).Plan : null;
+            if (_plan is null && model is not DitModel)
+                throw new InvalidRequestException($"the adaptive cache policy '{request.Cache.Spec}' decides per image and runs on image DiTs only; " +
+                    $"this {model.GetType().Name} makes clips of {model.Frames} frames: use none or a static policy (blockdance, deepcache, ...)", nameof(request.Cache));
             _kinds = new StepKind[n];
             _indicator = new float[n];
             _noiseSource = request.StepNoise ?? new PhiloxStepNoise(request.Seed);
@@ -103,6 +113,7 @@ public sealed class SamplingRun : IDisposable
 
             bool cfg = request.UsesGuidance;
             int batch = cfg ? 2 * n : n;
+            int f = model.Frames; // frame rows per sample
             Images = n;
             ModelBatch = batch;
             var type = _ops.ActivationType;
@@ -112,15 +123,15 @@ public sealed class SamplingRun : IDisposable
                 _owned.Add(tensor);
                 return tensor;
             }
-            _latent = New(type, n, config.InChannels, size, size);
-            _noise = New(type, n, config.InChannels, size, size);
-            _output = New(type, batch, config.OutChannels, size, size);
+            _latent = New(type, n * f, config.InChannels, size, size);
+            _noise = New(type, n * f, config.InChannels, size, size);
+            _output = New(type, batch * f, config.OutChannels, size, size);
             if (cfg)
             {
-                _modelInput = New(type, batch, config.InChannels, size, size);
-                _condHalf = _modelInput.Slice(0, n);
-                _uncondHalf = _modelInput.Slice(n, n);
-                _guided = New(type, n, config.OutChannels, size, size);
+                _modelInput = New(type, batch * f, config.InChannels, size, size);
+                _condHalf = _modelInput.Slice(0, n * f);
+                _uncondHalf = _modelInput.Slice(n * f, n * f);
+                _guided = New(type, n * f, config.OutChannels, size, size);
             }
             var labels = new int[batch];
             for (int i = 0; i < n; i++)
@@ -137,11 +148,11 @@ public sealed class SamplingRun : IDisposable
             var timesteps = New(DType.F32, request.Steps, batch);
             timesteps.CopyFrom<float>(table);
             _timesteps = Enumerable.Range(0, request.Steps).Select(k => timesteps.Slice(k, 1).Reshape(batch)).ToArray();
-            _activations = model.CreateActivations(batch, size, size);
+            _pass = model.CreatePass(batch, size, size);
             if (_plan is { UsesCache: true })
-                _cache = new FeatureCache(_ops.Device, type, batch, _activations.Tokens, config.HiddenSize);
-            if (_plan is null)
-                _adaptive = new AdaptiveExecutor(model, _activations, _controller, n, batch);
+                _cache = new FeatureCache(_ops.Device, type, _pass.Stream.Dim(0), _pass.Stream.Dim(1), _pass.Stream.Dim(2));
+            if (_plan is null)   // an image DiT (checked above)
+                _adaptive = new AdaptiveExecutor((DitModel)model, DitModel.ActivationsOf(_pass), _controller, n, batch);
 
             if (request.InitialNoise is { } initial)
             {
@@ -153,7 +164,7 @@ public sealed class SamplingRun : IDisposable
             {
                 _ops.RandomNormal(_latent, request.Seed, 0);
             }
-            Report = new RunReport(_ops.Device.Name, request.Cache.Spec, _controller, new MacCount(config, _activations.Tokens), batch, n,
+            Report = new RunReport(_ops.Device.Name, request.Cache.Spec, _controller, new MacCount(config, _pass.Tokens), batch, n,
                 _cache?.Bytes ?? _adaptive?.Bytes ?? 0);
         }
         catch
@@ -186,10 +197,10 @@ public sealed class SamplingRun : IDisposable
     /// <summary>Index of the step <see cref="Step"/> runs next (k = 0 is the noisiest).</summary>
     public int NextStep => _nextStep;
 
-    /// <summary>The latent being denoised, (n, C, H, W) on the model's device.</summary>
+    /// <summary>The latent being denoised, (n·F, C, H, W) on the model's device (F = 1 for an image model).</summary>
     public Tensor Latent => _latent;
 
-    /// <summary>The raw model output of the last step, (B, C', H, W) with B = 2n under guidance (cond half first).</summary>
+    /// <summary>The raw model output of the last step, (B·F, C', H, W) with B = 2n under guidance (cond half first).</summary>
     public Tensor ModelOutput => _output;
 
     /// <summary>The feature cache of this run, or null when the plan never caches.</summary>
@@ -265,33 +276,36 @@ public sealed class SamplingRun : IDisposable
     // A static plan: one kind for the whole batch.
     private void Forward(int k, Tensor input)
     {
-        var a = _activations;
+        var a = _pass;
         var t = _timesteps[k];
         var plan = _plan!;
         int boundary = plan.Boundary, depth = _model.Config.Depth;
         switch (plan[k])
         {
             case StepKind.Full:
-                _model.Forward(input, t, _labels, _output, a, BlockObserver);
+                a.Condition(t, _labels);
+                a.EmbedTokens(input);
+                a.RunBlocks(0, depth, BlockObserver);
+                a.Final(_output);
                 break;
             case StepKind.Cache:
-                _model.Condition(t, _labels, a);
-                _model.EmbedTokens(input, a);
-                _model.RunBlocks(0, boundary, a, BlockObserver);
-                _cache!.Store(a.X, k);
-                _model.RunBlocks(boundary, depth, a, BlockObserver);
-                _model.Final(a, _output);
+                a.Condition(t, _labels);
+                a.EmbedTokens(input);
+                a.RunBlocks(0, boundary, BlockObserver);
+                _cache!.Store(a.Stream, k);
+                a.RunBlocks(boundary, depth, BlockObserver);
+                a.Final(_output);
                 break;
             case StepKind.Reuse:
-                _model.Condition(t, _labels, a);       // this step's conditioning
-                _cache!.Load(a.X, k);                  // the output of block i−1 from the last Cache step
-                _model.RunBlocks(boundary, depth, a, BlockObserver);
-                _model.Final(a, _output);
+                a.Condition(t, _labels);               // this step's conditioning
+                _cache!.Load(a.Stream, k);             // the output of block i−1 from the last Cache step
+                a.RunBlocks(boundary, depth, BlockObserver);
+                a.Final(_output);
                 break;
         }
     }
 
-    /// <summary>Runs every remaining step and returns the final latent (n, C, H, W) on the host.</summary>
+    /// <summary>Runs every remaining step and returns the final latent (n, C, H, W), or (n, F, C, H, W) for a video model, on the host.</summary>
     public float[] Run()
     {
         ThrowIfDisposed();
@@ -321,7 +335,7 @@ public sealed class SamplingRun : IDisposable
         _disposed = true;
         using (_stepLock.EnterScope())
         {
-            _activations?.Dispose();
+            _pass?.Dispose();
             _adaptive?.Dispose();
             _cache?.Dispose();
             foreach (var t in _owned)

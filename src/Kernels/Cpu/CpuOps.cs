@@ -398,6 +398,19 @@ public sealed unsafe partial class CpuOps : IOps
     }
 
     /// <inheritdoc/>
+    public void SwapFrameTokenAxes(Tensor x, Tensor y)
+    {
+        Check.F32(x, y);
+        var (batch, p, q, d) = Check.SwapFrameTokenAxes(x, y);
+        float* src = F(x), dst = F(y);
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < p; i++)
+                for (int j = 0; j < q; j++)
+                    new ReadOnlySpan<float>(src + (((long)b * p + i) * q + j) * d, d)
+                        .CopyTo(new Span<float>(dst + (((long)b * q + j) * p + i) * d, d));
+    }
+
+    /// <inheritdoc/>
     public void TimestepEmbedding(Tensor t, int frequencyShift, Tensor y)
     {
         Check.F32(t, y);

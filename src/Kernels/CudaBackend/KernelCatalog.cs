@@ -25,6 +25,8 @@ internal enum KernelModule
     Sampling,
     /// <summary>random.cu: random_normal.</summary>
     Random,
+    /// <summary>rearrange.cu: swap_frame_token_axes (Latte).</summary>
+    Rearrange,
     /// <summary>indicator.cu: relative_l1 (the adaptive cache policies' indicator).</summary>
     Indicator,
 }

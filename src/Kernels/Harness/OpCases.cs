@@ -90,6 +90,17 @@ public static class OpCases
             return new(() => ctx.Ops.AddPositionEmbedding(xt, pt), [new("AddPositionEmbedding", xt, () => x.Select((v, i) => v + pos[i % (t * d)]).ToArray())],
                 (double)b * t * d, Bytes(ctx, 2L * b * t * d + (long)t * d));
         }),
+        new("swap_frame_token_axes", "B,P,Q,D", [[2, 3, 5, 7], [1, 8, 16, 64], [3, 16, 1, 5]], [B, 16, T, D], (ctx, s) =>
+        {
+            // There and back (Latte: a frame's tokens → a position's frames before a temporal block, then the way back);
+            // the bench shape is 16 frames of DiT-XL/2's 256 tokens.
+            var (b, p, q, d) = (OpCase.Int(s, 0), OpCase.Int(s, 1), OpCase.Int(s, 2), OpCase.Int(s, 3));
+            var x = ctx.Random(b * p * q * d, 24);
+            var xt = ctx.Input(x, b, p, q, d); var y = ctx.Output(b, q, p, d); var back = ctx.Output(b, p, q, d);
+            return new(() => { ctx.Ops.SwapFrameTokenAxes(xt, y); ctx.Ops.SwapFrameTokenAxes(y, back); },
+                [new("SwapFrameTokenAxes", y, () => SwapFrameTokenAxesReference(x, b, p, q, d), _ => 0), new("SwapFrameTokenAxes back", back, () => x, _ => 0)],
+                0, Bytes(ctx, 4L * b * p * q * d));
+        }),
         new("unpatchify", "B,C,H,W,P", [[2, 3, 10, 14, 2], [1, 8, 32, 32, 2], [3, 6, 16, 8, 4]], [B, 2 * C, Latent, Latent, P], (ctx, s) =>
         {
             var (b, c, h, w, p) = (OpCase.Int(s, 0), OpCase.Int(s, 1), OpCase.Int(s, 2), OpCase.Int(s, 3), OpCase.Int(s, 4));
@@ -330,6 +341,17 @@ public static class OpCases
                             for (int v = 0; v < p; v++)
                                 cols[((n * gh + r) * gw + col) * k + (ch * p + u) * p + v] = img[((n * c + ch) * hgt + r * p + u) * wid + col * p + v];
         return cols;
+    }
+    /// <summary>y[b, j, i, :] = x[b, i, j, :] for x [B, P, Q, D], by the definition.</summary>
+    private static float[] SwapFrameTokenAxesReference(float[] x, int b, int p, int q, int d)
+    {
+        var y = new float[x.Length];
+        for (int n = 0; n < b; n++)
+            for (int i = 0; i < p; i++)
+                for (int j = 0; j < q; j++)
+                    for (int e = 0; e < d; e++)
+                        y[(((long)n * q + j) * p + i) * d + e] = x[(((long)n * p + i) * q + j) * d + e];
+        return y;
     }
     /// <summary>einsum nhwpqc->nchpwq of DiT's unpatchify.</summary>
     private static float[] UnpatchifyReference(float[] x, int b, int c, int hgt, int wid, int p)

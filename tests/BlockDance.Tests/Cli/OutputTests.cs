@@ -209,7 +209,12 @@ public sealed class OutputTests
         using var dir = new Fixtures.TempDir();
         string dll = Path.Combine(AppContext.BaseDirectory, "blockdance.dll");
         // Long enough that it cannot finish first: 1000 steps of 8 bundled images (several seconds per 100 steps).
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
+        // Started through python3 (a test dependency), which restores SIGINT's default action before it execs dotnet: a
+        // test run started in the background inherits SIGINT as ignored, and .NET then (rightly) never handles Ctrl+C.
+        var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardError = true, RedirectStandardOutput = true };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])");
+        psi.ArgumentList.Add("dotnet");
         foreach (var a in new[] { dll, "generate", "--per-class", "1", "--steps", "1000", "--threads", "1",
                      "--out", dir.File("l.safetensors"), "--png", dir.File("g.png"), "--report", dir.File("r.json") })
             psi.ArgumentList.Add(a);

@@ -99,6 +99,21 @@ public abstract class OpTests : IDisposable
     [InlineData(3, 6, 16, 8, 4)]
     public void Unpatchify_matches_reference(int b, int c, int h, int w, int p) => Verify("unpatchify", b, c, h, w, p);
 
+    [Theory]
+    [InlineData(2, 3, 5, 7)]     // odd sizes
+    [InlineData(1, 8, 16, 64)]   // 8 frames of a 4×4 grid
+    [InlineData(3, 16, 1, 5)]    // one token per frame
+    public void SwapFrameTokenAxes_there_and_back(int b, int p, int q, int d) => Verify("swap_frame_token_axes", b, p, q, d);
+
+    [Fact]
+    public void SwapFrameTokenAxes_refuses_a_wrong_shape_and_an_overlap()
+    {
+        using var x = Dev.Allocate(Ops.ActivationType, 2, 3, 4, 5);
+        using var wrong = Dev.Allocate(Ops.ActivationType, 2, 3, 4, 5);
+        Assert.Contains("should be [2, 4, 3, 5]", Assert.Throws<ArgumentException>(() => Ops.SwapFrameTokenAxes(x, wrong)).Message);
+        Assert.Contains("overlaps", Assert.Throws<ArgumentException>(() => Ops.SwapFrameTokenAxes(x, x.Reshape(2, 4, 3, 5))).Message);
+    }
+
     [Fact]
     public void AddPositionEmbedding_adds_the_same_rows_to_every_batch_item() => Verify("add_position_embedding", 3, 5, 11);
 
