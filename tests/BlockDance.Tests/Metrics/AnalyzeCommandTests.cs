@@ -7,7 +7,7 @@ namespace BlockDance.Tests.Metrics;
 public sealed class AnalyzeCommandTests
 {
     [Fact]
-    public void WritesSvgAndPngAndMarksThePolicysWindow()
+    public void Writes_svg_and_png_and_marks_the_policys_window()
     {
         using var dir = new Fixtures.TempDir();
         var (code, output, err) = CliTests.Run("analyze", "--weights", Fixtures.TinyOriginal, "--steps", "10", "--labels", "2", "--quiet",
@@ -26,7 +26,7 @@ public sealed class AnalyzeCommandTests
     }
 
     [Fact]
-    public void OnlyTheRequestedFormat()
+    public void Only_the_requested_format()
     {
         using var dir = new Fixtures.TempDir();
         var (code, _, err) = CliTests.Run("analyze", "--weights", Fixtures.TinyOriginal, "--steps", "4", "--labels", "2", "--quiet",
@@ -40,7 +40,7 @@ public sealed class AnalyzeCommandTests
     [InlineData("--scale", "cubic", "--scale: unknown colour scale 'cubic'")]
     [InlineData("--scale", "clip:30", "--scale: the clip percentile must be in (50, 100], not 30")]
     [InlineData("--plots", "gif", "--plots 'gif': use png, svg or both")]
-    public void BadPlotOptionsAreUsageErrors(string option, string value, string message)
+    public void Bad_plot_options_are_usage_errors(string option, string value, string message)
     {
         using var dir = new Fixtures.TempDir();
         var (code, _, err) = CliTests.Run("analyze", "--weights", Fixtures.TinyOriginal, "--steps", "4", "--quiet", option, value, "--out", dir.Root);

@@ -12,7 +12,7 @@ public sealed class FeatureSimilarityTests
     }
 
     [Fact]
-    public void CosineOfScaledCopiesIsPlusOrMinusOne()
+    public void Cosine_of_scaled_copies_is_plus_or_minus_one()
     {
         var x = Random(1, 1153);
         var twice = x.Select(v => 2 * v).ToArray();
@@ -24,7 +24,7 @@ public sealed class FeatureSimilarityTests
     }
 
     [Fact]
-    public void CosineAndRelativeL1MatchTheirDefinitions()
+    public void Cosine_and_relative_L1_match_their_definitions()
     {
         var a = Random(2, 300);
         var b = Random(3, 300);
@@ -45,7 +45,7 @@ public sealed class FeatureSimilarityTests
     }
 
     [Fact]
-    public void ZeroVectorsFollowTheDocumentedConventions()
+    public void Zero_vectors_follow_the_documented_conventions()
     {
         float[] zero = [0, 0, 0];
         float[] x = [1, 2, 3];
@@ -58,7 +58,7 @@ public sealed class FeatureSimilarityTests
     }
 
     [Fact]
-    public void ItemMeansAverageThePerItemValues()
+    public void Item_means_average_the_per_item_values()
     {
         // Item 0 keeps its direction, item 1 flips: per-item cosines 1 and −1.
         float[] a = [1, 2, 3, 4];
@@ -71,7 +71,7 @@ public sealed class FeatureSimilarityTests
     }
 
     [Fact]
-    public void RejectsBadInputs()
+    public void Rejects_bad_inputs()
     {
         Assert.Throws<ArgumentException>(() => FeatureSimilarity.CosineSimilarity([1, 2], [1, 2, 3]));
         Assert.Throws<ArgumentException>(() => FeatureSimilarity.RelativeL1([], []));

@@ -52,7 +52,7 @@ public sealed class HeatmapTests
     private const int Cell = 200 * 150;
 
     [Fact]
-    public void CellsTakeTheColourMapAndNaNIsNoData()
+    public void Cells_take_the_colour_map_and_NaN_is_no_data()
     {
         double[,] values = { { 0, 0.5, 1 }, { double.NaN, 0.25, double.PositiveInfinity } };
         var image = Render(values, new HeatmapOptions { Title = "Test", XLabel = "step", YLabel = "block", ColorBarLabel = "cosine" });
@@ -66,7 +66,7 @@ public sealed class HeatmapTests
     }
 
     [Fact]
-    public void RowZeroCanBeAtTheTopOrTheBottom()
+    public void Row_zero_can_be_at_the_top_or_the_bottom()
     {
         double[,] values = { { 0 }, { 1 } };
         var options = new HeatmapOptions();
@@ -79,7 +79,7 @@ public sealed class HeatmapTests
     }
 
     [Fact]
-    public void ExplicitRangeClampsAndConstantMatricesWork()
+    public void Explicit_range_clamps_and_constant_matrices_work()
     {
         double[,] values = { { -3, 0.5, 9 } };
         var image = Render(values, new HeatmapOptions { Min = 0, Max = 1 });
@@ -95,7 +95,7 @@ public sealed class HeatmapTests
     }
 
     [Fact]
-    public void FilesAreValidPngAndSvgOfTheRequestedSize()
+    public void Files_are_valid_png_and_svg_of_the_requested_size()
     {
         var values = new double[28, 250];
         for (int b = 0; b < 28; b++)
@@ -116,7 +116,7 @@ public sealed class HeatmapTests
     }
 
     [Fact]
-    public void SvgHoldsTheTitlesTicksAndColourBar()
+    public void Svg_holds_the_titles_ticks_and_colour_bar()
     {
         var values = new double[12, 49];
         for (int b = 0; b < 12; b++)
@@ -148,7 +148,7 @@ public sealed class HeatmapTests
     }
 
     [Fact]
-    public void ClippedScaleMapsTheOutlierToTheTopColourAndSpreadsTheRest()
+    public void Clipped_scale_maps_the_outlier_to_the_top_colour_and_spreads_the_rest()
     {
         // 19 values 0.00 … 0.18 and one outlier 100.
         var values = new double[4, 5];
@@ -168,7 +168,7 @@ public sealed class HeatmapTests
     }
 
     [Fact]
-    public void ColourScalesParseAndMapAsDocumented()
+    public void Colour_scales_parse_and_map_as_documented()
     {
         Assert.Equal(ColorScale.Linear, ColorScale.Parse("linear"));
         Assert.Equal(ColorScale.Log, ColorScale.Parse(" LOG "));
@@ -197,7 +197,7 @@ public sealed class HeatmapTests
     }
 
     [Fact]
-    public void CacheWindowIsMarked()
+    public void Cache_window_is_marked()
     {
         var values = new double[12, 49];
         for (int b = 0; b < 12; b++)
@@ -229,7 +229,7 @@ public sealed class HeatmapTests
     }
 
     [Fact]
-    public void RejectsBadInput()
+    public void Rejects_bad_input()
     {
         Assert.Throws<ArgumentException>(() => Heatmap.EncodePng(new double[0, 3]));
         Assert.Throws<ArgumentException>(() => Heatmap.EncodePng(new double[,] { { 1 } }, new HeatmapOptions { Min = 2, Max = 1 }));
@@ -238,7 +238,7 @@ public sealed class HeatmapTests
     }
 
     [Fact]
-    public void ScaleLabelsShowTheEndsAndRoundValues()
+    public void Scale_labels_show_the_ends_and_round_values()
     {
         static string[] Labels(double lo, double hi, double gap = 0.05) =>
             Heatmap.ScaleTicks(lo, hi, gap).OrderBy(t => t.Fraction).Select(t => t.Label).ToArray();
@@ -256,7 +256,7 @@ public sealed class HeatmapTests
     }
 
     [Fact]
-    public void ViridisHasItsPublishedEndsAndMiddle()
+    public void Viridis_has_its_published_ends_and_middle()
     {
         Assert.Equal(Rgb.FromHex("#440154"), Viridis.Map(0));
         Assert.Equal(Rgb.FromHex("#21918C"), Viridis.Map(0.5));

@@ -6,7 +6,7 @@ namespace BlockDance.Tests.Metrics;
 public sealed class ImageGridTests
 {
     [Fact]
-    public void LaysOutRowsWithPaddingAndMapsValuesLikeTorchvision()
+    public void Lays_out_rows_with_padding_and_maps_values_like_torchvision()
     {
         // 5 RGB images of 2 × 3 in 2 rows → 3 columns, the last cell of row 2 empty.
         const int n = 5, h = 2, w = 3, pad = 1;
@@ -35,7 +35,7 @@ public sealed class ImageGridTests
     }
 
     [Fact]
-    public void ClampsAndHandlesGrayAndOtherRanges()
+    public void Clamps_and_handles_gray_and_other_ranges()
     {
         float[] gray = [-5, -1, 0, 0.5f, 1, 7];   // one 2 × 3 gray image
         var grid = ImageGrid.Compose(gray, 1, 2, 3, rows: 1, padding: 0);
@@ -49,7 +49,7 @@ public sealed class ImageGridTests
     }
 
     [Fact]
-    public void RejectsBadInput()
+    public void Rejects_bad_input()
     {
         var one = new float[3 * 4 * 4];
         Assert.Throws<ArgumentException>(() => ImageGrid.Compose(one, 4, 4, 3, rows: 1));            // 4 channels

@@ -22,7 +22,7 @@ public sealed class ImageMetricsTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(CaseNames))]
-    public void SsimMatchesScikitImage(string name)
+    public void Ssim_matches_scikit_image(string name)
     {
         var (c, a, b) = Pair(name);
         double ssim = ImageMetrics.Ssim(a.Data, b.Data, a.Channels, a.Height, a.Width, c.DataRange);
@@ -34,7 +34,7 @@ public sealed class ImageMetricsTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(CaseNames))]
-    public void PsnrAndRelativeL2MatchNumpy(string name)
+    public void Psnr_and_relative_L2_match_numpy(string name)
     {
         var (c, a, b) = Pair(name);
         double psnr = ImageMetrics.Psnr(a.Data, b.Data, c.DataRange);
@@ -44,7 +44,7 @@ public sealed class ImageMetricsTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void SsimOfAnImageWithItselfIsOne()
+    public void Ssim_of_an_image_with_itself_is_one()
     {
         foreach (var image in MetricsFiles.SsimReference.Images.Values)
         {
@@ -56,7 +56,7 @@ public sealed class ImageMetricsTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void PsnrOfIdenticalInputsIsPositiveInfinity()
+    public void Psnr_of_identical_inputs_is_positive_infinity()
     {
         var x = RandomValues(new Random(2), 2 * 3 * 11 * 12, -1, 1);
         Assert.Equal(double.PositiveInfinity, ImageMetrics.Psnr(x, x, 2));
@@ -64,7 +64,7 @@ public sealed class ImageMetricsTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void PsnrFollowsItsDefinition()
+    public void Psnr_follows_its_definition()
     {
         // MSE = 0.01 with R = 1: 10·log10(1 / 0.01) = 20 dB exactly.
         float[] a = [0.5f, 0.5f, 0.5f, 0.5f];
@@ -75,7 +75,7 @@ public sealed class ImageMetricsTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void BatchesAverageThePerImageValues()
+    public void Batches_average_the_per_image_values()
     {
         var reference = MetricsFiles.SsimReference;
         var cases = reference.Cases.Where(c => reference.Images[c.A].Shape.SequenceEqual([3, 32, 32])).ToList();
@@ -93,7 +93,7 @@ public sealed class ImageMetricsTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void BatchPsnrIsInfiniteWhenAnyImageIsIdentical()
+    public void Batch_psnr_is_infinite_when_any_image_is_identical()
     {
         var x = RandomValues(new Random(3), 3 * 16, -1, 1);
         var y = (float[])x.Clone();
@@ -108,7 +108,7 @@ public sealed class ImageMetricsTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void RelativeL2MatchesANaiveLoop()
+    public void Relative_L2_matches_a_naive_loop()
     {
         var random = new Random(4);
         foreach (int n in new[] { 1, 7, 1000, 4099 })
@@ -130,7 +130,7 @@ public sealed class ImageMetricsTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void RejectsMismatchedLengths()
+    public void Rejects_mismatched_lengths()
     {
         var a = new float[3 * 11 * 11];
         var b = new float[3 * 11 * 11 - 1];
@@ -146,7 +146,7 @@ public sealed class ImageMetricsTests(ITestOutputHelper output)
     [InlineData(float.NaN)]
     [InlineData(float.PositiveInfinity)]
     [InlineData(float.NegativeInfinity)]
-    public void RejectsNonFiniteInputs(float bad)
+    public void Rejects_non_finite_inputs(float bad)
     {
         var a = new float[2 * 12 * 12];
         var b = new float[2 * 12 * 12];
@@ -161,7 +161,7 @@ public sealed class ImageMetricsTests(ITestOutputHelper output)
     [InlineData(10, 11)]
     [InlineData(11, 10)]
     [InlineData(4, 4)]
-    public void RejectsImagesSmallerThanTheWindow(int height, int width)
+    public void Rejects_images_smaller_than_the_window(int height, int width)
     {
         var a = new float[height * width];
         var e = Assert.Throws<ArgumentException>(() => ImageMetrics.Ssim(a, a, 1, height, width, 2));
@@ -170,7 +170,7 @@ public sealed class ImageMetricsTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void AcceptsTheSmallestImageAndRejectsBadParameters()
+    public void Accepts_the_smallest_image_and_rejects_bad_parameters()
     {
         var a = RandomValues(new Random(5), 11 * 11, -1, 1);
         Assert.Equal(1.0, ImageMetrics.Ssim(a, a, 1, 11, 11, 2), 1e-15);

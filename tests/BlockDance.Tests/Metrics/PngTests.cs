@@ -12,7 +12,7 @@ public sealed class PngTests : IDisposable
     public void Dispose() => _dir.Dispose();
 
     [Fact]
-    public void Crc32MatchesKnownValuesAndABitwiseImplementation()
+    public void Crc32_matches_known_values_and_a_bitwise_implementation()
     {
         Assert.Equal(0xCBF43926u, Crc32.Compute("123456789"u8));
         Assert.Equal(0xAE426082u, Crc32.Compute("IEND"u8));   // the CRC every PNG file ends with
@@ -37,7 +37,7 @@ public sealed class PngTests : IDisposable
 
     [Theory]
     [MemberData(nameof(Images))]
-    public void DecodesToTheSamePixels(PngColorType color, int width, int height, string content)
+    public void Decodes_to_the_same_pixels(PngColorType color, int width, int height, string content)
     {
         int bpp = Png.BytesPerPixel(color);
         var pixels = new byte[width * height * bpp];
@@ -62,7 +62,7 @@ public sealed class PngTests : IDisposable
     }
 
     [Fact]
-    public void WritesTheFileAtomically()
+    public void Writes_the_file_atomically()
     {
         string path = _dir.File("image.png");
         byte[] pixels = [0, 64, 128, 255];
@@ -72,7 +72,7 @@ public sealed class PngTests : IDisposable
     }
 
     [Fact]
-    public void InvalidImagesCreateNoFile()
+    public void Invalid_images_create_no_file()
     {
         string path = _dir.File("bad.png");
         Assert.Throws<ArgumentException>(() => Png.Write(path, new byte[5], 2, 2, PngColorType.Rgb));
@@ -82,7 +82,7 @@ public sealed class PngTests : IDisposable
     }
 
     [Fact]
-    public void AFailedWriteLeavesNothingBehindAndKeepsTheOldFile()
+    public void A_failed_write_leaves_nothing_behind_and_keeps_the_old_file()
     {
         string path = _dir.File("out.png");
         File.WriteAllText(path, "old");
@@ -101,7 +101,7 @@ public sealed class PngTests : IDisposable
     }
 
     [Fact]
-    public void AFailedRenameLeavesNoTemporaryFile()
+    public void A_failed_rename_leaves_no_temporary_file()
     {
         // The destination is a directory: everything is written, then the final rename fails.
         string path = _dir.File("taken");
@@ -112,7 +112,7 @@ public sealed class PngTests : IDisposable
     }
 
     [Fact]
-    public void WriteTextUsesUtf8WithoutBomAndLineFeeds()
+    public void Write_text_uses_Utf8_without_bom_and_line_feeds()
     {
         string path = _dir.File("a.csv");
         AtomicFile.WriteText(path, w =>
@@ -124,7 +124,7 @@ public sealed class PngTests : IDisposable
     }
 
     [Fact]
-    public void RgbImageClipsDrawingAndSaves()
+    public void Rgb_image_clips_drawing_and_saves()
     {
         var image = new RgbImage(4, 3, Rgb.White);
         image.FillRectangle(-2, -2, 4, 4, new Rgb(255, 0, 0));  // only (0..1, 0..1) is inside

@@ -29,7 +29,7 @@ public sealed class SimilarityRecorderTests : IDisposable
     }
 
     [Fact]
-    public void BlockCsvHasOneRowPerAdjacentPair()
+    public void Block_csv_has_one_row_per_adjacent_pair()
     {
         var recorder = Recorded();
         var writer = new StringWriter { NewLine = "\n" };
@@ -57,7 +57,7 @@ public sealed class SimilarityRecorderTests : IDisposable
     }
 
     [Fact]
-    public void StepMatrixOfOneBlockAndOfSeveral()
+    public void Step_matrix_of_one_block_and_of_several()
     {
         var recorder = Recorded([0, 1]);
         var m0 = recorder.StepMatrix(0);
@@ -103,7 +103,7 @@ public sealed class SimilarityRecorderTests : IDisposable
     }
 
     [Fact]
-    public void ItemsAreComparedSeparatelyAndAveraged()
+    public void Items_are_compared_separately_and_averaged()
     {
         var recorder = new SimilarityRecorder(depth: 1, matrixBlocks: [0], items: 2);
         recorder.Record(0, 0, [3, 4, 3, 4]);
@@ -115,7 +115,7 @@ public sealed class SimilarityRecorderTests : IDisposable
     }
 
     [Fact]
-    public void RejectsOutOfOrderOrMalformedRecords()
+    public void Rejects_out_of_order_or_malformed_records()
     {
         var recorder = new SimilarityRecorder(depth: 2, items: 2);
         recorder.Record(3, 0, [1, 2, 3, 4]);
@@ -136,7 +136,7 @@ public sealed class SimilarityRecorderTests : IDisposable
     }
 
     [Fact]
-    public void CopiesTheFeatures()
+    public void Copies_the_features()
     {
         var recorder = new SimilarityRecorder(depth: 1, matrixBlocks: [0]);
         float[] buffer = [1, 0];
@@ -150,7 +150,7 @@ public sealed class SimilarityRecorderTests : IDisposable
     }
 
     [Fact]
-    public void WritesTheReport()
+    public void Writes_the_report()
     {
         var recorder = Recorded([0, 1]);
         string dir = Path.Combine(_dir.Path, "analysis");
@@ -170,7 +170,7 @@ public sealed class SimilarityRecorderTests : IDisposable
     }
 
     [Fact]
-    public void WritesSvgTooAndMarksTheCacheWindow()
+    public void Writes_svg_too_and_marks_the_cache_window()
     {
         var recorder = Recorded([0, 1]);
         string dir = Path.Combine(_dir.Path, "both");
@@ -189,7 +189,7 @@ public sealed class SimilarityRecorderTests : IDisposable
     }
 
     [Fact]
-    public void ReportWithoutComparisonsWritesOnlyTheHeader()
+    public void Report_without_comparisons_writes_only_the_header()
     {
         var recorder = new SimilarityRecorder(depth: 3);
         recorder.Record(0, 1, [1, 2]);

@@ -71,7 +71,7 @@ public sealed class NumericConversionsTests
 
     [Theory]
     [MemberData(nameof(TrickyFloats))]
-    public void Bf16RoundingOfTrickyValuesMatchesTheNaiveReference(uint bits)
+    public void Bf16_rounding_of_tricky_values_matches_the_naive_reference(uint bits)
     {
         ushort expected = NaiveBf16(F(bits));
         Assert.Equal(expected, NumericConversions.SingleToBFloat16(F(bits)));
@@ -81,7 +81,7 @@ public sealed class NumericConversionsTests
     }
 
     [Fact]
-    public void Bf16RoundingPinnedValues()
+    public void Bf16_rounding_pinned_values()
     {
         Assert.Equal(0x3F80, NumericConversions.SingleToBFloat16(F(0x3F80_8000))); // tie, kept part even: down
         Assert.Equal(0x3F82, NumericConversions.SingleToBFloat16(F(0x3F81_8000))); // tie, kept part odd: up
@@ -95,7 +95,7 @@ public sealed class NumericConversionsTests
     }
 
     [Fact]
-    public void Bf16RoundingOfAMillionRandomFloatsMatchesTheNaiveReference()
+    public void Bf16_rounding_of_a_million_random_floats_matches_the_naive_reference()
     {
         var random = new Random(20240601);
         var source = new float[1_000_003]; // not a multiple of any vector width
@@ -127,7 +127,7 @@ public sealed class NumericConversionsTests
     [InlineData(0x7FBF_FFFFu, (ushort)0x7FFF)] // signalling, payload kept in the upper bits; rounding must not carry
     [InlineData(0xFF81_0000u, (ushort)0xFFC1)]
     [InlineData(0x7FFF_FFFFu, (ushort)0x7FFF)] // all ones: rounding up would overflow into the sign
-    public void NaNStaysAQuietNaNOfTheSameSign(uint bits, ushort expected)
+    public void Na_n_stays_a_quiet_na_n_of_the_same_sign(uint bits, ushort expected)
     {
         Assert.Equal(expected, NumericConversions.SingleToBFloat16(F(bits)));
         var many = Enumerable.Repeat(F(bits), 37).ToArray();
@@ -138,7 +138,7 @@ public sealed class NumericConversionsTests
     }
 
     [Fact]
-    public void EveryBf16SurvivesTheRoundTripThroughFloat32()
+    public void Every_Bf16_survives_the_round_trip_through_Float32()
     {
         var all = new ushort[65536];
         for (int i = 0; i < all.Length; i++)
@@ -168,7 +168,7 @@ public sealed class NumericConversionsTests
     }
 
     [Fact]
-    public void EveryHalfSurvivesTheRoundTripThroughFloat32()
+    public void Every_half_survives_the_round_trip_through_Float32()
     {
         var all = new Half[65536];
         for (int i = 0; i < all.Length; i++)
@@ -193,7 +193,7 @@ public sealed class NumericConversionsTests
     }
 
     [Fact]
-    public void Float32ToHalfRoundsToNearestEven()
+    public void Float32_to_half_rounds_to_nearest_even()
     {
         // 2049 is halfway between the float16 neighbours 2048 and 2050; 2051 between 2050 and 2052.
         float[] source = [2049f, 2051f, 65504f, 65520f, 1e-8f, -0f];
@@ -204,7 +204,7 @@ public sealed class NumericConversionsTests
     }
 
     [Fact]
-    public void SpanMethodsAgreeWithTheScalarOneAtEveryLength()
+    public void Span_methods_agree_with_the_scalar_one_at_every_length()
     {
         var random = new Random(7);
         for (int length = 0; length <= 70; length++)
@@ -223,7 +223,7 @@ public sealed class NumericConversionsTests
     }
 
     [Fact]
-    public void ShortDestinationsAreRejected()
+    public void Short_destinations_are_rejected()
     {
         Assert.Throws<ArgumentException>(() => NumericConversions.SingleToBFloat16(new float[4], new ushort[3]));
         Assert.Throws<ArgumentException>(() => NumericConversions.BFloat16ToSingle(new ushort[4], new float[3]));

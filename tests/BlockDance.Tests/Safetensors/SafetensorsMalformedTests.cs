@@ -26,13 +26,13 @@ public sealed class SafetensorsMalformedTests : IDisposable
     }
 
     [Fact]
-    public void EmptyFile() => Rejected([], null, "file has 0 bytes, fewer than the 8-byte header length");
+    public void Empty_file() => Rejected([], null, "file has 0 bytes, fewer than the 8-byte header length");
 
     [Fact]
-    public void FileShorterThanTheLengthPrefix() => Rejected([2, 0, 0, 0, 0], null, "file has 5 bytes, fewer than the 8-byte");
+    public void File_shorter_than_the_length_prefix() => Rejected([2, 0, 0, 0, 0], null, "file has 5 bytes, fewer than the 8-byte");
 
     [Fact]
-    public void HeaderLengthOf2To60FailsFastWithoutAllocating()
+    public void Header_length_of_2_to_60_fails_fast_without_allocating()
     {
         string path = _dir.Write("huge.safetensors", HandMade.File("{}", [], claimedHeaderLength: 1UL << 60));
         Assert.Throws<SafetensorsException>(() => SafetensorsFile.Open(path)); // warm-up: JIT and first-use costs are not measured
@@ -44,26 +44,26 @@ public sealed class SafetensorsMalformedTests : IDisposable
     }
 
     [Fact]
-    public void HeaderLengthJustOverTheLimit() =>
+    public void Header_length_just_over_the_limit() =>
         Rejected(HandMade.File("{}", [], claimedHeaderLength: 100_000_001), null, "more than the 100000000-byte limit");
 
     [Fact]
-    public void HeaderLengthOfAllOnes() =>
+    public void Header_length_of_all_ones() =>
         Rejected(HandMade.File("{}", [], claimedHeaderLength: ulong.MaxValue), null, $"header length is {ulong.MaxValue} bytes");
 
     [Fact]
-    public void HeaderLengthBeyondTheEndOfTheFile() =>
+    public void Header_length_beyond_the_end_of_the_file() =>
         Rejected(HandMade.File("{}", [], claimedHeaderLength: 1000), null, "header length is 1000 bytes but the file has only 2 bytes after");
 
     [Fact]
-    public void FileTruncatedInTheHeader()
+    public void File_truncated_in_the_header()
     {
         byte[] whole = HandMade.File("""{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}""", new byte[8]);
         Rejected(whole[..30], null, "but the file has only 22 bytes after the 8-byte length (the file is truncated");
     }
 
     [Fact]
-    public void FileTruncatedInTheDataSection()
+    public void File_truncated_in_the_data_section()
     {
         byte[] whole = new SafetensorsWriter()
             .Add("first", new float[] { 1, 2 }, [2])
@@ -74,14 +74,14 @@ public sealed class SafetensorsMalformedTests : IDisposable
     }
 
     [Fact]
-    public void HeaderThatIsNotUtf8()
+    public void Header_that_is_not_Utf8()
     {
         byte[] header = [.. "{\"a"u8, 0xFF, .. "\":1}"u8];
         Rejected(HandMade.File(header, []), null, "header is not valid UTF-8 (invalid sequence at header byte 3)");
     }
 
     [Fact]
-    public void HeaderWithAnOverlongUtf8Encoding()
+    public void Header_with_an_overlong_Utf8_encoding()
     {
         // 0xC0 0xAF is an overlong '/', which a lenient decoder would accept.
         byte[] header = [.. "{\""u8, 0xC0, 0xAF, .. "\":null}"u8];
@@ -89,11 +89,11 @@ public sealed class SafetensorsMalformedTests : IDisposable
     }
 
     [Fact]
-    public void EscapedLoneSurrogateInAName() =>
+    public void Escaped_lone_surrogate_in_a_name() =>
         Rejected(HandMade.File("""{"\ud800":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}}""", []), null, "not valid Unicode");
 
     [Fact]
-    public void NestingTooDeep()
+    public void Nesting_too_deep()
     {
         string deep = new string('[', 100) + new string(']', 100);
         Rejected(HandMade.File($$$"""{"a":{"dtype":"U8","shape":[0],"data_offsets":[0,0],"x":{{{deep}}}}}""", []), null, "header is not valid JSON");
@@ -170,11 +170,11 @@ public sealed class SafetensorsMalformedTests : IDisposable
     [InlineData("""{"__metadata__":{"k":{"nested":"x"}}}""", 0, null, "'__metadata__' maps 'k' to an object")]
     [InlineData("""{"__metadata__":{"k":null}}""", 0, null, "'__metadata__' maps 'k' to null")]
     [InlineData("""{"__metadata__":{"k":"1","k":"2"}}""", 0, null, "'__metadata__' has the key 'k' twice")]
-    public void MalformedHeader(string header, int dataLength, string? tensor, string expected) =>
+    public void Malformed_header_is_refused_naming_the_problem(string header, int dataLength, string? tensor, string expected) =>
         Rejected(HandMade.File(header, new byte[dataLength]), tensor, expected);
 
     [Fact]
-    public void HugeNamesAreShortenedInMessages()
+    public void Huge_names_are_shortened_in_messages()
     {
         string name = new('n', 100_000);
         var e = Rejected(HandMade.File($$$"""{"{{{name}}}":{"dtype":"F32","shape":[1],"data_offsets":[0,3]}}""", new byte[3]), name, "× F32 = 4 bytes");
@@ -183,7 +183,7 @@ public sealed class SafetensorsMalformedTests : IDisposable
     }
 
     [Fact]
-    public void ControlCharactersInNamesAreEscapedInMessages()
+    public void Control_characters_in_names_are_escaped_in_messages()
     {
         var e = Rejected(HandMade.File("""{"a\nb":{"dtype":"F32","shape":[1],"data_offsets":[0,3]}}""", new byte[3]), "a\nb", "× F32");
         Assert.Contains("tensor 'a\\u000ab'", e.Message, StringComparison.Ordinal);
@@ -196,7 +196,7 @@ public sealed class SafetensorsMalformedTests : IDisposable
     private const string Structural = "{}[]\",:0123456789-.e";
 
     [Fact]
-    public void RandomDamageOnlyEverRaisesSafetensorsException()
+    public void Random_damage_only_ever_raises_safetensors_exception()
     {
         byte[] valid = new SafetensorsWriter()
             .SetMetadata("format", "pt")
@@ -246,7 +246,7 @@ public sealed class SafetensorsMalformedTests : IDisposable
     }
 
     [Fact]
-    public void MissingFileOrFolderIsASafetensorsExceptionNamingThePath()
+    public void Missing_file_or_folder_is_a_safetensors_exception_naming_the_path()
     {
         // Issue 11: every library error is a BlockDanceException (a SafetensorsException, no longer an IOException),
         // and a folder is named as such rather than "Access to the path is denied".
@@ -260,7 +260,7 @@ public sealed class SafetensorsMalformedTests : IDisposable
     }
 
     [Fact]
-    public void MessageNamesTheFileAsGiven()
+    public void Message_names_the_file_as_given()
     {
         var e = new SafetensorsException("model.safetensors", "blocks.0.attn.qkv.weight",
             "shape [2304, 768] × F32 = 7077888 bytes but data_offsets span 7077884 bytes");

@@ -21,7 +21,7 @@ public sealed class SafetensorsRoundTripTests : IDisposable
     }
 
     [Fact]
-    public void EveryDTypeAndShapeWithMetadata()
+    public void Every_DType_and_shape_with_metadata()
     {
         var random = new Random(42);
         var writer = new SafetensorsWriter()
@@ -70,7 +70,7 @@ public sealed class SafetensorsRoundTripTests : IDisposable
     }
 
     [Fact]
-    public void TypedArraysRoundTripThroughTheConvertingReaders()
+    public void Typed_arrays_round_trip_through_the_converting_readers()
     {
         float[] f32 = [1.5f, -0f, float.MaxValue, float.Epsilon, float.NegativeInfinity, 3.14159274f];
         double[] f64 = [0.1, -2.5, 1e300, double.Epsilon, 16777217.0];
@@ -126,7 +126,7 @@ public sealed class SafetensorsRoundTripTests : IDisposable
     }
 
     [Fact]
-    public void BoolBytesOtherThanOneReadAsTrue()
+    public void Bool_bytes_other_than_one_read_as_true()
     {
         string path = _dir.Write("bool.safetensors",
             HandMade.File("""{"b":{"dtype":"BOOL","shape":[3],"data_offsets":[0,3]}}""", [0, 2, 255]));
@@ -136,7 +136,7 @@ public sealed class SafetensorsRoundTripTests : IDisposable
     }
 
     [Fact]
-    public void TensorsFromAnyDeviceAreDownloaded()
+    public void Tensors_from_any_device_are_downloaded()
     {
         using var host = CpuDevice.Instance.FromHost<float>([1, 2, 3, 4, 5, 6], DType.F32, 3, 2);
         var remote = new FakeDevice(pattern: 0x5A);
@@ -153,7 +153,7 @@ public sealed class SafetensorsRoundTripTests : IDisposable
     }
 
     [Fact]
-    public void StreamingWriterWritesInChunksAndFromTensors()
+    public void Streaming_writer_writes_in_chunks_and_from_tensors()
     {
         float[] big = Enumerable.Range(0, 1000).Select(i => i * 0.5f).ToArray();
         using var tensor = CpuDevice.Instance.FromHost<long>([10, 20, 30], DType.I64, 3);
@@ -188,7 +188,7 @@ public sealed class SafetensorsRoundTripTests : IDisposable
     }
 
     [Fact]
-    public void StreamingWriterPublishesOnlyOnComplete()
+    public void Streaming_writer_publishes_only_on_complete()
     {
         // Every byte written but Complete never called (as when an exception leaves the using block): nothing appears.
         string path = _dir.File("disposed.safetensors");
@@ -206,7 +206,7 @@ public sealed class SafetensorsRoundTripTests : IDisposable
     }
 
     [Fact]
-    public void ReaderAcceptsHeaderOrderDifferentFromDataOrderAndIgnoresUnknownKeys()
+    public void Reader_accepts_header_order_different_from_data_order_and_ignores_unknown_keys()
     {
         // Files from older writers list tensors in any order (the reference reader sorts by offset); entries may carry
         // keys the format does not define, which the reference ignores. __metadata__ may be null.
@@ -226,7 +226,7 @@ public sealed class SafetensorsRoundTripTests : IDisposable
     }
 
     [Fact]
-    public void EmptyFileOfNoTensors()
+    public void Empty_file_of_no_tensors()
     {
         string path = _dir.File("none.safetensors");
         new SafetensorsWriter().Save(path);
@@ -237,7 +237,7 @@ public sealed class SafetensorsRoundTripTests : IDisposable
     }
 
     [Fact]
-    public void LookupsAndTheirMisses()
+    public void Lookups_and_their_misses()
     {
         string path = _dir.File("lookup.safetensors");
         new SafetensorsWriter().Add("a.b", [1f], [1]).Save(path);
@@ -254,7 +254,7 @@ public sealed class SafetensorsRoundTripTests : IDisposable
     }
 
     [Fact]
-    public void EveryMemberButPathThrowsAfterDispose()
+    public void Every_member_but_path_throws_after_dispose()
     {
         string path = _dir.File("disposed.safetensors");
         new SafetensorsWriter().Add("a", [1f], [1]).Save(path);
@@ -281,7 +281,7 @@ public sealed class SafetensorsRoundTripTests : IDisposable
     }
 
     [Fact]
-    public void NamesWithCharactersThatNeedEscaping()
+    public void Names_with_characters_that_need_escaping()
     {
         string[] names = ["quote\"d", "back\\slash", "new\nline", "tab\t", "\u0000nul", "ünï 𝄞", "__metadata__x", ""];
         var writer = new SafetensorsWriter();
@@ -296,7 +296,7 @@ public sealed class SafetensorsRoundTripTests : IDisposable
     }
 
     [Fact]
-    public void SavingReplacesAnExistingFile()
+    public void Saving_replaces_an_existing_file()
     {
         string path = _dir.Write("replace.safetensors", [1, 2, 3]);
         new SafetensorsWriter().Add("x", [5L], [1]).Save(path);
@@ -307,7 +307,7 @@ public sealed class SafetensorsRoundTripTests : IDisposable
 
     /// <summary>Reads every fixture the Python tools wrote (tools/safetensors_io.py), when the fixtures are present.</summary>
     [Fact]
-    public void FixturesWrittenByThePythonToolsAreReadable()
+    public void Fixtures_written_by_the_python_tools_are_readable()
     {
         string fixtures = Path.Combine(AppContext.BaseDirectory, "fixtures");
         string[] files = Directory.Exists(fixtures) ? Directory.GetFiles(fixtures, "*.safetensors") : [];

@@ -25,20 +25,20 @@ public sealed class SafetensorsWriterTests : IDisposable
     // (huggingface/safetensors, safetensors/src/tensor.rs: test_empty, test_serialization_forced_alignement).
 
     [Fact]
-    public void NoTensorsNoMetadata()
+    public void No_tensors_no_metadata()
     {
         byte[] expected = [8, 0, 0, 0, 0, 0, 0, 0, (byte)'{', (byte)'}', 32, 32, 32, 32, 32, 32];
         Assert.Equal(expected, new SafetensorsWriter().ToArray());
     }
 
     [Fact]
-    public void MetadataOnly() =>
+    public void Metadata_only() =>
         Assert.Equal(
             Expected("{\"__metadata__\":{\"framework\":\"pt\"}}     ", []),
             new SafetensorsWriter().SetMetadata("framework", "pt").ToArray());
 
     [Fact]
-    public void OneTensorPaddedWithSpaces()
+    public void One_tensor_padded_with_spaces()
     {
         byte[] data = HandMade.Floats(0, 1, 2, 3, 4, 5);
         byte[] expected = Expected("{\"attn0\":{\"dtype\":\"F32\",\"shape\":[1,1,2,3],\"data_offsets\":[0,24]}}       ", data);
@@ -47,7 +47,7 @@ public sealed class SafetensorsWriterTests : IDisposable
     }
 
     [Fact]
-    public void SeveralTensorsInInsertionOrderWithEscapedMetadata()
+    public void Several_tensors_in_insertion_order_with_escaped_metadata()
     {
         // Typed out by hand: metadata first, tensors in the order added (not sorted), back to back, compact JSON,
         // only '"', '\' and control characters escaped, other characters as UTF-8.
@@ -82,7 +82,7 @@ public sealed class SafetensorsWriterTests : IDisposable
     }
 
     [Fact]
-    public void SameCallsSameBytes()
+    public void Same_calls_same_bytes()
     {
         static byte[] Build() => new SafetensorsWriter()
             .SetMetadata("b", "2").SetMetadata("a", "1")
@@ -92,14 +92,14 @@ public sealed class SafetensorsWriterTests : IDisposable
     }
 
     [Fact]
-    public void SetMetadataReplacesInPlace()
+    public void Set_metadata_replaces_in_place()
     {
         var writer = new SafetensorsWriter().SetMetadata("a", "1").SetMetadata("b", "2").SetMetadata("a", "3");
         Assert.Equal([new("a", "3"), new KeyValuePair<string, string>("b", "2")], writer.Metadata.ToList());
     }
 
     [Fact]
-    public void AddRejectsBadInput()
+    public void Add_rejects_bad_input()
     {
         var writer = new SafetensorsWriter().Add("a", [1f], [1]);
         Assert.Contains("already added", Assert.Throws<ArgumentException>(() => writer.Add("a", [1f], [1])).Message, StringComparison.Ordinal);
@@ -112,7 +112,7 @@ public sealed class SafetensorsWriterTests : IDisposable
     }
 
     [Fact]
-    public void LoneSurrogatesAreRejectedNotReplaced()
+    public void Lone_surrogates_are_rejected_not_replaced()
     {
         var writer = new SafetensorsWriter().Add("bad\ud800", [1f], [1]);
         Assert.Contains("not valid UTF-16", Assert.Throws<ArgumentException>(() => writer.ToArray()).Message, StringComparison.Ordinal);
@@ -123,7 +123,7 @@ public sealed class SafetensorsWriterTests : IDisposable
     // ---- all or nothing ----
 
     [Fact]
-    public void StreamDisposedBeforeTheLastTensorLeavesNothing()
+    public void Stream_disposed_before_the_last_tensor_leaves_nothing()
     {
         string path = _dir.File("partial.safetensors");
         using (var writer = SafetensorsWriter.Create(path, [("a", DType.U8, [2]), ("b", DType.U8, [2])]))
@@ -137,7 +137,7 @@ public sealed class SafetensorsWriterTests : IDisposable
     }
 
     [Fact]
-    public void ExceptionMidwayLeavesNothingAndKeepsTheOldFile()
+    public void Exception_midway_leaves_nothing_and_keeps_the_old_file()
     {
         string path = _dir.Write("model.safetensors", [1, 2, 3, 4]);
         var failing = new FakeDevice(0, new IOException("device lost"));
@@ -155,7 +155,7 @@ public sealed class SafetensorsWriterTests : IDisposable
     }
 
     [Fact]
-    public void InMemoryWriterFailingMidwayLeavesNothing()
+    public void In_memory_writer_failing_midway_leaves_nothing()
     {
         var failing = new FakeDevice(0, new InvalidOperationException("boom"));
         var writer = new SafetensorsWriter().Add("a", [1f], [1]);
@@ -174,7 +174,7 @@ public sealed class SafetensorsWriterTests : IDisposable
     }
 
     [Fact]
-    public void InvalidLayoutCreatesNoFile()
+    public void Invalid_layout_creates_no_file()
     {
         string path = _dir.File("bad.safetensors");
         Assert.Throws<ArgumentException>(() => SafetensorsWriter.Create(path, [("a", DType.U8, [1]), ("a", DType.U8, [1])]));
@@ -185,7 +185,7 @@ public sealed class SafetensorsWriterTests : IDisposable
     }
 
     [Fact]
-    public void StreamMisuseIsReportedAndHarmless()
+    public void Stream_misuse_is_reported_and_harmless()
     {
         string path = _dir.File("misuse.safetensors");
         using var writer = SafetensorsWriter.Create(path, [("a", DType.I32, [2]), ("b", DType.I32, [1])]);
@@ -213,7 +213,7 @@ public sealed class SafetensorsWriterTests : IDisposable
     }
 
     [Fact]
-    public void WritesAfterAFailedStreamAreRefused()
+    public void Writes_after_a_failed_stream_are_refused()
     {
         string path = _dir.File("failed.safetensors");
         var writer = SafetensorsWriter.Create(path, [("a", DType.F32, [4])]);

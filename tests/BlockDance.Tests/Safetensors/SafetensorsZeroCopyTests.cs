@@ -24,7 +24,7 @@ public sealed class SafetensorsZeroCopyTests : IDisposable
     }
 
     [Fact]
-    public unsafe void AddressesPointIntoOneMappingAndRepeatedReadsGiveTheSameAddress()
+    public unsafe void Addresses_point_into_one_mapping_and_repeated_reads_give_the_same_address()
     {
         using var file = SafetensorsFile.Open(WriteFile(1 << 20));
         nint big = file.GetAddress("big");
@@ -44,7 +44,7 @@ public sealed class SafetensorsZeroCopyTests : IDisposable
     }
 
     [Fact]
-    public void BorrowingAFourMegabyteTensorAllocatesAlmostNothing()
+    public void Borrowing_a_four_megabyte_tensor_allocates_almost_nothing()
     {
         using var file = SafetensorsFile.Open(WriteFile(1 << 20));
         _ = file.AsCpuTensor("big"); // JIT
@@ -60,7 +60,7 @@ public sealed class SafetensorsZeroCopyTests : IDisposable
     }
 
     [Fact]
-    public void ChangesToTheFileShowThroughAnOpenView()
+    public void Changes_to_the_file_show_through_an_open_view()
     {
         // A copy would keep the old bytes; a shared read-only mapping of the same file sees the new ones.
         Assert.SkipUnless(OperatingSystem.IsLinux(), "relies on Linux's shared file mappings");
@@ -78,7 +78,7 @@ public sealed class SafetensorsZeroCopyTests : IDisposable
     }
 
     [Fact]
-    public void SavingOverAnOpenFileLeavesItsReadersOnTheOldContents()
+    public void Saving_over_an_open_file_leaves_its_readers_on_the_old_contents()
     {
         // The writer renames a new file into place; the open mapping keeps the old one (POSIX rename semantics).
         Assert.SkipUnless(OperatingSystem.IsLinux(), "Windows refuses to replace a file that is mapped");
