@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using BlockDance.Dit;
-using BlockDance.Kernels;
 using BlockDance.Runtime;
 using BlockDance.Runtime.Safetensors;
 using Microsoft.ML.OnnxRuntime;
@@ -75,7 +74,7 @@ using (var ro = new RunOptions())
 
 float[] ours;
 using (var checkpoint = DitCheckpoint.Open(weights))
-using (var ops = Backends.Open("cpu", threads))
+using (var ops = new BlockDance.Kernels.Cpu.CpuOps(threads))
 using (var model = DitModel.Load(checkpoint, ops))
 {
     var dev = ops.Device;
