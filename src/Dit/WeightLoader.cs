@@ -1,5 +1,6 @@
 using BlockDance.Kernels;
 using BlockDance.Runtime;
+using BlockDance.Runtime.Safetensors;
 
 namespace BlockDance.Dit;
 
@@ -12,8 +13,11 @@ namespace BlockDance.Dit;
 /// than discovered as a NaN result after a whole sampling run. Views hold a lease on the mapping (<see cref="MappingLease"/>,
 /// handed to the model), so that disposing the checkpoint before the model unmaps nothing.
 /// </summary>
-internal sealed class WeightLoader(DitCheckpoint checkpoint, IOps ops) : IDisposable
+internal sealed class WeightLoader(SafetensorsFile file, Func<string, string[]> sourceKeys, IOps ops, string owner) : IDisposable
 {
+    /// <summary>A DiT or Latte checkpoint's loader: its keys mapped by its layout.</summary>
+    public WeightLoader(DitCheckpoint checkpoint, IOps ops) : this(checkpoint.File, checkpoint.SourceKeys, ops, "the DitModel") { }
+
     public List<Tensor> Owned { get; } = [];
 
     /// <summary>The lease on the mapped file that the zero-copy views are checked against; null when there are none.</summary>
@@ -23,12 +27,11 @@ internal sealed class WeightLoader(DitCheckpoint checkpoint, IOps ops) : IDispos
 
     /// <summary>Loads a parameter, optionally viewed under another shape with the same element count.</summary>
     public Tensor Load(string originalKey, params int[] shape) =>
-        TryLoad(originalKey, shape) ?? throw new CheckpointException($"{checkpoint.Path}: missing parameter '{originalKey}'");
+        TryLoad(originalKey, shape) ?? throw new CheckpointException($"{file.Path}: missing parameter '{originalKey}'");
 
     public Tensor? TryLoad(string originalKey, params int[] shape)
     {
-        string[] keys = checkpoint.SourceKeys(originalKey);
-        var file = checkpoint.File;
+        string[] keys = sourceKeys(originalKey);
         if (keys.Length == 0 || !keys.All(file.Contains))
             return null;
         var infos = keys.Select(k => file[k]).ToArray();
@@ -36,7 +39,7 @@ internal sealed class WeightLoader(DitCheckpoint checkpoint, IOps ops) : IDispos
         int[] target = shape.Length > 0 ? shape : stored;
         if (ops.Device.IsHostMemory && ops.ActivationType == DType.F32 && infos.Length == 1 && infos[0].DType == DType.F32)
         {
-            MappingLease ??= file.AcquireLease($"the DitModel loaded from {checkpoint.Path}");
+            MappingLease ??= file.AcquireLease($"{owner} loaded from {file.Path}");
             var view = file.AsCpuTensor(keys[0], MappingLease);
             CheckFinite(view.AsSpan<float>(), keys);
             return view.Reshape(target);
@@ -58,11 +61,11 @@ internal sealed class WeightLoader(DitCheckpoint checkpoint, IOps ops) : IDispos
         string key = keys[0];
         foreach (string k in keys)
         {
-            long n = checkpoint.File[k].ElementCount;
+            long n = file[k].ElementCount;
             if (offset < n) { key = k; break; }
             offset -= n;
         }
-        throw new CheckpointException($"{checkpoint.Path}: tensor '{key}' holds {values[bad]} at element {offset}; the checkpoint is corrupt or was saved after a diverged training step");
+        throw new CheckpointException($"{file.Path}: tensor '{key}' holds {values[bad]} at element {offset}; the checkpoint is corrupt or was saved after a diverged training step");
     }
 
     public void Dispose()

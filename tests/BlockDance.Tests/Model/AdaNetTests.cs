@@ -1,0 +1,155 @@
+using System.Text.Json;
+using BlockDance.Dit;
+using BlockDance.Dit.Caching;
+using BlockDance.Kernels;
+using BlockDance.Kernels.Cpu;
+using BlockDance.Runtime;
+using BlockDance.Runtime.Safetensors;
+using Xunit;
+
+namespace BlockDance.Tests.Model;
+
+/// <summary>
+/// BlockDance-Ada's decision network against tools/ada_net.py (PyTorch): blocks, pooled features, logits and
+/// probabilities of the dumps on the CPU and cuda-emu, the greedy plans the Python code derived (an independent
+/// implementation of the rule), the rule itself against hand-written plans, and the errors of wrong files.
+/// </summary>
+[Collection(nameof(ProcessWideSettings))]
+public sealed class AdaNetTests
+{
+    private sealed class Recorder : IBlockObserver
+    {
+        public List<float[]> Blocks { get; } = [];
+        public void OnBlockOutput(int block, Tensor x) => Blocks.Add(x.ToFloatArray());
+    }
+
+    private sealed record Result(float[][] Blocks, float[] Pooled, float[] Logits, float[] Probs, string[] Plans);
+
+    private static Result Run(IOps ops, string weights, string dumpName)
+    {
+        using var net = AdaDecisionNet.Load(Fixtures.Path(weights), ops);
+        using var dump = SafetensorsFile.Open(Fixtures.Path(dumpName));
+        var xInfo = dump["inputs.x"];
+        int batch = xInfo.Shape[0];
+        using var latent = ops.Device.FromFloats(dump.ReadFloat32("inputs.x"), ops.ActivationType, xInfo.ShapeToArray());
+        using var labels = ops.Device.Allocate(DType.I32, batch);
+        labels.CopyFrom<int>(dump.ReadInt64("inputs.y").Select(v => (int)v).ToArray());
+        using var a = net.CreateActivations(batch);
+        var recorder = new Recorder();
+        net.Forward(latent, labels, a, recorder);
+        var pooled = a.Pooled.ToFloatArray();
+        var probs = new float[batch * net.Config.Outputs];
+        net.Probabilities(latent, labels, a, probs);
+        var logits = a.HostLogits.ToArray();
+        var plans = new string[batch];
+        var kinds = new StepKind[net.Config.Steps];
+        for (int b = 0; b < batch; b++)
+        {
+            int k = net.Config.Outputs;
+            AdaDecisionNet.GreedyPlan(probs.AsSpan(b * k, k), net.Config.RhoSteps, net.Config.Threshold, net.Config.MaxReuse, kinds);
+            plans[b] = string.Concat(kinds.Select(StepPlan.Letter));
+        }
+        return new([.. recorder.Blocks], pooled, logits, probs, plans);
+    }
+
+    private static IOps Open(string device, DType type) => device == "cpu" ? new CpuOps() : Backends.Open(device, 0, type);
+
+    [Theory]
+    [InlineData("cpu", "ada_small")]
+    [InlineData("cpu", "ada_p4")]
+    [InlineData("cuda-emu", "ada_small")]
+    [InlineData("cuda-emu", "ada_p4")]
+    public void The_network_matches_pytorch_and_gives_its_greedy_plans(string device, string name)
+    {
+        using var ops = Open(device, DType.F32);
+        var r = Run(ops, name + ".safetensors", name + ".dump.safetensors");
+        using var dump = SafetensorsFile.Open(Fixtures.Path(name + ".dump.safetensors"));
+        int depth = dump.Tensors.Count(t => t.Name.StartsWith("outputs.blocks.", StringComparison.Ordinal));
+        Assert.Equal(depth, r.Blocks.Length);
+        for (int i = 0; i < depth; i++)
+        {
+            var (rel, report) = Reference.Compare(r.Blocks[i], dump.ReadFloat32($"outputs.blocks.{i}"));
+            Assert.True(rel <= 1e-4, $"block {i}: {report}");
+        }
+        foreach (var (key, values) in new[] { ("pooled", r.Pooled), ("logits", r.Logits), ("probs", r.Probs) })
+        {
+            var (rel, report) = Reference.Compare(values, dump.ReadFloat32("outputs." + key));
+            Assert.True(rel <= 1e-4, $"{key}: {report}");
+        }
+        var expected = JsonSerializer.Deserialize<string[]>(dump.Metadata["plans"])!;
+        Assert.Equal(expected, r.Plans);
+        Assert.True(expected.Distinct().Count() > 1, "the fixture's images must get different plans");
+    }
+
+    [Theory]
+    [InlineData(DType.F16, 1e-2)]
+    [InlineData(DType.BF16, 6e-2)]
+    public void Sixteen_bit_logits_stay_within_their_precision_of_pytorch(DType type, double tolerance)
+    {
+        // f16 keeps 11 significant bits, bf16 8: a 3-block network rounds every activation and weight.
+        using var ops = Backends.Open("cuda-emu", 0, type);
+        var r = Run(ops, "ada_p4.safetensors", "ada_p4.dump.safetensors");
+        using var dump = SafetensorsFile.Open(Fixtures.Path("ada_p4.dump.safetensors"));
+        var (rel, report) = Reference.Compare(r.Logits, dump.ReadFloat32("outputs.logits"));
+        Assert.True(rel <= tolerance, $"{type}: {report}");
+    }
+
+    [Theory]
+    // ρ·S = 3: F F C, then one decision per remaining step (threshold 0.5 unless given).
+    [InlineData(new float[] { 0.9f, 0.1f, 0.5f, 0.49f }, 0.5, 3, "FFCCRCR")]
+    [InlineData(new float[] { 0.1f, 0.1f, 0.1f, 0.1f, 0.1f }, 0.5, 2, "FFCRRCRR")]      // max_reuse 2 forces every third
+    [InlineData(new float[] { 0.1f, 0.1f, 0.1f, 0.1f }, 0.5, 0, "FFCCCCC")]            // max_reuse 0: never reuse
+    [InlineData(new float[] { 0.7f, 0.7f, 0.2f }, 0.75, 5, "FFCRRR")]                  // a higher threshold reuses more
+    [InlineData(new float[] { 0.2f, 0.2f, 0.2f, 0.9f, 0.2f }, 0.5, 3, "FFCRRRCR")]    // the bound resets after a chosen Cache
+    public void The_greedy_plan_follows_the_threshold_and_the_reuse_bound(float[] probs, double threshold, int maxReuse, string expected)
+    {
+        var kinds = new StepKind[3 + probs.Length];
+        AdaDecisionNet.GreedyPlan(probs, 3, threshold, maxReuse, kinds);
+        Assert.Equal(expected, string.Concat(kinds.Select(StepPlan.Letter)));
+    }
+
+    [Fact]
+    public void The_first_steps_are_full_then_one_cache_step()
+    {
+        var kinds = new StepKind[6];
+        AdaDecisionNet.GreedyPlan([0.1f], 5, 0.5, 3, kinds);
+        Assert.Equal("FFFFCR", string.Concat(kinds.Select(StepPlan.Letter)));
+        AdaDecisionNet.GreedyPlan([0.1f, 0.1f, 0.1f, 0.1f, 0.1f], 1, 0.5, 3, kinds);
+        Assert.Equal("CRRRCR", string.Concat(kinds.Select(StepPlan.Letter)));
+    }
+
+    [Fact]
+    public void A_dit_checkpoint_is_refused_naming_the_file()
+    {
+        using var ops = new CpuOps();
+        var e = Assert.Throws<CheckpointException>(() => AdaDecisionNet.Load(Fixtures.TinyOriginal, ops));
+        Assert.Contains("dit_tiny_original.safetensors", e.Message, StringComparison.Ordinal);
+        Assert.Contains("blockdance-ada", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("drop", "head.fc2.bias", "missing tensor 'head.fc2.bias'")]
+    [InlineData("meta", "hidden_size", "'pos_embed' has shape")]
+    [InlineData("meta", "steps", "'head.fc2.weight' has shape")]
+    [InlineData("nometa", "rho_steps", "metadata field 'rho_steps' is missing")]
+    public void A_file_that_does_not_fit_its_metadata_is_refused_naming_the_key(string change, string key, string message)
+    {
+        using var tmp = new Fixtures.TempDir();
+        string path = tmp.File("bad.safetensors");
+        using (var src = SafetensorsFile.Open(Fixtures.Path("ada_small.safetensors")))
+        {
+            var w = new SafetensorsWriter();
+            foreach (var (k, v) in src.Metadata)
+                if (!(change == "nometa" && k == key))
+                    w.SetMetadata(k, change == "meta" && k == key ? (int.Parse(v, System.Globalization.CultureInfo.InvariantCulture) + 4).ToString(System.Globalization.CultureInfo.InvariantCulture) : v);
+            foreach (var t in src.Tensors)
+                if (!(change == "drop" && t.Name == key))
+                    w.Add(t.Name, src.ReadFloat32(t.Name), t.ShapeToArray());
+            w.Save(path);
+        }
+        using var ops = new CpuOps();
+        var e = Assert.Throws<CheckpointException>(() => AdaDecisionNet.Load(path, ops));
+        Assert.Contains(message, e.Message, StringComparison.Ordinal);
+        Assert.Contains(path, e.Message, StringComparison.Ordinal);
+    }
+}
