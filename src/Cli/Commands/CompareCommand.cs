@@ -96,6 +96,13 @@ public sealed class CompareCommand : ICommand
     /// <summary>Runs a Full, a Cache and a Reuse step once, untimed, so neither measured run pays for JIT compilation.</summary>
     private static void Warmup(DitPipeline pipeline, GenerationRequest request, CancellationToken cancellation)
     {
+        if (request.Cache is AdaPolicy)
+        {
+            // Ada needs its network's step count: one whole run of the first image (its full, cache and reuse paths).
+            using var ada = new SamplingRun(pipeline.Model, request with { Labels = [request.Labels[0]] });
+            ada.Run();
+            return;
+        }
         if (request.Cache.IsDynamic)
         {
             // An adaptive policy: its own first steps (its indicator and, on the bundled model, its first skips).

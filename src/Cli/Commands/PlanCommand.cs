@@ -9,7 +9,7 @@ public sealed class PlanCommand : ICommand
     /// <inheritdoc/>
     public CommandSpec Spec { get; } = new CommandSpec("plan",
             "Print the cache plan of a static policy: one letter per step (F full, C cache, R reuse), or JSON with --json.\n" +
-            "An adaptive policy (bwcache, teacache, fbcache) decides at run time; its executed plan is in the run report.")
+            "An adaptive policy (bwcache, teacache, fbcache) or ada decides at run time; its executed plan is in the run report.")
         .Option("--steps", "S", "sampling steps", "50")
         .Option("--depth", "D", "transformer blocks (default: the depth of --weights, else of the bundled model)")
         .Option("--weights", "FILE", "read the depth from this checkpoint (default: the bundled model)")
@@ -33,6 +33,13 @@ public sealed class PlanCommand : ICommand
             // The bundled model's depth (and so the policy's default boundary for it), or the given checkpoint's.
             using var checkpoint = DitCheckpoint.Open(ModelOptions.Weights(args));
             depth = checkpoint.Config.Depth;
+        }
+        if (policy is AdaPolicy)
+        {
+            console.Out.WriteLine($"{policy.Spec} is decided at run time, per image: steps 0 … ρ·S−2 are full and step ρ·S−1 caches; then " +
+                "its decision network reads each image's latent and label and plans the remaining steps (C cache, R reuse; " +
+                "greedy with the network's threshold and max_reuse). 'generate --report FILE' (and compare --report) record each image's plan.");
+            return 0;
         }
         if (policy.IsDynamic)
         {

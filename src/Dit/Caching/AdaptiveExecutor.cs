@@ -48,7 +48,7 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
     private readonly Tensor[]? _headResItems, _headRefItems;
     private readonly FeatureCache? _features;       // Reuse steps at a boundary (a learned policy's plan)
     private readonly bool _aliasedStore;            // _skipStore is _prev of the last block
-    private readonly bool[] _hasRef, _filled, _featuresFilled;
+    private readonly bool[] _hasRef, _filled, _featuresFilled;   // _featuresFilled: per image, a Cache step stored its feature
     private readonly Tensor _siluBackup;            // (B, D): SiLU(c) while the gathered items use the first rows
     private readonly int[] _compute;                // items that compute this step, ascending
     private readonly StepKind[] _itemKind;          // kind of each batch item this step
@@ -128,7 +128,7 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
                 _features = new FeatureCache(_ops.Device, type, batch, t, d);
             _hasRef = new bool[images];
             _filled = new bool[images];
-            _featuresFilled = new bool[1];
+            _featuresFilled = new bool[images];
             _siluBackup = New(type, batch, d);
             _compute = new int[batch];
             _itemKind = new StepKind[batch];
@@ -200,9 +200,12 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
         Validate(k, kinds);
 
         var first = kinds[0];
-        bool uniform = true;
+        bool uniform = true, anySkip = false;
         foreach (var kind in kinds)
+        {
             uniform &= kind == first;
+            anySkip |= kind == StepKind.Skip;
+        }
         _computeCount = 0;
         for (int h = 0; h < _halves; h++)
             for (int i = 0; i < _images; i++)
@@ -233,6 +236,8 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
                 _ops.Device.Copy(a.X, _stackIn!);   // the stack's input: the residual's base, and what a skipping image adds to
             if (uniform)
                 ComputeAll(first, headDone);
+            else if (_features is not null && !anySkip && headDone == 0)
+                ComputeAtBoundary(k);
             else
                 ComputeGathered(headDone);
         }
@@ -253,17 +258,23 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
                 _filled[i] = _hasRef[i] = true;
         }
         if (first == StepKind.Cache && uniform && _features is not null)
-            _featuresFilled[0] = true;
+            Array.Fill(_featuresFilled, true);
         _observer = null;
     }
 
     private void Validate(int k, ReadOnlySpan<StepKind> kinds)
     {
-        int reuses = 0;
-        foreach (var kind in kinds)
-            reuses += kind == StepKind.Reuse ? 1 : 0;
-        if (reuses > 0 && (reuses < kinds.Length || _features is null || !_featuresFilled[0]))
-            throw new InvalidOperationException($"step {k}: the controller's Reuse must be decided for every image alike, after a Cache step, with a boundary");
+        bool reuses = false, skips = false;
+        for (int i = 0; i < kinds.Length; i++)
+        {
+            reuses |= kinds[i] == StepKind.Reuse;
+            skips |= kinds[i] == StepKind.Skip;
+            if (kinds[i] == StepKind.Reuse && (_features is null || !_featuresFilled[i]))
+                throw new InvalidOperationException($"step {k}: image {i} reuses the feature at the boundary, but " +
+                    (_features is null ? "the controller has no boundary" : "no earlier Cache step of it stored one"));
+        }
+        if (reuses && skips)
+            throw new InvalidOperationException($"step {k}: the controller mixes Reuse and Skip in one step; a step's images either reuse at a boundary or skip the stack");
         for (int i = 0; i < kinds.Length; i++)
             if (kinds[i] == StepKind.Skip && !_filled[i])
                 throw new InvalidOperationException($"step {k}: image {i} skips the stack, but no earlier step of it stored what a Skip reuses");
@@ -324,6 +335,43 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
         SkipItems(all: false);
     }
 
+    // Per-image kinds at a boundary (a learned policy's plan): the items that compute (Full, Cache) run blocks
+    // [0, boundary) gathered into the first items, the Cache ones store their feature item by item, the Reuse ones take
+    // their own stored feature, then every item runs blocks [boundary, depth) together. Each item's rows go through the
+    // same row-wise ops as when it runs alone, so its result does not depend on the other items' kinds.
+    private void ComputeAtBoundary(int k)
+    {
+        var a = _a;
+        int m = _computeCount, boundary = _c.Boundary;
+        if (m > 0)
+        {
+            _ops.Device.Copy(a.SiluC, _siluBackup);
+            for (int j = 0; j < m; j++)
+                if (_compute[j] != j)
+                {
+                    _ops.Device.Copy(_xItems[_compute[j]], _xItems[j]);
+                    _ops.Device.Copy(_siluItems[_compute[j]], _siluItems[j]);
+                }
+            _gathered = true;
+            _model.RunBlocks(0, boundary, m < _batch ? _prefix[m]! : a, this);
+            _gathered = false;
+            for (int j = 0; j < m; j++)
+                if (_itemKind[_compute[j]] == StepKind.Cache)
+                {
+                    _features!.StoreItem(_xItems[j], _compute[j], k);
+                    _featuresFilled[_compute[j] % _images] = true;
+                }
+            for (int j = m - 1; j >= 0; j--)
+                if (_compute[j] != j)
+                    _ops.Device.Copy(_xItems[j], _xItems[_compute[j]]);
+            _ops.Device.Copy(_siluBackup, a.SiluC);
+        }
+        for (int item = 0; item < _batch; item++)
+            if (_itemKind[item] == StepKind.Reuse)
+                _features!.LoadItem(_xItems[item], item);
+        _model.RunBlocks(boundary, _model.Config.Depth, a, _observer);
+    }
+
     private void StoreSkip(Tensor x, Tensor store, Tensor? stackIn, Tensor? minusOne)
     {
         if (_c.SkipAddsResidual)
@@ -364,8 +412,8 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
         if (!_gathered)
         {
             _observer?.OnBlockOutput(block, x);
-            if (_features is not null && block == _c.Boundary - 1)
-                _features.Store(x, _step);
+            if (_features is not null && block == _c.Boundary - 1 && _itemKind[0] == StepKind.Cache)
+                _features.Store(x, _step);   // not gathered: every item has the same kind
         }
         int slot = _blockSlot[block];
         if (slot < 0 || _c.Indicator != CacheIndicator.BlockOutputs)

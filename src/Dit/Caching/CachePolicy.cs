@@ -9,7 +9,7 @@ namespace BlockDance.Dit.Caching;
 /// so policies hold no state of a run and the same policy serves runs of any step count, resolution or batch. Syntax on
 /// the command line (<see cref="Parse"/>): <c>none</c>, <c>blockdance:n=2[,boundary=20,start=0.4,end=0.95]</c>,
 /// <c>deepcache:n=2[,boundary=14]</c>, <c>plan:FILE.json</c>, <c>bwcache[:delta=0.15,…]</c>, <c>teacache[:threshold=0.1]</c>,
-/// <c>fbcache[:threshold=0.08]</c>.
+/// <c>fbcache[:threshold=0.08]</c>, <c>ada[:weights=FILE,rho=0.4,threshold=0.5,maxreuse=N]</c>.
 /// </summary>
 public abstract class CachePolicy
 {
@@ -17,7 +17,7 @@ public abstract class CachePolicy
     public const string Syntax =
         "none | blockdance:n=N[,boundary=I,start=A,end=B] | deepcache:n=N[,boundary=I] | plan:FILE.json | " +
         "bwcache[:delta=0.15,refresh=0.1,blocks=all|A-B,tail=0.5,recheck=false] | teacache[:threshold=0.1,poly=C4/C3/C2/C1/C0] | " +
-        "fbcache[:threshold=0.08]";
+        "fbcache[:threshold=0.08] | ada[:weights=FILE,rho=0.4,threshold=0.5,maxreuse=N]";
 
     /// <summary>The plan of a static policy for <paramref name="steps"/> steps and <paramref name="depth"/> blocks; a dynamic policy throws <see cref="PlanException"/>.</summary>
     public abstract StepPlan Plan(int steps, int depth);
@@ -105,6 +105,13 @@ public abstract class CachePolicy
             {
                 var kv = Known(spec, name, ParseArgs(spec, args), "threshold");
                 return Wrap(spec, () => new FbCachePolicy(Number(spec, kv, "threshold", 0.08)));
+            }
+            case "ada":
+            {
+                var kv = Known(spec, name, ParseArgs(spec, args), "weights", "rho", "threshold", "maxreuse");
+                double? Optional(string key) => kv.ContainsKey(key) ? Number(spec, kv, key, 0) : null;
+                int? maxReuse = kv.TryGetValue("maxreuse", out var mv) ? Int(spec, "maxreuse", mv) : null;
+                return Wrap(spec, () => new AdaPolicy(kv.GetValueOrDefault("weights"), Optional("rho"), Optional("threshold"), maxReuse));
             }
             default:
                 throw Bad(spec, $"unknown policy '{name}'");

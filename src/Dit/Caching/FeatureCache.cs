@@ -13,7 +13,10 @@ internal sealed class FeatureCache : IDisposable
     public FeatureCache(Device device, DType type, int batch, int tokens, int hidden)
     {
         Features = device.Allocate(type, batch, tokens, hidden);
+        _items = Enumerable.Range(0, batch).Select(i => Features.Slice(i, 1)).ToArray();
     }
+
+    private readonly Tensor[] _items;   // per batch item, views of Features
 
     public Tensor Features { get; }
     public long Bytes => Features.ByteCount;
@@ -26,6 +29,16 @@ internal sealed class FeatureCache : IDisposable
         Features.Device.Copy(x, Features);
         FilledAtStep = step;
     }
+
+    /// <summary>Stores batch item <paramref name="item"/>'s feature alone (<paramref name="x"/>: one item, (1, T, D)).</summary>
+    public void StoreItem(Tensor x, int item, int step)
+    {
+        Features.Device.Copy(x, _items[item]);
+        FilledAtStep = step;
+    }
+
+    /// <summary>Copies batch item <paramref name="item"/>'s stored feature into <paramref name="x"/> (one item, (1, T, D)).</summary>
+    public void LoadItem(Tensor x, int item) => Features.Device.Copy(_items[item], x);
 
     public void Load(Tensor x, int step)
     {

@@ -31,8 +31,9 @@ public enum CacheIndicator
 /// Decides, step by step and image by image, what each step does, from what the run has observed so far. A
 /// <see cref="CachePolicy"/> creates one per run (<see cref="CachePolicy.CreateController"/>), so no state crosses runs.
 /// A static plan is the controller that ignores its observations; BWCache, TeaCache and First-Block-Cache read an
-/// indicator; a learned policy (BlockDance-Ada) would read the latent in <see cref="Observe"/> at its step ρ and then
-/// return fixed kinds. With guidance the run combines the conditional and unconditional halves of an image into one
+/// indicator; a learned policy (BlockDance-Ada, <see cref="AdaPolicy"/>) reads the latent in <see cref="Observe"/> at its
+/// step ρ·S − 1 and then returns each image's kinds (Cache or Reuse) for the remaining steps. A controller that holds
+/// device memory implements <see cref="IDisposable"/>; the run disposes it with itself. With guidance the run combines the conditional and unconditional halves of an image into one
 /// indicator value (their maximum: reuse only when both halves agree), so every decision is one per image.
 /// </summary>
 public abstract class StepController
@@ -85,10 +86,23 @@ public abstract class StepController
     /// Decides step <paramref name="step"/>: writes one kind per image into <paramref name="kinds"/>.
     /// <paramref name="probe"/> holds this step's pre-decision indicator per image (<see cref="CacheIndicator.ModulatedInput"/>,
     /// <see cref="CacheIndicator.HeadResidual"/>; NaN where there is none yet, empty for the other indicators).
-    /// Only <see cref="StepKind.Full"/>, <see cref="StepKind.Cache"/> and <see cref="StepKind.Skip"/> may differ between
-    /// the images of one step; a Reuse step is decided for all images alike.
+    /// The images of one step may have different kinds, except that <see cref="StepKind.Reuse"/> and
+    /// <see cref="StepKind.Skip"/> do not mix in one step, and an image reuses only after a Cache step of its own.
     /// </summary>
     public abstract void Decide(int step, ReadOnlySpan<float> probe, Span<StepKind> kinds);
+
+    /// <summary>
+    /// Called once by the run before its first step (under the device's step lock), with what a controller that runs a
+    /// network of its own needs: the run's ops, the images' class labels (one per image, the conditional ones) and the
+    /// latent's shape. Throws <see cref="Runtime.InvalidRequestException"/> when the run does not fit the controller.
+    /// </summary>
+    /// <param name="ops">The backend of the run's model; the run's latent lives on its device.</param>
+    /// <param name="labels">Each image's class label.</param>
+    /// <param name="channels">Latent channels C.</param>
+    /// <param name="size">Latent height and width.</param>
+    public virtual void Begin(Kernels.IOps ops, IReadOnlyList<int> labels, int channels, int size)
+    {
+    }
 
     /// <summary>
     /// Called after each step with the kinds executed and, for <see cref="CacheIndicator.BlockOutputs"/>, the indicator

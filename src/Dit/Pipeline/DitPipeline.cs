@@ -209,6 +209,15 @@ public sealed class DitPipeline : IDisposable
             : throw new InvalidRequestException($"no bundled model '{name}'; bundled: {string.Join(", ", BundledModels)}", nameof(name));
     }
 
+    /// <summary>A file shipped under <c>models/</c> (e.g. a decision network), looked for where the bundled models are; null
+    /// when absent, with <paramref name="searched"/> listing the places looked in.</summary>
+    internal static string? FindModelsFile(string file, out string searched)
+    {
+        var candidates = Candidates(file, AppContext.BaseDirectory, Directory.GetCurrentDirectory()).Distinct().ToList();
+        searched = string.Join(", ", candidates);
+        return candidates.FirstOrDefault(File.Exists);
+    }
+
     /// <summary>Where a bundled file is looked for, in order (the environment variable aside).</summary>
     private static IEnumerable<string> Candidates(string file, string baseDirectory, string currentDirectory)
     {

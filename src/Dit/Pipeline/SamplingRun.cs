@@ -152,7 +152,10 @@ public sealed class SamplingRun : IDisposable
             if (_plan is { UsesCache: true })
                 _cache = new FeatureCache(_ops.Device, type, _pass.Stream.Dim(0), _pass.Stream.Dim(1), _pass.Stream.Dim(2));
             if (_plan is null)   // an image DiT (checked above)
+            {
                 _adaptive = new AdaptiveExecutor((DitModel)model, DitModel.ActivationsOf(_pass), _controller, n, batch);
+                _controller.Begin(_ops, request.Labels, config.InChannels, size);
+            }
 
             if (request.InitialNoise is { } initial)
             {
@@ -337,6 +340,7 @@ public sealed class SamplingRun : IDisposable
         {
             _pass?.Dispose();
             _adaptive?.Dispose();
+            (_controller as IDisposable)?.Dispose();
             _cache?.Dispose();
             foreach (var t in _owned)
                 t.Dispose();
