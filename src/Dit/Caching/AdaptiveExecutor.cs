@@ -19,6 +19,12 @@ namespace BlockDance.Dit.Caching;
 /// that every image skips touches no host memory. With guidance the two halves of image i (items i and n+i) always
 /// follow the image's decision, and its indicator is the larger of the halves' values.
 /// </para>
+/// <para>
+/// Reuse at a boundary (a learned policy's plan, <see cref="AdaPolicy"/>) is per image too: at a step whose kinds mix
+/// Full, Cache and Reuse, the computing items run blocks <c>[0, boundary)</c> gathered, the Cache ones store their
+/// feature in their own slice of the <see cref="FeatureCache"/>, the Reuse ones load theirs, and all items run
+/// <c>[boundary, depth)</c> together. An image may reuse only after a Cache step of its own.
+/// </para>
 /// </summary>
 internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
 {
