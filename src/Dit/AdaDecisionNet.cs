@@ -228,10 +228,10 @@ public sealed class AdaDecisionNet : IDisposable
         PatchEmbedder.Forward(Ops, latent, d.Columns, d.PositionEmbedding, d.X);             // (B, T, D)
         LabelEmbedder.Forward(Ops, labels, d.C);                                              // (B, D): c
         Ops.Silu(d.C, d.SiluC);                                                               // (B, D): what adaLN reads
-        foreach (var block in Blocks)
+        for (int i = 0; i < Blocks.Count; i++)   // an index loop: no enumerator allocated per call
         {
-            block.Forward(Ops, d);                                                            // (B, T, D)
-            observer?.OnBlockOutput(block.Index, d.X);
+            Blocks[i].Forward(Ops, d);                                                        // (B, T, D)
+            observer?.OnBlockOutput(i, d.X);
         }
         Ops.LayerNormModulate(d.X, a.ZeroModulation, 0, 1, 1e-6f, d.Normed);                  // (B, T, D): LN(h)·(1+0)+0
         Ops.SwapFrameTokenAxes(a.NormedAsBtd1, a.Transposed);                                 // (B, D, T, 1)

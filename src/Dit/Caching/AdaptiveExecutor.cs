@@ -305,26 +305,9 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
     // Some images skip: the computing items are gathered into the first items of the batch, run there, and put back.
     private void ComputeGathered(int headDone)
     {
-        var a = _a;
         int m = _computeCount;
         if (m > 0)
-        {
-            _ops.Device.Copy(a.SiluC, _siluBackup);
-            for (int j = 0; j < m; j++)
-                if (_compute[j] != j)
-                {
-                    // Item j itself skips or was gathered earlier (j ≤ compute[j]), so its slot is free.
-                    _ops.Device.Copy(_xItems[_compute[j]], _xItems[j]);
-                    _ops.Device.Copy(_siluItems[_compute[j]], _siluItems[j]);
-                }
-            _gathered = true;
-            _model.RunBlocks(headDone, _model.Config.Depth, _prefix[m] ?? a, this);
-            _gathered = false;
-            for (int j = m - 1; j >= 0; j--)
-                if (_compute[j] != j)
-                    _ops.Device.Copy(_xItems[j], _xItems[_compute[j]]);
-            _ops.Device.Copy(_siluBackup, a.SiluC);
-        }
+            RunGathered(headDone, _model.Config.Depth, null);
         for (int j = 0; j < m; j++)
         {
             int item = _compute[j];
@@ -341,41 +324,50 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
         SkipItems(all: false);
     }
 
-    // Per-image kinds at a boundary (a learned policy's plan): the items that compute (Full, Cache) run blocks
-    // [0, boundary) gathered into the first items, the Cache ones store their feature item by item, the Reuse ones take
-    // their own stored feature, then every item runs blocks [boundary, depth) together. Each item's rows go through the
-    // same row-wise ops as when it runs alone, so its result does not depend on the other items' kinds.
-    private void ComputeAtBoundary(int k)
+    // Runs blocks [from, to) on the computing items only: they are gathered into the first items of the batch (X and
+    // SiLU(c)), run there, and put back. With storeFeaturesAt (a step index) the Cache items store their feature (the
+    // output of block to − 1 = boundary − 1) item by item before they go back.
+    private void RunGathered(int from, int to, int? storeFeaturesAt)
     {
         var a = _a;
-        int m = _computeCount, boundary = _c.Boundary;
-        if (m > 0)
-        {
-            _ops.Device.Copy(a.SiluC, _siluBackup);
-            for (int j = 0; j < m; j++)
-                if (_compute[j] != j)
-                {
-                    _ops.Device.Copy(_xItems[_compute[j]], _xItems[j]);
-                    _ops.Device.Copy(_siluItems[_compute[j]], _siluItems[j]);
-                }
-            _gathered = true;
-            _model.RunBlocks(0, boundary, m < _batch ? _prefix[m]! : a, this);
-            _gathered = false;
+        int m = _computeCount;
+        _ops.Device.Copy(a.SiluC, _siluBackup);
+        for (int j = 0; j < m; j++)
+            if (_compute[j] != j)
+            {
+                // Item j itself skips or was gathered earlier (j ≤ compute[j]), so its slot is free.
+                _ops.Device.Copy(_xItems[_compute[j]], _xItems[j]);
+                _ops.Device.Copy(_siluItems[_compute[j]], _siluItems[j]);
+            }
+        _gathered = true;
+        _model.RunBlocks(from, to, m < _batch ? _prefix[m]! : a, this);
+        _gathered = false;
+        if (storeFeaturesAt is int k)
             for (int j = 0; j < m; j++)
                 if (_itemKind[_compute[j]] == StepKind.Cache)
                 {
                     _features!.StoreItem(_xItems[j], _compute[j], k);
                     _featuresFilled[_compute[j] % _images] = true;
                 }
-            for (int j = m - 1; j >= 0; j--)
-                if (_compute[j] != j)
-                    _ops.Device.Copy(_xItems[j], _xItems[_compute[j]]);
-            _ops.Device.Copy(_siluBackup, a.SiluC);
-        }
+        for (int j = m - 1; j >= 0; j--)
+            if (_compute[j] != j)
+                _ops.Device.Copy(_xItems[j], _xItems[_compute[j]]);
+        _ops.Device.Copy(_siluBackup, a.SiluC);
+    }
+
+    // Per-image kinds at a boundary (a learned policy's plan): the items that compute (Full, Cache) run blocks
+    // [0, boundary) gathered into the first items, the Cache ones store their feature item by item, the Reuse ones take
+    // their own stored feature, then every item runs blocks [boundary, depth) together. Each item's rows go through the
+    // same row-wise ops as when it runs alone, so its result does not depend on the other items' kinds.
+    private void ComputeAtBoundary(int k)
+    {
+        int boundary = _c.Boundary;
+        if (_computeCount > 0)
+            RunGathered(0, boundary, k);
         for (int item = 0; item < _batch; item++)
             if (_itemKind[item] == StepKind.Reuse)
                 _features!.LoadItem(_xItems[item], item);
-        _model.RunBlocks(boundary, _model.Config.Depth, a, _observer);
+        _model.RunBlocks(boundary, _model.Config.Depth, _a, _observer);
     }
 
     private void StoreSkip(Tensor x, Tensor store, Tensor? stackIn, Tensor? minusOne)

@@ -143,6 +143,37 @@ public sealed class AdaRunTests
         }
     }
 
+    [Fact]
+    public void Ada_steps_after_the_decision_allocate_no_managed_or_device_memory()
+    {
+        using var checkpoint = DitCheckpoint.Open(Fixtures.TinyOriginal);
+        using var ops = new CpuOps();
+        using var model = DitModel.Load(checkpoint, ops);
+        using var run = new SamplingRun(model, new GenerationRequest { Labels = [0, 3, 5, 7, 9, 2], Steps = 10, Seed = 4, Cache = CachePolicy.Parse("ada:weights=" + AdaWeights) });
+        for (int k = 0; k < 6; k++)   // the network's forward at step 3 (its ops' first calls), then the first mixed steps
+            run.Step();
+        long live = ops.Device.LiveBytes;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int k = 6; k < 10; k++)
+            run.Step();
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(live, ops.Device.LiveBytes);
+        Assert.True(run.Report.PlansDiffer, string.Join(" ", run.Report.ImagePlans.Select(p => p.Letters)));
+
+        // The network itself: a second forward at the same batch allocates nothing.
+        using var net = AdaDecisionNet.Load(AdaWeights, ops);
+        using var a = net.CreateActivations(6);
+        using var y = ops.Device.Allocate(DType.I32, 6);
+        y.CopyFrom<int>([0, 3, 5, 7, 9, 2]);
+        var probs = new float[6 * 6];
+        net.Probabilities(run.Latent, y, a, probs);
+        live = ops.Device.LiveBytes;
+        before = GC.GetAllocatedBytesForCurrentThread();
+        net.Probabilities(run.Latent, y, a, probs);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(live, ops.Device.LiveBytes);
+    }
+
     [Theory]
     [InlineData("maxreuse=0", "FFFCCCCCCC")]
     [InlineData("threshold=0", "FFFCCCCCCC")]
