@@ -56,18 +56,20 @@ def run(cmd):
     return r.stdout
 
 
-def model_tag():
+def model_tag(path=MODEL):
     """A short hash of the model file: generated chunks are kept per model, so a retrained model never reuses them."""
     import hashlib
     h = hashlib.sha256()
-    with open(MODEL, "rb") as f:
+    with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:12]
 
 
 def generate(name, spec, args, classes):
-    out_dir = os.path.join(WORK, f"{model_tag()}-s{args.steps}-g{args.guidance}", name)
+    # Ada's chunks are kept per decision network too (a retrained network must not reuse them)
+    sub = f"{name}-{model_tag(spec.split('weights=', 1)[1].split(',')[0])}" if spec.startswith("ada:weights=") else name
+    out_dir = os.path.join(WORK, f"{model_tag()}-s{args.steps}-g{args.guidance}", sub)
     os.makedirs(out_dir, exist_ok=True)
     images, labels, total_ms, report = [], [], 0.0, None
     macs = macs_full = 0
