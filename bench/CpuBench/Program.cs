@@ -15,9 +15,10 @@ using Microsoft.ML.OnnxRuntime;
 //   CpuBench check --onnx M.onnx --weights W.safetensors [--threads 2]
 //       runs ORT and the BlockDance CPU device on the inputs bench/ort_export.py saved (M.onnx.io.safetensors) and
 //       prints the max abs / max relative difference of each against PyTorch's output and of the two against each other.
-//   CpuBench gemm [--rounds 5] [--out bench/results/gemm-cpu.md] [--note TEXT]
+//   CpuBench gemm [--rounds 5] [--core-peak GFLOPS] [--out bench/results/gemm-cpu.md] [--note TEXT]
 //       GFLOP/s of the CPU device's GEMM and of OpenBLAS sgemm on DiT-S/2's and B/2's products, 1 and 2 threads
-//       (bench/CpuBench/Gemm.cs); --out puts the run at the top of FILE, earlier runs kept below.
+//       (bench/CpuBench/Gemm.cs); --out puts the run at the top of FILE, earlier runs kept below; --core-peak: one
+//       core's FMA peak measured on a quiet machine, for the % columns (default: measured at the start of the run).
 //   CpuBench peak [--threads 2] [--repeat 5]
 //       the roofline of this machine: peak FMA GFLOP/s of the threads and memory read bandwidth (bench/CpuBench/Peak.cs).
 // Environment: CPUBENCH_ORT_OPT=none|basic|extended|all sets the graph optimisation level (default all).
@@ -37,7 +38,8 @@ if (mode == "peak")
 if (mode == "gemm")
 {
     int rounds = Int(opts, "--rounds", 5);
-    string table = BlockDance.Bench.Gemm.Run(rounds, [1, 2]);
+    double? corePeak = opts.TryGetValue("--core-peak", out var cp) ? double.Parse(cp, ci) : null;
+    string table = BlockDance.Bench.Gemm.Run(rounds, [1, 2], corePeak);
     if (opts.TryGetValue("--out", out var outPath))
     {
         string earlier = File.Exists(outPath) ? File.ReadAllText(outPath) : "";

@@ -88,7 +88,7 @@ internal static unsafe class CpuAttention
         if (Avx512F.IsSupported && T % 32 == 0)
             for (; r + 8 <= rows; r += 8)
                 for (int t = 0; t < T; t += 32)
-                    Scores8x32(q + (long)r * qStride, qStride, kt + t, T, dh, scale, s + (long)r * T + t);
+                    Rows8x32(q + (long)r * qStride, qStride, kt + t, T, dh, scale, s + (long)r * T + t, T);
         for (; r + 4 <= rows; r += 4)
         {
             float* q0 = q + (long)r * qStride, q1 = q0 + qStride, q2 = q1 + qStride, q3 = q2 + qStride;
@@ -144,70 +144,38 @@ internal static unsafe class CpuAttention
     }
 
     /// <summary>
-    /// AVX-512, 8 query rows × 32 keys in 16 accumulators: s[i, j] = scale · Σ_d q[i, d]·kt[d, j] (kt's row stride T),
-    /// each sum in d order, as the 4-row loops.
+    /// AVX-512, 8 rows × 32 columns in 16 accumulators: c[i, j] = scale · Σ_k a[i, k]·b[k, j] for k &lt; n, each sum in
+    /// k order, as the 4-row loops. Scores: a = queries, b = keys transposed (k = d); weighted values: a = the
+    /// probabilities, b = values (k = t), scale 1 (exact).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Scores8x32(float* q, int qStride, float* kt, int T, int dh, float scale, float* s)
+    private static void Rows8x32(float* a, int lda, float* b, int ldb, int n, float scale, float* c, int ldc)
     {
-        Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
-        Vector512<float> a40 = default, a41 = default, a50 = default, a51 = default, a60 = default, a61 = default, a70 = default, a71 = default;
-        float* q0 = q, q1 = q0 + qStride, q2 = q1 + qStride, q3 = q2 + qStride, q4 = q3 + qStride, q5 = q4 + qStride, q6 = q5 + qStride, q7 = q6 + qStride;
-        for (int d = 0; d < dh; d++, kt += T)
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        float* a0 = a, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda, a4 = a3 + lda, a5 = a4 + lda, a6 = a5 + lda, a7 = a6 + lda;
+        for (int k = 0; k < n; k++, b += ldb)
         {
-            var k0 = Vector512.Load(kt);
-            var k1 = Vector512.Load(kt + 16);
-            var b = Vector512.Create(q0[d]); a00 = Avx512F.FusedMultiplyAdd(b, k0, a00); a01 = Avx512F.FusedMultiplyAdd(b, k1, a01);
-            b = Vector512.Create(q1[d]); a10 = Avx512F.FusedMultiplyAdd(b, k0, a10); a11 = Avx512F.FusedMultiplyAdd(b, k1, a11);
-            b = Vector512.Create(q2[d]); a20 = Avx512F.FusedMultiplyAdd(b, k0, a20); a21 = Avx512F.FusedMultiplyAdd(b, k1, a21);
-            b = Vector512.Create(q3[d]); a30 = Avx512F.FusedMultiplyAdd(b, k0, a30); a31 = Avx512F.FusedMultiplyAdd(b, k1, a31);
-            b = Vector512.Create(q4[d]); a40 = Avx512F.FusedMultiplyAdd(b, k0, a40); a41 = Avx512F.FusedMultiplyAdd(b, k1, a41);
-            b = Vector512.Create(q5[d]); a50 = Avx512F.FusedMultiplyAdd(b, k0, a50); a51 = Avx512F.FusedMultiplyAdd(b, k1, a51);
-            b = Vector512.Create(q6[d]); a60 = Avx512F.FusedMultiplyAdd(b, k0, a60); a61 = Avx512F.FusedMultiplyAdd(b, k1, a61);
-            b = Vector512.Create(q7[d]); a70 = Avx512F.FusedMultiplyAdd(b, k0, a70); a71 = Avx512F.FusedMultiplyAdd(b, k1, a71);
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var x = Vector512.Create(a0[k]); c00 = Avx512F.FusedMultiplyAdd(x, b0, c00); c01 = Avx512F.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a1[k]); c10 = Avx512F.FusedMultiplyAdd(x, b0, c10); c11 = Avx512F.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a2[k]); c20 = Avx512F.FusedMultiplyAdd(x, b0, c20); c21 = Avx512F.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a3[k]); c30 = Avx512F.FusedMultiplyAdd(x, b0, c30); c31 = Avx512F.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a4[k]); c40 = Avx512F.FusedMultiplyAdd(x, b0, c40); c41 = Avx512F.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a5[k]); c50 = Avx512F.FusedMultiplyAdd(x, b0, c50); c51 = Avx512F.FusedMultiplyAdd(x, b1, c51);
+            x = Vector512.Create(a6[k]); c60 = Avx512F.FusedMultiplyAdd(x, b0, c60); c61 = Avx512F.FusedMultiplyAdd(x, b1, c61);
+            x = Vector512.Create(a7[k]); c70 = Avx512F.FusedMultiplyAdd(x, b0, c70); c71 = Avx512F.FusedMultiplyAdd(x, b1, c71);
         }
         var vs = Vector512.Create(scale);
-        (a00 * vs).Store(s); (a01 * vs).Store(s + 16); s += T;
-        (a10 * vs).Store(s); (a11 * vs).Store(s + 16); s += T;
-        (a20 * vs).Store(s); (a21 * vs).Store(s + 16); s += T;
-        (a30 * vs).Store(s); (a31 * vs).Store(s + 16); s += T;
-        (a40 * vs).Store(s); (a41 * vs).Store(s + 16); s += T;
-        (a50 * vs).Store(s); (a51 * vs).Store(s + 16); s += T;
-        (a60 * vs).Store(s); (a61 * vs).Store(s + 16); s += T;
-        (a70 * vs).Store(s); (a71 * vs).Store(s + 16);
-    }
-
-    /// <summary>
-    /// AVX-512, 8 rows × 32 value columns in 16 accumulators: y[i, j] = Σ_t p[i, t]·v[t, j] (p's row stride T, v's
-    /// vStride, y's yStride), each sum in t order, as the 4-row loops.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Values8x32(float* p, int T, float* v, int vStride, float* y, int yStride)
-    {
-        Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
-        Vector512<float> a40 = default, a41 = default, a50 = default, a51 = default, a60 = default, a61 = default, a70 = default, a71 = default;
-        float* p0 = p, p1 = p0 + T, p2 = p1 + T, p3 = p2 + T, p4 = p3 + T, p5 = p4 + T, p6 = p5 + T, p7 = p6 + T;
-        for (int t = 0; t < T; t++, v += vStride)
-        {
-            var v0 = Vector512.Load(v);
-            var v1 = Vector512.Load(v + 16);
-            var b = Vector512.Create(p0[t]); a00 = Avx512F.FusedMultiplyAdd(b, v0, a00); a01 = Avx512F.FusedMultiplyAdd(b, v1, a01);
-            b = Vector512.Create(p1[t]); a10 = Avx512F.FusedMultiplyAdd(b, v0, a10); a11 = Avx512F.FusedMultiplyAdd(b, v1, a11);
-            b = Vector512.Create(p2[t]); a20 = Avx512F.FusedMultiplyAdd(b, v0, a20); a21 = Avx512F.FusedMultiplyAdd(b, v1, a21);
-            b = Vector512.Create(p3[t]); a30 = Avx512F.FusedMultiplyAdd(b, v0, a30); a31 = Avx512F.FusedMultiplyAdd(b, v1, a31);
-            b = Vector512.Create(p4[t]); a40 = Avx512F.FusedMultiplyAdd(b, v0, a40); a41 = Avx512F.FusedMultiplyAdd(b, v1, a41);
-            b = Vector512.Create(p5[t]); a50 = Avx512F.FusedMultiplyAdd(b, v0, a50); a51 = Avx512F.FusedMultiplyAdd(b, v1, a51);
-            b = Vector512.Create(p6[t]); a60 = Avx512F.FusedMultiplyAdd(b, v0, a60); a61 = Avx512F.FusedMultiplyAdd(b, v1, a61);
-            b = Vector512.Create(p7[t]); a70 = Avx512F.FusedMultiplyAdd(b, v0, a70); a71 = Avx512F.FusedMultiplyAdd(b, v1, a71);
-        }
-        a00.Store(y); a01.Store(y + 16); y += yStride;
-        a10.Store(y); a11.Store(y + 16); y += yStride;
-        a20.Store(y); a21.Store(y + 16); y += yStride;
-        a30.Store(y); a31.Store(y + 16); y += yStride;
-        a40.Store(y); a41.Store(y + 16); y += yStride;
-        a50.Store(y); a51.Store(y + 16); y += yStride;
-        a60.Store(y); a61.Store(y + 16); y += yStride;
-        a70.Store(y); a71.Store(y + 16);
+        (c00 * vs).Store(c); (c01 * vs).Store(c + 16); c += ldc;
+        (c10 * vs).Store(c); (c11 * vs).Store(c + 16); c += ldc;
+        (c20 * vs).Store(c); (c21 * vs).Store(c + 16); c += ldc;
+        (c30 * vs).Store(c); (c31 * vs).Store(c + 16); c += ldc;
+        (c40 * vs).Store(c); (c41 * vs).Store(c + 16); c += ldc;
+        (c50 * vs).Store(c); (c51 * vs).Store(c + 16); c += ldc;
+        (c60 * vs).Store(c); (c61 * vs).Store(c + 16); c += ldc;
+        (c70 * vs).Store(c); (c71 * vs).Store(c + 16);
     }
 
     private static void ScalarScores(float* q, float* kt, int T, int dh, int from, int to, float scale, float* s)
@@ -228,7 +196,7 @@ internal static unsafe class CpuAttention
         if (Avx512F.IsSupported && dh % 32 == 0)
             for (; r + 8 <= rows; r += 8)
                 for (int d = 0; d < dh; d += 32)
-                    Values8x32(p + (long)r * T, T, v + d, vStride, y + (long)r * yStride + d, yStride);
+                    Rows8x32(p + (long)r * T, T, v + d, vStride, T, 1f, y + (long)r * yStride + d, yStride);
         for (; r + 4 <= rows; r += 4)
         {
             float* p0 = p + (long)r * T, p1 = p0 + T, p2 = p1 + T, p3 = p2 + T;

@@ -129,7 +129,7 @@ public sealed unsafe partial class CpuOps : IOps
                 panels = Packed(w, n, k).Data;
             Grow(ref _packX, ref _packXFloats, CpuGemm.PackedXFloats(m, k));
             var packX = new CpuGemm.PackXJob { X = F(x), Dst = _packX, M = m, K = k };
-            CpuParallel.For((m + CpuGemm.MR - 1) / CpuGemm.MR, ref packX, minChunk: Math.Max(1, (1 << 16) / k));
+            CpuParallel.For((m + CpuGemm.MR - 1) / CpuGemm.MR, ref packX, minChunk: 4);
             int chunks = CpuGemm.Job.ChunksFor(m, n, CpuParallel.ThreadCount);
             var gemm = new CpuGemm.Job
             {
