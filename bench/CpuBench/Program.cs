@@ -15,13 +15,17 @@ using Microsoft.ML.OnnxRuntime;
 //   CpuBench check --onnx M.onnx --weights W.safetensors [--threads 2]
 //       runs ORT and the BlockDance CPU device on the inputs bench/ort_export.py saved (M.onnx.io.safetensors) and
 //       prints the max abs / max relative difference of each against PyTorch's output and of the two against each other.
+//   CpuBench gemm [--rounds 5] [--core-peak GFLOPS] [--out bench/results/gemm-cpu.md] [--note TEXT]
+//       GFLOP/s of the CPU device's GEMM and of OpenBLAS sgemm on DiT-S/2's and B/2's products, 1 and 2 threads
+//       (bench/CpuBench/Gemm.cs); --out puts the run at the top of FILE, earlier runs kept below; --core-peak: one
+//       core's FMA peak measured on a quiet machine, for the % columns (default: measured at the start of the run).
 //   CpuBench peak [--threads 2] [--repeat 5]
 //       the roofline of this machine: peak FMA GFLOP/s of the threads and memory read bandwidth (bench/CpuBench/Peak.cs).
 // Environment: CPUBENCH_ORT_OPT=none|basic|extended|all sets the graph optimisation level (default all).
 
 var ci = CultureInfo.InvariantCulture;
 var opts = ParseArgs(args);
-string mode = args.Length > 0 ? args[0] : throw new ArgumentException("usage: CpuBench time|check --onnx FILE ... | peak");
+string mode = args.Length > 0 ? args[0] : throw new ArgumentException("usage: CpuBench time|check --onnx FILE ... | peak | gemm");
 if (mode == "peak")
 {
     int n = Int(opts, "--threads", 2), rep = Int(opts, "--repeat", 5);
@@ -29,6 +33,23 @@ if (mode == "peak")
     double bw = BlockDance.Bench.Peak.ReadBandwidth(n, rep);
     Console.WriteLine(string.Create(ci, $"peak_fma_gflops={gflops:F1}  ({n} threads, {isa}, best of {rep})"));
     Console.WriteLine(string.Create(ci, $"read_bandwidth_gbs={bw:F1}  ({n} threads, 1 GiB buffer, best of {rep})"));
+    return 0;
+}
+if (mode == "gemm")
+{
+    int rounds = Int(opts, "--rounds", 5);
+    double? corePeak = opts.TryGetValue("--core-peak", out var cp) ? double.Parse(cp, ci) : null;
+    string table = BlockDance.Bench.Gemm.Run(rounds, [1, 2], corePeak);
+    if (opts.TryGetValue("--out", out var outPath))
+    {
+        string earlier = File.Exists(outPath) ? File.ReadAllText(outPath) : "";
+        int cut = earlier.IndexOf("\n## ", StringComparison.Ordinal);
+        string header = "# GEMM micro-benchmark: the CPU device's packed GEMM vs OpenBLAS sgemm\n\nWritten by `CpuBench gemm --out FILE` "
+            + "(bench/CpuBench/Gemm.cs); the newest run first, earlier runs below.\n";
+        string note = opts.TryGetValue("--note", out var nt) ? nt + "\n\n" : "";
+        string run = string.Create(ci, $"\n## {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC\n\n{BlockDance.Bench.Gemm.Machine()}\n\n{note}{table}");
+        File.WriteAllText(outPath, header + run + (cut >= 0 ? earlier[cut..] : ""));
+    }
     return 0;
 }
 string onnx = opts.TryGetValue("--onnx", out var o) ? o : throw new ArgumentException("--onnx FILE is required");

@@ -7,24 +7,48 @@ using System.Runtime.Intrinsics.X86;
 namespace BlockDance.Kernels.Cpu;
 
 /// <summary>
-/// The CPU device's own GEMM for <c>Y[M, N] = act(X[M, K] · Wᵀ + b)</c> with the weight W [N, K] packed once into
+/// The CPU device's own GEMM for <c>Y[M, N] = act(X[M, K] · Wᵀ + b)</c>. The weight W [N, K] is packed once into
 /// panels of <see cref="NR"/> output columns, k-major (<c>P[panel][k][j] = W[panel·NR + j, k]</c>, the last panel
-/// zero-padded), so that the micro-kernel reads one contiguous 128-byte row of the panel per k and broadcasts X's
-/// elements. The K dimension is walked in blocks of <see cref="KC"/> (a 32 KiB panel block stays in L1 while every row
-/// block of X streams past it from L2); each output element is one FMA chain in k order, whatever the thread count,
-/// so results do not depend on the threads. Micro-kernels: 8 rows × 32 columns in 16 AVX-512 accumulators, or
-/// 4 rows × 16 columns in 8 AVX2 accumulators on CPUs without AVX-512; leftover rows go one at a time.
+/// zero-padded); before each product X is packed into blocks of <see cref="MR"/> rows, k-major
+/// (<c>A[block][k][i] = X[block·MR + i, k]</c>, the last block zero-padded), so that the micro-kernel reads two
+/// contiguous streams: one row of the panel per k as vectors, and MR elements of X per k, broadcast. The K dimension is
+/// walked in blocks of <see cref="KC"/>, outermost: a panel's K block (24 KiB) stays in L1 while every row block of X
+/// streams past it from L2, and X's K block (M × KC) stays in L2 while the panels stream past it. Each output element is
+/// one FMA chain in k order, whatever the thread count and whichever micro-kernel runs (AVX-512, AVX2 or scalar all give
+/// the same bits). Micro-kernels: 8 rows × 48 columns in 24 AVX-512 accumulators (the other 8 registers hold the
+/// panel row and a broadcast), or four 4 × 24 AVX2 tiles of 12 accumulators on CPUs without AVX-512.
 /// </summary>
 internal static unsafe class CpuGemm
 {
-    /// <summary>Output columns per packed panel.</summary>
-    public const int NR = 32;
+    /// <summary>Output columns per packed panel: three 16-float AVX-512 vectors, divides every DiT width (384, 768, 1152 and their multiples).</summary>
+    public const int NR = 48;
+    /// <summary>Rows per packed block of X and per micro-tile.</summary>
+    public const int MR = 8;
     /// <summary>Depth of a K block.</summary>
-    public const int KC = 256;
-    private const int MR = 8;
+    public const int KC = 128;
+
+    /// <summary>The micro-kernel a product runs on; all give the same bits.</summary>
+    internal enum Isa
+    {
+        /// <summary>One fused multiply-add per term, no wide vectors.</summary>
+        Scalar,
+        /// <summary>256-bit AVX2 + FMA.</summary>
+        Avx2,
+        /// <summary>512-bit AVX-512F.</summary>
+        Avx512,
+    }
+
+    /// <summary>The widest micro-kernel this CPU runs.</summary>
+    internal static Isa Best => Avx512F.IsSupported ? Isa.Avx512 : Fma.IsSupported && Avx2.IsSupported ? Isa.Avx2 : Isa.Scalar;
+
+    /// <summary>Whether this CPU runs <paramref name="isa"/>.</summary>
+    internal static bool Supported(Isa isa) => isa <= Best;
 
     /// <summary>Floats of the packed form of an [n, k] weight.</summary>
     public static long PackedFloats(int n, int k) => (long)((n + NR - 1) / NR) * NR * k;
+
+    /// <summary>Floats of the packed form of an [m, k] input (<see cref="PackXJob"/>).</summary>
+    public static long PackedXFloats(int m, int k) => (long)((m + MR - 1) / MR) * MR * k;
 
     /// <summary>Packs W [n, k] (row-major) into <paramref name="dst"/> (<see cref="PackedFloats"/> floats).</summary>
     public static void Pack(float* w, int n, int k, float* dst)
@@ -45,12 +69,57 @@ internal static unsafe class CpuGemm
         }
     }
 
-    /// <summary>One product: work items are (panel, row chunk) pairs, panel-major, so a thread's panels stay in its caches.</summary>
+    /// <summary>Packs X [m, k] into blocks of MR rows, k-major (<see cref="PackedXFloats"/> floats): one work item per row block.</summary>
+    public struct PackXJob : IRangeJob
+    {
+        public float* X, Dst;
+        public int M, K;
+
+        public readonly void Execute(int start, int end)
+        {
+            for (int blk = start; blk < end; blk++)
+            {
+                float* src = X + (long)blk * MR * K, dst = Dst + (long)blk * MR * K;
+                int rows = Math.Min(MR, M - blk * MR), k = 0;
+                if (rows == MR && Avx.IsSupported)
+                    for (; k + 8 <= K; k += 8)
+                        Transpose8x8(src + k, K, dst + (long)k * MR);
+                for (; k < K; k++)
+                    for (int i = 0; i < MR; i++)
+                        dst[(long)k * MR + i] = i < rows ? src[(long)i * K + k] : 0f;
+            }
+        }
+
+        /// <summary>dst[j·8 + i] = src[i·ld + j] for i, j &lt; 8.</summary>
+        private static void Transpose8x8(float* src, int ld, float* dst)
+        {
+            var r0 = Vector256.Load(src); var r1 = Vector256.Load(src + ld);
+            var r2 = Vector256.Load(src + 2 * ld); var r3 = Vector256.Load(src + 3 * ld);
+            var r4 = Vector256.Load(src + 4 * ld); var r5 = Vector256.Load(src + 5 * ld);
+            var r6 = Vector256.Load(src + 6 * ld); var r7 = Vector256.Load(src + 7 * ld);
+            // Pairs of rows interleaved, then quadruples, then the 128-bit halves swapped into columns.
+            var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+            var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+            var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+            var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+            var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+            var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+            var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+            var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+            Avx.Permute2x128(u0, u4, 0x20).Store(dst); Avx.Permute2x128(u1, u5, 0x20).Store(dst + 8);
+            Avx.Permute2x128(u2, u6, 0x20).Store(dst + 16); Avx.Permute2x128(u3, u7, 0x20).Store(dst + 24);
+            Avx.Permute2x128(u0, u4, 0x31).Store(dst + 32); Avx.Permute2x128(u1, u5, 0x31).Store(dst + 40);
+            Avx.Permute2x128(u2, u6, 0x31).Store(dst + 48); Avx.Permute2x128(u3, u7, 0x31).Store(dst + 56);
+        }
+    }
+
+    /// <summary>One product on packed X and W: work items are (panel, row chunk) pairs, panel-major, so a thread's panels stay in its caches.</summary>
     public struct Job : IRangeJob
     {
-        public float* X, Packed, Bias, Y;
+        public float* PackedX, Packed, Bias, Y;
         public int M, N, K, RowChunks;
         public Activation Act;
+        public Isa Kernel;
 
         /// <summary>Row chunks per panel: one when there are enough panels for the threads, else enough to share out rows.</summary>
         public static int ChunksFor(int m, int n, int threads)
@@ -64,50 +133,47 @@ internal static unsafe class CpuGemm
         public readonly void Execute(int start, int end)
         {
             float* tile = stackalloc float[MR * NR];
-            for (int item = start; item < end; item++)
-            {
-                int panel = item / RowChunks, chunk = item % RowChunks;
-                // Row ranges in multiples of MR, so that micro-tiles are full wherever possible.
-                int blocks = (M + MR - 1) / MR;
-                int r0 = Math.Min(M, (int)((long)blocks * chunk / RowChunks) * MR);
-                int r1 = Math.Min(M, (int)((long)blocks * (chunk + 1) / RowChunks) * MR);
-                if (r0 < r1)
-                    Panel(panel, r0, r1, tile);
-            }
-        }
-
-        private readonly void Panel(int panel, int r0, int r1, float* tile)
-        {
-            int n0 = panel * NR, cols = Math.Min(NR, N - n0);
-            float* bp = Packed + (long)panel * K * NR;
-            if (cols < NR)
-            {
-                // The last, partial panel: whole K into a full-width tile, then the valid columns out.
-                for (int r = r0; r < r1; r += MR)
-                {
-                    int rows = Math.Min(MR, r1 - r);
-                    Block(X + (long)r * K, K, bp, K, tile, NR, rows, accumulate: false);
-                    for (int i = 0; i < rows; i++)
-                    {
-                        new ReadOnlySpan<float>(tile + i * NR, cols).CopyTo(new Span<float>(Y + (long)(r + i) * N + n0, cols));
-                        Epilogue(Y + (long)(r + i) * N + n0, n0, cols);
-                    }
-                }
-                return;
-            }
+            int blocks = (M + MR - 1) / MR;
             for (int k0 = 0; k0 < K; k0 += KC)
             {
                 int kc = Math.Min(KC, K - k0);
-                bool last = k0 + kc == K;
-                for (int r = r0; r < r1; r += MR)
+                for (int item = start; item < end; item++)
                 {
-                    int rows = Math.Min(MR, r1 - r);
-                    float* y = Y + (long)r * N + n0;
-                    Block(X + (long)r * K + k0, K, bp + (long)k0 * NR, kc, y, N, rows, accumulate: k0 > 0);
-                    if (last)
-                        for (int i = 0; i < rows; i++)
-                            Epilogue(y + (long)i * N, n0, NR);
+                    int panel = item / RowChunks, chunk = item % RowChunks;
+                    // Row ranges in multiples of MR, so that micro-tiles are full wherever possible.
+                    int r0 = Math.Min(M, (int)((long)blocks * chunk / RowChunks) * MR);
+                    int r1 = Math.Min(M, (int)((long)blocks * (chunk + 1) / RowChunks) * MR);
+                    if (r0 < r1)
+                        Panel(panel, r0, r1, k0, kc, tile);
                 }
+            }
+        }
+
+        private readonly void Panel(int panel, int r0, int r1, int k0, int kc, float* tile)
+        {
+            int n0 = panel * NR, cols = Math.Min(NR, N - n0);
+            float* b = Packed + (long)panel * K * NR + (long)k0 * NR;
+            bool accumulate = k0 > 0, last = k0 + kc == K;
+            for (int r = r0; r < r1; r += MR)
+            {
+                int rows = Math.Min(MR, r1 - r);
+                float* a = PackedX + (long)r * K + (long)k0 * MR;
+                float* y = Y + (long)r * N + n0;
+                if (rows == MR && cols == NR)
+                    Tile(Kernel, a, b, kc, y, N, accumulate);
+                else
+                {
+                    // A partial tile (the last rows or the last panel): through a full-size tile, the valid part in and out.
+                    if (accumulate)
+                        for (int i = 0; i < rows; i++)
+                            new ReadOnlySpan<float>(y + (long)i * N, cols).CopyTo(new Span<float>(tile + i * NR, cols));
+                    Tile(Kernel, a, b, kc, tile, NR, accumulate);
+                    for (int i = 0; i < rows; i++)
+                        new ReadOnlySpan<float>(tile + i * NR, cols).CopyTo(new Span<float>(y + (long)i * N, cols));
+                }
+                if (last)
+                    for (int i = 0; i < rows; i++)
+                        Epilogue(y + (long)i * N, n0, cols);
             }
         }
 
@@ -122,150 +188,128 @@ internal static unsafe class CpuGemm
         }
     }
 
-    /// <summary>C[rows, NR] (+)= X[rows, kc] · P[kc, NR] for rows ≤ 8; X row stride ldx, C row stride ldc.</summary>
-    private static void Block(float* x, int ldx, float* p, int kc, float* c, int ldc, int rows, bool accumulate)
+    /// <summary>C[MR, NR] (+)= A[kc][MR] · P[kc][NR], C's row stride ldc, on the given micro-kernel.</summary>
+    private static void Tile(Isa isa, float* a, float* p, int kc, float* c, int ldc, bool accumulate)
     {
-        if (Avx512F.IsSupported)
+        switch (isa)
         {
-            if (rows == MR)
-                Kernel8x32(x, ldx, p, kc, c, ldc, accumulate);
-            else
-                for (int i = 0; i < rows; i++)
-                    Kernel1x32(x + (long)i * ldx, p, kc, c + (long)i * ldc, accumulate);
-            return;
+            case Isa.Avx512:
+                Kernel8x48(a, p, kc, c, ldc, accumulate);
+                break;
+            case Isa.Avx2:
+                Kernel4x24(a, p, kc, c, ldc, accumulate);
+                Kernel4x24(a, p + 24, kc, c + 24, ldc, accumulate);
+                Kernel4x24(a + 4, p, kc, c + 4L * ldc, ldc, accumulate);
+                Kernel4x24(a + 4, p + 24, kc, c + 4L * ldc + 24, ldc, accumulate);
+                break;
+            default:
+                Scalar(a, p, kc, c, ldc, accumulate);
+                break;
         }
-        int r = 0;
-        if (Fma.IsSupported)
-        {
-            for (; r + 4 <= rows; r += 4)
-            {
-                Kernel4x16(x + (long)r * ldx, ldx, p, kc, c + (long)r * ldc, ldc, accumulate);
-                Kernel4x16(x + (long)r * ldx, ldx, p + 16, kc, c + (long)r * ldc + 16, ldc, accumulate);
-            }
-            for (; r < rows; r++)
-                Kernel1x32Avx2(x + (long)r * ldx, p, kc, c + (long)r * ldc, accumulate);
-        }
-        for (; r < rows; r++)
-            Scalar1(x + (long)r * ldx, p, kc, c + (long)r * ldc, accumulate);
     }
 
-    private static void Kernel1x32Avx2(float* x, float* p, int kc, float* c, bool accumulate)
-    {
-        var c0 = accumulate ? Vector256.Load(c) : Vector256<float>.Zero;
-        var c1 = accumulate ? Vector256.Load(c + 8) : Vector256<float>.Zero;
-        var c2 = accumulate ? Vector256.Load(c + 16) : Vector256<float>.Zero;
-        var c3 = accumulate ? Vector256.Load(c + 24) : Vector256<float>.Zero;
-        for (int k = 0; k < kc; k++, p += NR)
-        {
-            var a = Vector256.Create(x[k]);
-            c0 = Fma.MultiplyAdd(a, Vector256.Load(p), c0);
-            c1 = Fma.MultiplyAdd(a, Vector256.Load(p + 8), c1);
-            c2 = Fma.MultiplyAdd(a, Vector256.Load(p + 16), c2);
-            c3 = Fma.MultiplyAdd(a, Vector256.Load(p + 24), c3);
-        }
-        c0.Store(c); c1.Store(c + 8); c2.Store(c + 16); c3.Store(c + 24);
-    }
-
+    /// <summary>AVX-512: C[8, 48] (+)= A[kc][8] · P[kc][48] in 24 accumulators.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x32(float* x, int ldx, float* p, int kc, float* c, int ldc, bool accumulate)
+    private static void Kernel8x48(float* a, float* p, int kc, float* c, int ldc, bool accumulate)
     {
-        Vector512<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
+        Vector512<float> c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32;
+        Vector512<float> c40, c41, c42, c50, c51, c52, c60, c61, c62, c70, c71, c72;
         float* cr = c;
         if (accumulate)
         {
-            c00 = Vector512.Load(cr); c01 = Vector512.Load(cr + 16); cr += ldc;
-            c10 = Vector512.Load(cr); c11 = Vector512.Load(cr + 16); cr += ldc;
-            c20 = Vector512.Load(cr); c21 = Vector512.Load(cr + 16); cr += ldc;
-            c30 = Vector512.Load(cr); c31 = Vector512.Load(cr + 16); cr += ldc;
-            c40 = Vector512.Load(cr); c41 = Vector512.Load(cr + 16); cr += ldc;
-            c50 = Vector512.Load(cr); c51 = Vector512.Load(cr + 16); cr += ldc;
-            c60 = Vector512.Load(cr); c61 = Vector512.Load(cr + 16); cr += ldc;
-            c70 = Vector512.Load(cr); c71 = Vector512.Load(cr + 16);
+            c00 = Vector512.Load(cr); c01 = Vector512.Load(cr + 16); c02 = Vector512.Load(cr + 32); cr += ldc;
+            c10 = Vector512.Load(cr); c11 = Vector512.Load(cr + 16); c12 = Vector512.Load(cr + 32); cr += ldc;
+            c20 = Vector512.Load(cr); c21 = Vector512.Load(cr + 16); c22 = Vector512.Load(cr + 32); cr += ldc;
+            c30 = Vector512.Load(cr); c31 = Vector512.Load(cr + 16); c32 = Vector512.Load(cr + 32); cr += ldc;
+            c40 = Vector512.Load(cr); c41 = Vector512.Load(cr + 16); c42 = Vector512.Load(cr + 32); cr += ldc;
+            c50 = Vector512.Load(cr); c51 = Vector512.Load(cr + 16); c52 = Vector512.Load(cr + 32); cr += ldc;
+            c60 = Vector512.Load(cr); c61 = Vector512.Load(cr + 16); c62 = Vector512.Load(cr + 32); cr += ldc;
+            c70 = Vector512.Load(cr); c71 = Vector512.Load(cr + 16); c72 = Vector512.Load(cr + 32);
         }
         else
         {
-            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = Vector512<float>.Zero;
-            c40 = c41 = c50 = c51 = c60 = c61 = c70 = c71 = Vector512<float>.Zero;
+            c00 = c01 = c02 = c10 = c11 = c12 = c20 = c21 = c22 = c30 = c31 = c32 = Vector512<float>.Zero;
+            c40 = c41 = c42 = c50 = c51 = c52 = c60 = c61 = c62 = c70 = c71 = c72 = Vector512<float>.Zero;
         }
-        float* x0 = x, x1 = x + ldx, x2 = x1 + ldx, x3 = x2 + ldx, x4 = x3 + ldx, x5 = x4 + ldx, x6 = x5 + ldx, x7 = x6 + ldx;
-        for (int k = 0; k < kc; k++)
+        for (float* end = a + (long)kc * MR; a < end; a += MR, p += NR)
         {
             var b0 = Vector512.Load(p);
             var b1 = Vector512.Load(p + 16);
-            p += NR;
-            var a = Vector512.Create(x0[k]); c00 = Avx512F.FusedMultiplyAdd(a, b0, c00); c01 = Avx512F.FusedMultiplyAdd(a, b1, c01);
-            a = Vector512.Create(x1[k]); c10 = Avx512F.FusedMultiplyAdd(a, b0, c10); c11 = Avx512F.FusedMultiplyAdd(a, b1, c11);
-            a = Vector512.Create(x2[k]); c20 = Avx512F.FusedMultiplyAdd(a, b0, c20); c21 = Avx512F.FusedMultiplyAdd(a, b1, c21);
-            a = Vector512.Create(x3[k]); c30 = Avx512F.FusedMultiplyAdd(a, b0, c30); c31 = Avx512F.FusedMultiplyAdd(a, b1, c31);
-            a = Vector512.Create(x4[k]); c40 = Avx512F.FusedMultiplyAdd(a, b0, c40); c41 = Avx512F.FusedMultiplyAdd(a, b1, c41);
-            a = Vector512.Create(x5[k]); c50 = Avx512F.FusedMultiplyAdd(a, b0, c50); c51 = Avx512F.FusedMultiplyAdd(a, b1, c51);
-            a = Vector512.Create(x6[k]); c60 = Avx512F.FusedMultiplyAdd(a, b0, c60); c61 = Avx512F.FusedMultiplyAdd(a, b1, c61);
-            a = Vector512.Create(x7[k]); c70 = Avx512F.FusedMultiplyAdd(a, b0, c70); c71 = Avx512F.FusedMultiplyAdd(a, b1, c71);
+            var b2 = Vector512.Load(p + 32);
+            var x = Vector512.Create(a[0]);
+            c00 = Avx512F.FusedMultiplyAdd(x, b0, c00); c01 = Avx512F.FusedMultiplyAdd(x, b1, c01); c02 = Avx512F.FusedMultiplyAdd(x, b2, c02);
+            x = Vector512.Create(a[1]);
+            c10 = Avx512F.FusedMultiplyAdd(x, b0, c10); c11 = Avx512F.FusedMultiplyAdd(x, b1, c11); c12 = Avx512F.FusedMultiplyAdd(x, b2, c12);
+            x = Vector512.Create(a[2]);
+            c20 = Avx512F.FusedMultiplyAdd(x, b0, c20); c21 = Avx512F.FusedMultiplyAdd(x, b1, c21); c22 = Avx512F.FusedMultiplyAdd(x, b2, c22);
+            x = Vector512.Create(a[3]);
+            c30 = Avx512F.FusedMultiplyAdd(x, b0, c30); c31 = Avx512F.FusedMultiplyAdd(x, b1, c31); c32 = Avx512F.FusedMultiplyAdd(x, b2, c32);
+            x = Vector512.Create(a[4]);
+            c40 = Avx512F.FusedMultiplyAdd(x, b0, c40); c41 = Avx512F.FusedMultiplyAdd(x, b1, c41); c42 = Avx512F.FusedMultiplyAdd(x, b2, c42);
+            x = Vector512.Create(a[5]);
+            c50 = Avx512F.FusedMultiplyAdd(x, b0, c50); c51 = Avx512F.FusedMultiplyAdd(x, b1, c51); c52 = Avx512F.FusedMultiplyAdd(x, b2, c52);
+            x = Vector512.Create(a[6]);
+            c60 = Avx512F.FusedMultiplyAdd(x, b0, c60); c61 = Avx512F.FusedMultiplyAdd(x, b1, c61); c62 = Avx512F.FusedMultiplyAdd(x, b2, c62);
+            x = Vector512.Create(a[7]);
+            c70 = Avx512F.FusedMultiplyAdd(x, b0, c70); c71 = Avx512F.FusedMultiplyAdd(x, b1, c71); c72 = Avx512F.FusedMultiplyAdd(x, b2, c72);
         }
         cr = c;
-        c00.Store(cr); c01.Store(cr + 16); cr += ldc;
-        c10.Store(cr); c11.Store(cr + 16); cr += ldc;
-        c20.Store(cr); c21.Store(cr + 16); cr += ldc;
-        c30.Store(cr); c31.Store(cr + 16); cr += ldc;
-        c40.Store(cr); c41.Store(cr + 16); cr += ldc;
-        c50.Store(cr); c51.Store(cr + 16); cr += ldc;
-        c60.Store(cr); c61.Store(cr + 16); cr += ldc;
-        c70.Store(cr); c71.Store(cr + 16);
+        c00.Store(cr); c01.Store(cr + 16); c02.Store(cr + 32); cr += ldc;
+        c10.Store(cr); c11.Store(cr + 16); c12.Store(cr + 32); cr += ldc;
+        c20.Store(cr); c21.Store(cr + 16); c22.Store(cr + 32); cr += ldc;
+        c30.Store(cr); c31.Store(cr + 16); c32.Store(cr + 32); cr += ldc;
+        c40.Store(cr); c41.Store(cr + 16); c42.Store(cr + 32); cr += ldc;
+        c50.Store(cr); c51.Store(cr + 16); c52.Store(cr + 32); cr += ldc;
+        c60.Store(cr); c61.Store(cr + 16); c62.Store(cr + 32); cr += ldc;
+        c70.Store(cr); c71.Store(cr + 16); c72.Store(cr + 32);
     }
 
-    private static void Kernel1x32(float* x, float* p, int kc, float* c, bool accumulate)
+    /// <summary>AVX2: C[4, 24] (+)= A[kc][4 of MR] · P[kc][24 of NR] in 12 accumulators.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel4x24(float* a, float* p, int kc, float* c, int ldc, bool accumulate)
     {
-        var c0 = accumulate ? Vector512.Load(c) : Vector512<float>.Zero;
-        var c1 = accumulate ? Vector512.Load(c + 16) : Vector512<float>.Zero;
-        for (int k = 0; k < kc; k++, p += NR)
-        {
-            var a = Vector512.Create(x[k]);
-            c0 = Avx512F.FusedMultiplyAdd(a, Vector512.Load(p), c0);
-            c1 = Avx512F.FusedMultiplyAdd(a, Vector512.Load(p + 16), c1);
-        }
-        c0.Store(c);
-        c1.Store(c + 16);
-    }
-
-    /// <summary>AVX2: C[4, 16] (+)= X[4, kc] · P[kc, 16 of NR].</summary>
-    private static void Kernel4x16(float* x, int ldx, float* p, int kc, float* c, int ldc, bool accumulate)
-    {
-        Vector256<float> c00, c01, c10, c11, c20, c21, c30, c31;
+        Vector256<float> c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32;
+        float* c1 = c + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
         if (accumulate)
         {
-            c00 = Vector256.Load(c); c01 = Vector256.Load(c + 8);
-            c10 = Vector256.Load(c + ldc); c11 = Vector256.Load(c + ldc + 8);
-            c20 = Vector256.Load(c + 2 * ldc); c21 = Vector256.Load(c + 2 * ldc + 8);
-            c30 = Vector256.Load(c + 3 * ldc); c31 = Vector256.Load(c + 3 * ldc + 8);
+            c00 = Vector256.Load(c); c01 = Vector256.Load(c + 8); c02 = Vector256.Load(c + 16);
+            c10 = Vector256.Load(c1); c11 = Vector256.Load(c1 + 8); c12 = Vector256.Load(c1 + 16);
+            c20 = Vector256.Load(c2); c21 = Vector256.Load(c2 + 8); c22 = Vector256.Load(c2 + 16);
+            c30 = Vector256.Load(c3); c31 = Vector256.Load(c3 + 8); c32 = Vector256.Load(c3 + 16);
         }
         else
-            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = Vector256<float>.Zero;
-        float* x0 = x, x1 = x + ldx, x2 = x1 + ldx, x3 = x2 + ldx;
-        for (int k = 0; k < kc; k++, p += NR)
+            c00 = c01 = c02 = c10 = c11 = c12 = c20 = c21 = c22 = c30 = c31 = c32 = Vector256<float>.Zero;
+        for (float* end = a + (long)kc * MR; a < end; a += MR, p += NR)
         {
             var b0 = Vector256.Load(p);
             var b1 = Vector256.Load(p + 8);
-            var a = Vector256.Create(x0[k]); c00 = Fma.MultiplyAdd(a, b0, c00); c01 = Fma.MultiplyAdd(a, b1, c01);
-            a = Vector256.Create(x1[k]); c10 = Fma.MultiplyAdd(a, b0, c10); c11 = Fma.MultiplyAdd(a, b1, c11);
-            a = Vector256.Create(x2[k]); c20 = Fma.MultiplyAdd(a, b0, c20); c21 = Fma.MultiplyAdd(a, b1, c21);
-            a = Vector256.Create(x3[k]); c30 = Fma.MultiplyAdd(a, b0, c30); c31 = Fma.MultiplyAdd(a, b1, c31);
+            var b2 = Vector256.Load(p + 16);
+            var x = Vector256.Create(a[0]);
+            c00 = Fma.MultiplyAdd(x, b0, c00); c01 = Fma.MultiplyAdd(x, b1, c01); c02 = Fma.MultiplyAdd(x, b2, c02);
+            x = Vector256.Create(a[1]);
+            c10 = Fma.MultiplyAdd(x, b0, c10); c11 = Fma.MultiplyAdd(x, b1, c11); c12 = Fma.MultiplyAdd(x, b2, c12);
+            x = Vector256.Create(a[2]);
+            c20 = Fma.MultiplyAdd(x, b0, c20); c21 = Fma.MultiplyAdd(x, b1, c21); c22 = Fma.MultiplyAdd(x, b2, c22);
+            x = Vector256.Create(a[3]);
+            c30 = Fma.MultiplyAdd(x, b0, c30); c31 = Fma.MultiplyAdd(x, b1, c31); c32 = Fma.MultiplyAdd(x, b2, c32);
         }
-        c00.Store(c); c01.Store(c + 8);
-        c10.Store(c + ldc); c11.Store(c + ldc + 8);
-        c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 8);
-        c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 8);
+        c00.Store(c); c01.Store(c + 8); c02.Store(c + 16);
+        c10.Store(c1); c11.Store(c1 + 8); c12.Store(c1 + 16);
+        c20.Store(c2); c21.Store(c2 + 8); c22.Store(c2 + 16);
+        c30.Store(c3); c31.Store(c3 + 8); c32.Store(c3 + 16);
     }
 
-    /// <summary>One row without wide vectors: C[1, NR] (+)= X[1, kc] · P[kc, NR], one fused multiply-add per term.</summary>
-    private static void Scalar1(float* x, float* p, int kc, float* c, bool accumulate)
+    /// <summary>Without wide vectors: C[MR, NR] (+)= A[kc][MR] · P[kc][NR], one fused multiply-add per term.</summary>
+    private static void Scalar(float* a, float* p, int kc, float* c, int ldc, bool accumulate)
     {
-        for (int j = 0; j < NR; j++)
-        {
-            float acc = accumulate ? c[j] : 0f;
-            for (int k = 0; k < kc; k++)
-                acc = MathF.FusedMultiplyAdd(x[k], p[(long)k * NR + j], acc);
-            c[j] = acc;
-        }
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < NR; j++)
+            {
+                float acc = accumulate ? c[(long)i * ldc + j] : 0f;
+                for (int k = 0; k < kc; k++)
+                    acc = MathF.FusedMultiplyAdd(a[k * MR + i], p[(long)k * NR + j], acc);
+                c[(long)i * ldc + j] = acc;
+            }
     }
 
     /// <summary>A weight's packed copy in native memory, freed with the weight's tensor object (or on <see cref="Dispose"/>).</summary>

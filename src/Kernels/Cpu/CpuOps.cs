@@ -32,6 +32,8 @@ public sealed unsafe partial class CpuOps : IOps
     private long _packedFloats, _packTicks;
     private float* _packScratch;  // the packed form of an owned weight, remade on every call
     private long _packScratchFloats;
+    private float* _packX;       // the current product's input, packed into blocks of CpuGemm.MR rows
+    private long _packXFloats;
     private float* _scratch;     // attention: keys transposed and values packed, grown to the largest 2·B·T·D seen
     private long _scratchFloats;
 
@@ -51,6 +53,17 @@ public sealed unsafe partial class CpuOps : IOps
             "openblas" => false,
             string other => throw new ArgumentException($"BLOCKDANCE_CPU_GEMM='{other}': expected packed or openblas"),
         };
+        var isa = Environment.GetEnvironmentVariable("BLOCKDANCE_CPU_ISA") switch
+        {
+            null or "" => CpuGemm.Best,
+            "avx512" => CpuGemm.Isa.Avx512,
+            "avx2" => CpuGemm.Isa.Avx2,
+            "scalar" => CpuGemm.Isa.Scalar,
+            string other => throw new ArgumentException($"BLOCKDANCE_CPU_ISA='{other}': expected avx512, avx2 or scalar"),
+        };
+        if (!CpuGemm.Supported(isa))
+            throw new ArgumentException($"BLOCKDANCE_CPU_ISA={isa}: this CPU runs at most {CpuGemm.Best}");
+        GemmKernel = isa;
     }
 
     /// <summary>
@@ -61,6 +74,16 @@ public sealed unsafe partial class CpuOps : IOps
     /// <c>BLOCKDANCE_CPU_GEMM=openblas</c> turns it off for a whole process.
     /// </summary>
     public bool PackWeights { get; set; }
+
+    /// <summary>
+    /// The micro-kernel of the packed GEMM: the widest this CPU runs, or the one named by <c>BLOCKDANCE_CPU_ISA</c>
+    /// (avx512, avx2, scalar); tests set it to cover every path. All give the same bits.
+    /// </summary>
+    internal CpuGemm.Isa GemmKernel
+    {
+        get;
+        set => field = CpuGemm.Supported(value) ? value : throw new ArgumentException($"micro-kernel {value}: this CPU runs at most {CpuGemm.Best}");
+    }
 
     /// <summary>Bytes of the packed weight copies made so far (native memory, about the size of the weights used).</summary>
     public long PackedWeightBytes => Interlocked.Read(ref _packedFloats) * sizeof(float);
@@ -73,8 +96,8 @@ public sealed unsafe partial class CpuOps : IOps
     /// <inheritdoc/>
     public DType ActivationType => DType.F32;
 
-    /// <summary>Bytes of the scratch: attention (keys transposed, values packed) and the packed form of owned weights.</summary>
-    public long ScratchBytes => (_scratchFloats + _packScratchFloats) * sizeof(float);
+    /// <summary>Bytes of the scratch: attention (keys transposed, values packed), the packed form of owned weights and of the GEMM's input.</summary>
+    public long ScratchBytes => (_scratchFloats + _packScratchFloats + _packXFloats) * sizeof(float);
 
     /// <summary>Threads the managed loops use.</summary>
     public static int Threads => CpuParallel.ThreadCount;
@@ -104,11 +127,14 @@ public sealed unsafe partial class CpuOps : IOps
             }
             else
                 panels = Packed(w, n, k).Data;
+            Grow(ref _packX, ref _packXFloats, CpuGemm.PackedXFloats(m, k));
+            var packX = new CpuGemm.PackXJob { X = F(x), Dst = _packX, M = m, K = k };
+            CpuParallel.For((m + CpuGemm.MR - 1) / CpuGemm.MR, ref packX, minChunk: 4);
             int chunks = CpuGemm.Job.ChunksFor(m, n, CpuParallel.ThreadCount);
             var gemm = new CpuGemm.Job
             {
-                X = F(x), Packed = panels, Bias = b is null ? null : F(b), Y = F(y), M = m, N = n, K = k,
-                RowChunks = chunks, Act = act,
+                PackedX = _packX, Packed = panels, Bias = b is null ? null : F(b), Y = F(y), M = m, N = n, K = k,
+                RowChunks = chunks, Act = act, Kernel = GemmKernel,
             };
             CpuParallel.For((n + CpuGemm.NR - 1) / CpuGemm.NR * chunks, ref gemm);
             return;
@@ -575,6 +601,9 @@ public sealed unsafe partial class CpuOps : IOps
         System.Runtime.InteropServices.NativeMemory.AlignedFree(_packScratch);
         _packScratch = null;
         _packScratchFloats = 0;
+        System.Runtime.InteropServices.NativeMemory.AlignedFree(_packX);
+        _packX = null;
+        _packXFloats = 0;
         System.Runtime.InteropServices.NativeMemory.AlignedFree(_scratch);
         _scratch = null;
         _scratchFloats = 0;

@@ -11,8 +11,11 @@ internal interface IRangeJob
 /// <summary>
 /// An allocation-free parallel loop over a fixed pool of worker threads. <see cref="Parallel.For(int, int, Action{int})"/>
 /// allocates closures and task state on every call; the sampling loop must not allocate, so jobs here are structs passed
-/// by reference to a static generic trampoline through a function pointer. The calling thread takes the first range
-/// and waits for the others; calls from several threads at once are serialised.
+/// by reference to a static generic trampoline through a function pointer. The index range is cut into
+/// <see cref="ChunksPerThread"/> contiguous chunks per thread, fixed by the count and the thread count alone, and the
+/// threads (the caller among them) take chunks in turn from a shared counter, so a thread that the OS holds back
+/// (a busy machine) or that wakes late costs its chunk, not half of the loop; which thread runs a chunk never changes
+/// what the chunk computes. Calls from several threads at once are serialised.
 /// </summary>
 internal static unsafe class CpuParallel
 {
@@ -20,6 +23,9 @@ internal static unsafe class CpuParallel
     [ThreadStatic] private static bool t_inJob;   // a loop started from inside a job runs inline (no nested fan-out)
     private static Worker[] _workers = [];
     private static int _threads = Math.Max(1, Environment.ProcessorCount);
+
+    /// <summary>Chunks per thread of a loop (at least <c>minChunk</c> indices each).</summary>
+    public const int ChunksPerThread = 4;
 
     /// <summary>Threads used by a loop, the caller included. Defaults to the processor count.</summary>
     public static int ThreadCount
@@ -33,35 +39,41 @@ internal static unsafe class CpuParallel
         }
     }
 
-    /// <summary>Runs <c>job.Execute</c> over <c>[0, count)</c>, split into at most <see cref="ThreadCount"/> contiguous ranges of at least <paramref name="minChunk"/>.</summary>
+    /// <summary>
+    /// Runs <c>job.Execute</c> over <c>[0, count)</c> on at most <see cref="ThreadCount"/> threads, in contiguous chunks
+    /// of at least <paramref name="minChunk"/> indices (<see cref="ChunksPerThread"/> per thread where the count allows).
+    /// </summary>
     public static void For<T>(int count, ref T job, int minChunk = 1) where T : struct, IRangeJob
     {
         if (count <= 0)
             return;
-        int parts = Math.Min(_threads, Math.Max(1, count / Math.Max(1, minChunk)));
+        int most = Math.Max(1, count / Math.Max(1, minChunk));
+        int parts = Math.Min(_threads, most);
         if (parts == 1 || t_inJob)
         {
             job.Execute(0, count);
             return;
         }
+        int chunks = Math.Min(most, parts * ChunksPerThread);
         lock (Gate)
         {
             EnsureWorkers(parts - 1);
-            // SAFETY: the job lives on the caller's stack, and this method does not return before every worker is done with it.
-            void* state = Unsafe.AsPointer(ref job);
-            delegate*<void*, int, int, void> body = &Run<T>;
+            // SAFETY: the job and the queue live on the caller's stack, and this method does not return before every
+            // worker is done with them.
+            var queue = new Queue { Body = &Run<T>, State = Unsafe.AsPointer(ref job), Count = count, Chunks = chunks };
             var done = new CountdownSlim(parts - 1);
             for (int p = 1; p < parts; p++)
-                _workers[p - 1].Start(body, state, Range(count, parts, p), Range(count, parts, p + 1), &done);
+                _workers[p - 1].Start(&queue, &done);
             Exception? error = null;
             t_inJob = true;
             try
             {
-                job.Execute(0, Range(count, parts, 1));
+                queue.Drain();
             }
             catch (Exception e)
             {
                 error = e;
+                queue.Abandon();
             }
             finally
             {
@@ -74,6 +86,25 @@ internal static unsafe class CpuParallel
             if (error is not null)
                 System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
         }
+    }
+
+    /// <summary>One loop's chunks, handed out in order from a shared counter; lives on the caller's stack.</summary>
+    private struct Queue
+    {
+        public delegate*<void*, int, int, void> Body;
+        public void* State;
+        public int Count, Chunks, Next;
+
+        /// <summary>Runs chunks until none is left.</summary>
+        public void Drain()
+        {
+            int c;
+            while ((c = Interlocked.Increment(ref Next) - 1) < Chunks)
+                Body(State, Range(Count, Chunks, c), Range(Count, Chunks, c + 1));
+        }
+
+        /// <summary>After a failure: no more chunks for anyone.</summary>
+        public void Abandon() => Interlocked.Exchange(ref Next, Chunks);
     }
 
     private static int Range(int count, int parts, int p) => (int)((long)count * p / parts);
@@ -101,19 +132,18 @@ internal static unsafe class CpuParallel
 
         public readonly void Wait()
         {
-            // Spin (the other parts usually finish within microseconds of ours), yielding, then sleeping on a busy machine.
+            // Spin (the other threads' last chunks usually end within microseconds of ours), then yield; never
+            // Thread.Sleep(1), which SpinWait otherwise reaches after a few dozen spins and which costs a millisecond.
             var spin = new SpinWait();
             while (Volatile.Read(in _remaining) > 0)
-                spin.SpinOnce();
+                spin.SpinOnce(sleep1Threshold: -1);
         }
     }
 
     private sealed class Worker
     {
         private readonly SemaphoreSlim _start = new(0);
-        private delegate*<void*, int, int, void> _body;
-        private void* _state;
-        private int _begin, _end;
+        private Queue* _queue;
         private CountdownSlim* _done;
         private Exception? _error;
 
@@ -123,12 +153,9 @@ internal static unsafe class CpuParallel
             thread.Start();
         }
 
-        public void Start(delegate*<void*, int, int, void> body, void* state, int begin, int end, CountdownSlim* done)
+        public void Start(Queue* queue, CountdownSlim* done)
         {
-            _body = body;
-            _state = state;
-            _begin = begin;
-            _end = end;
+            _queue = queue;
             _done = done;
             _start.Release();
         }
@@ -148,11 +175,12 @@ internal static unsafe class CpuParallel
                 _start.Wait();
                 try
                 {
-                    _body(_state, _begin, _end);
+                    _queue->Drain();
                 }
                 catch (Exception e)
                 {
                     _error = e;
+                    _queue->Abandon();
                 }
                 _done->Signal();
             }

@@ -67,6 +67,50 @@ public sealed class CpuGemmTests
         AssertClose(blas, packed, "packed vs OpenBLAS");
     }
 
+    /// <summary>
+    /// Every micro-kernel this CPU runs (AVX-512, AVX2 forced on an AVX-512 machine, scalar) against the reference, and
+    /// bit-identical to one another: each output element is the same FMA chain in k order whichever kernel computes it.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(13, 50, 129)]
+    [InlineData(16, 96, 256)]
+    [InlineData(9, 48, 300)]
+    [InlineData(2, 2304, 384)]
+    [InlineData(512, 384, 384)]
+    public void Every_micro_kernel_matches_the_reference_with_the_same_bits(int m, int n, int k)
+    {
+        var (x, w, b) = Operands(m, n, k);
+        var want = Reference.Linear(x, w, b, m, n, k, Reference.GeluTanh);
+        using var ops = new CpuOps(2);
+        var kernels = new[] { CpuGemm.Isa.Avx512, CpuGemm.Isa.Avx2, CpuGemm.Isa.Scalar }.Where(CpuGemm.Supported).ToArray();
+        Assert.Contains(CpuGemm.Isa.Scalar, kernels);
+        if (System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported)
+            Assert.Contains(CpuGemm.Isa.Avx2, kernels);
+        float[]? first = null;
+        foreach (var isa in kernels)
+        {
+            if (isa == CpuGemm.Isa.Scalar && (long)m * n * k > 20_000_000)
+                continue;   // the scalar kernel is slow: small shapes only
+            ops.GemmKernel = isa;
+            float[] got = Run(ops, x, w, b, m, n, k, Activation.GeluTanh);
+            AssertClose(want, got, $"{m}x{n}x{k} {isa}");
+            if (first is null)
+                first = got;
+            else
+                Assert.Equal(first, got);
+        }
+    }
+
+    [Fact]
+    public void A_micro_kernel_the_cpu_lacks_is_refused()
+    {
+        using var ops = new CpuOps(1);
+        Assert.Equal(CpuGemm.Best, ops.GemmKernel);
+        if (CpuGemm.Best != CpuGemm.Isa.Avx512)
+            Assert.Throws<ArgumentException>(() => ops.GemmKernel = CpuGemm.Isa.Avx512);
+    }
+
     private static (float[] X, float[] W, float[] B) Operands(int m, int n, int k) =>
         (Reference.Random(m * k, 11), Reference.Random(n * k, 12, 0.3f), Reference.Random(n, 13));
 
