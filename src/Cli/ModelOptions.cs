@@ -42,7 +42,7 @@ public static class ModelOptions
             throw new UsageException($"--model '{name}': the bundled models are {string.Join(", ", DitPipeline.BundledModels)}");
         string path = DitPipeline.FindBundled(name) ?? throw new FileNotFoundException(name == "shapes"
             ? $"no --weights given and the bundled model (models/dit-shapes-32.safetensors) was not found; pass --weights FILE or set {DitPipeline.ModelEnvironmentVariable}"
-            : $"no --weights given and the bundled model '{name}' was not found: it is trained by tools/latte_train.py (see its docstring) and not shipped yet; pass --weights FILE");
+            : $"no --weights given and the bundled model '{name}' was not found in models/ (of the repository or the application's folder); pass --weights FILE");
         return Environment.GetEnvironmentVariable(DitPipeline.ModelEnvironmentVariable) == path
             ? Inputs.Require(path, DitPipeline.ModelEnvironmentVariable) : path;
     }
