@@ -16,9 +16,10 @@ the same; this one must drop on the motion-only pairs).
 Command line:
   /usr/bin/python3 tools/latte_clip_classifier.py train [--steps 1200] [--batch 32] [--out models/latte-clip-classifier.safetensors]
   /usr/bin/python3 tools/latte_clip_classifier.py eval [--weights ...] [--n 600] [--shuffle-frames]
-  /usr/bin/python3 tools/latte_clip_classifier.py score --clips FILE.safetensors [--tensor latent] [--n-real 600]
+  /usr/bin/python3 tools/latte_clip_classifier.py score --clips FILE.safetensors [--tensor latent] [--n-real 600] [--no-floor]
       FILE: clips [N, F, 3, 32, 32] in [-1, 1] and labels [N] (what `blockdance generate --model shapes-video` writes).
-      Prints JSON: n, accuracy, fd, fd_real_same_n, frame_change, frame_change_real.
+      Prints JSON: n, chance, accuracy, per_class, confusion, fd, frame_change, and (unless --no-floor) fd_real_same_n
+      and frame_change_real, the same figures for N real clips of the same classes.
 """
 
 import argparse
@@ -144,23 +145,44 @@ def cmd_eval(args):
     return 0
 
 
+_REAL_STATS = {}
+
+
+def real_stats(model, n_real=600):
+    """Mean and covariance of the features of n_real real clips (seed HELDOUT_SEED, every class equally), cached."""
+    if n_real not in _REAL_STATS:
+        ref_x, _ = real_clips(HELDOUT_SEED, np.repeat(np.arange(clips_data.NUM_CLASSES), n_real // clips_data.NUM_CLASSES))
+        _REAL_STATS[n_real] = shapes_classifier.feature_stats(predict(model, ref_x)[0])
+    return _REAL_STATS[n_real]
+
+
+def score_clips(clips, labels=None, model=None, n_real=600, floor=True):
+    """clips [N, F, 3, 32, 32] in [-1, 1] (numpy), labels [N] or None. Returns the score dict: accuracy (with per-class
+    accuracy and the confusion matrix), the Fréchet distance of the features to n_real real clips, the mean
+    frame-to-frame change, and with floor the same two figures for N real clips of the same classes (seed FLOOR_SEED)."""
+    model = model if model is not None else load()
+    feats, pred = predict(model, clips)
+    mu, sigma = real_stats(model, n_real)
+    out = {"n": int(len(clips)), "chance": 1.0 / clips_data.NUM_CLASSES, "accuracy": None,
+           "fd": shapes_classifier.frechet_distance(*shapes_classifier.feature_stats(feats), mu, sigma),
+           "frame_change": frame_change(clips)}
+    if labels is not None:
+        k = clips_data.NUM_CLASSES
+        out["accuracy"] = float((pred == labels).mean())
+        out["per_class"] = {clips_data.CLASS_NAMES[c]: float((pred[labels == c] == c).mean()) for c in range(k) if (labels == c).any()}
+        out["confusion"] = [[int(((labels == a) & (pred == b)).sum()) for b in range(k)] for a in range(k)]   # row: requested
+    if floor:
+        real, _ = real_clips(FLOOR_SEED, labels if labels is not None else pred)
+        out["fd_real_same_n"] = shapes_classifier.frechet_distance(*shapes_classifier.feature_stats(predict(model, real)[0]), mu, sigma)
+        out["frame_change_real"] = frame_change(real)
+    return out
+
+
 def cmd_score(args):
     d, _ = safetensors_io.load_file(args.clips)
     clips = d[args.tensor].float().numpy()
     labels = d["labels"].long().numpy() if "labels" in d else None
-    model = load(args.weights)
-    feats, pred = predict(model, clips)
-    real, real_y = real_clips(FLOOR_SEED, labels if labels is not None else pred)
-    rf, _ = predict(model, real)
-    ref_x, _ = real_clips(HELDOUT_SEED, np.repeat(np.arange(clips_data.NUM_CLASSES), args.n_real // clips_data.NUM_CLASSES))
-    reff, _ = predict(model, ref_x)
-    mu, sigma = shapes_classifier.feature_stats(reff)
-    out = {"n": int(len(clips)), "accuracy": float((pred == labels).mean()) if labels is not None else None,
-           "fd": shapes_classifier.frechet_distance(*shapes_classifier.feature_stats(feats), mu, sigma),
-           "fd_real_same_n": shapes_classifier.frechet_distance(*shapes_classifier.feature_stats(rf), mu, sigma),
-           "frame_change": frame_change(clips), "frame_change_real": frame_change(real),
-           "chance": 1.0 / clips_data.NUM_CLASSES}
-    print(json.dumps(out))
+    print(json.dumps(score_clips(clips, labels, load(args.weights), args.n_real, floor=not args.no_floor)))
     return 0
 
 
@@ -183,6 +205,7 @@ def main(argv=None):
     sc.add_argument("--tensor", default="latent")
     sc.add_argument("--weights", default=WEIGHTS)
     sc.add_argument("--n-real", type=int, default=600)
+    sc.add_argument("--no-floor", action="store_true", help="skip the real clips of the same count (fd_real_same_n, frame_change_real)")
     args = ap.parse_args(argv)
     return {"train": cmd_train, "eval": cmd_eval, "score": cmd_score}[args.cmd](args)
 

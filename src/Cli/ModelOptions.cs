@@ -17,6 +17,13 @@ public static class ModelOptions
         .Option("--dtype", "TYPE", "activation and weight storage type on the CUDA devices: f32, f16 or bf16 (math is f32)", "f32")
         .Option("--threads", "N", "CPU threads (0 = all cores)", "0");
 
+    /// <summary>Adds --model NAME: the bundled model (<see cref="DitPipeline.BundledModels"/>) a command runs when --weights is not given.</summary>
+    public static CommandSpec AddBundledChoice(CommandSpec spec) => spec
+        .Option("--model", "NAME", "bundled model when --weights is not given: shapes (images) or shapes-video (clips)", "shapes");
+
+    /// <summary>The checkpoint of --weights, else the bundled model that --model (<see cref="AddBundledChoice"/>) names.</summary>
+    public static string WeightsOrBundled(ParsedArgs args) => Weights(args, bundled: args.RequiredString("--model"));
+
     /// <summary>The checkpoint of --weights, else (unless required) the bundled model <paramref name="bundled"/>; checked to be a file.</summary>
     public static string Weights(ParsedArgs args, bool required = false, string bundled = "shapes")
     {
@@ -35,7 +42,7 @@ public static class ModelOptions
             throw new UsageException($"--model '{name}': the bundled models are {string.Join(", ", DitPipeline.BundledModels)}");
         string path = DitPipeline.FindBundled(name) ?? throw new FileNotFoundException(name == "shapes"
             ? $"no --weights given and the bundled model (models/dit-shapes-32.safetensors) was not found; pass --weights FILE or set {DitPipeline.ModelEnvironmentVariable}"
-            : $"no --weights given and the bundled model '{name}' was not found: it is trained by tools/latte_train.py (see its docstring) and not shipped yet; pass --weights FILE");
+            : $"no --weights given and the bundled model '{name}' was not found in models/ (of the repository or the application's folder); pass --weights FILE");
         return Environment.GetEnvironmentVariable(DitPipeline.ModelEnvironmentVariable) == path
             ? Inputs.Require(path, DitPipeline.ModelEnvironmentVariable) : path;
     }

@@ -176,6 +176,10 @@ public interface IDiffusionModel : IDisposable
     /// <summary>True once the weights are gone: the model was disposed and no run holds it.</summary>
     bool IsDisposed { get; }
 
+    /// <summary>Bytes of weights the model holds as its own copies (converted or device-resident; CPU float32 weights are
+    /// views of the mapped checkpoint and count nothing).</summary>
+    long OwnedBytes { get; }
+
     /// <summary>A lease that keeps the weights alive after <see cref="IDisposable.Dispose"/> until it ends (one per sampling run).</summary>
     internal Lease AcquireLease(string holder);
 }

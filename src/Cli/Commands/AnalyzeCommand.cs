@@ -16,11 +16,11 @@ namespace BlockDance.Cli.Commands;
 public sealed class AnalyzeCommand : ICommand
 {
     /// <inheritdoc/>
-    public CommandSpec Spec { get; } = GenerationOptions.Add(ModelOptions.Add(new CommandSpec("analyze",
+    public CommandSpec Spec { get; } = GenerationOptions.Add(ModelOptions.AddBundledChoice(ModelOptions.Add(new CommandSpec("analyze",
             "Similarity of every block's output between adjacent steps, and the step × step similarity of shallow blocks\n" +
             "(the BlockDance paper's Fig. 2 and Fig. 5), as CSV files and heatmaps (PNG, SVG) marking the cache window\n" +
-            "(the policy's, or BlockDance's default one when --cache is none). Without\n" +
-            "--weights, the bundled model is used.")))
+            "(the policy's, or BlockDance's default one when --cache is none). Without --weights, the bundled model of\n" +
+            "--model is used; for a video model every block's output is the clip's whole (frames × tokens) stream."))))
         .Option("--blocks", "LIST", "blocks whose step × step matrix is kept (default: i−1, the block a cache stores: the policy's boundary, else BlockDance's)")
         .Option("--out", "DIR", "output folder", "out/analysis")
         .Option("--scale", "SCALE", "heatmap colour scale: " + ColorScale.Syntax, "clip:98")
@@ -32,7 +32,7 @@ public sealed class AnalyzeCommand : ICommand
     {
         var request = GenerationOptions.Read(args);
         var options = ModelOptions.Read(args);
-        string weights = ModelOptions.Weights(args);
+        string weights = ModelOptions.WeightsOrBundled(args);
         string outDir = Outputs.PrepareFolder(args.RequiredString("--out"), "--out");
         var report = ReadPlotOptions(args);
         using var pipeline = ModelOptions.Open(weights, options);
@@ -51,7 +51,7 @@ public sealed class AnalyzeCommand : ICommand
         foreach (int b in blocks)
             if (b < 0 || b >= depth)
                 throw new UsageException($"--blocks: block {b} is outside [0, {depth - 1}]");
-        using var run = new SamplingRun(pipeline.Model, request);
+        using var run = new SamplingRun(pipeline.Diffusion, request);
         var recorder = new SimilarityRecorder(depth, blocks, items: run.ModelBatch);
         var observer = new Observer(recorder);
         run.BlockObserver = observer;

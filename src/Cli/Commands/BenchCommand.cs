@@ -12,16 +12,16 @@ namespace BlockDance.Cli.Commands;
 public sealed class BenchCommand : ICommand
 {
     /// <inheritdoc/>
-    public CommandSpec Spec { get; } = ModelOptions.Add(new CommandSpec("bench",
+    public CommandSpec Spec { get; } = ModelOptions.AddBundledChoice(ModelOptions.Add(new CommandSpec("bench",
             "Benchmarks. 'bench forward': the model's forward latency (median). 'bench ops': the op harness's perf mode,\n" +
             "every op (or --op) at its DiT-XL/2 shape (or --shape), GB/s and GFLOP/s (CUDA events on a GPU; labelled as\n" +
             "emulated on cuda-emu; 'blockdance test-ops --list' lists the ops and shapes). 'bench ptxas': registers, shared\n" +
             "memory and spills of every kernel from NVRTC for sm_80 and sm_90.",
-            "forward|ops|ptxas", "what to measure"))
+            "forward|ops|ptxas", "what to measure")))
         .Option("--out", "FILE.md", "ops/ptxas: also write the table (Markdown) to this file")
         .Option("--op", "NAME[,NAME]", "ops: only these ops")
         .Option("--shape", "N,N,...", "ops: this shape instead of the DiT-XL/2 one (needs one --op)")
-        .Option("--batch", "B", "batch size (2 = one image with guidance)", "2")
+        .Option("--batch", "B", "batch size in samples (images or clips; 2 = one sample with guidance)", "2")
         .Option("--latent-size", "N", "latent height and width (default: the model's input size)")
         .Option("--repeat", "N", "timed forwards", "10")
         .Option("--warmup", "N", "untimed forwards first", "2")
@@ -47,19 +47,29 @@ public sealed class BenchCommand : ICommand
         int batch = args.Int("--batch", 1, 4096);
         int repeat = args.Int("--repeat", 1, 100000);
         int warmup = args.Int("--warmup", 0, 100000);
-        using var s = ModelOptions.Open(ModelOptions.Weights(args), ModelOptions.Read(args), profile: args.Flag("--profile"));
+        using var s = ModelOptions.Open(ModelOptions.WeightsOrBundled(args), ModelOptions.Read(args), profile: args.Flag("--profile"));
         var c = s.Config;
         int size = args.OptionalInt("--latent-size", 1, 4096) ?? c.InputSize;
         var ops = s.Ops;
         var rng = new Random(0);
-        using var x = ops.Device.FromFloats(Enumerable.Range(0, batch * c.InChannels * size * size).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(),
-            ops.ActivationType, batch, c.InChannels, size, size);
+        // The model's forward through its pass (image DiT or Latte): latents (B·F, C, H, W), t and labels per sample (B).
+        var model = s.Diffusion;
+        int frames = model.Frames;
+        using var x = ops.Device.FromFloats(Enumerable.Range(0, batch * frames * c.InChannels * size * size).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(),
+            ops.ActivationType, batch * frames, c.InChannels, size, size);
         using var t = ops.Device.FromHost<float>(Enumerable.Range(0, batch).Select(i => 500f + i).ToArray(), DType.F32, batch);
         using var y = ops.Device.FromHost<int>(Enumerable.Range(0, batch).Select(i => i % (c.NumClasses + 1)).ToArray(), DType.I32, batch);
-        using var output = ops.Device.Allocate(ops.ActivationType, batch, c.OutChannels, size, size);
-        using var a = s.Model.CreateActivations(batch, size, size);
+        using var output = ops.Device.Allocate(ops.ActivationType, batch * frames, c.OutChannels, size, size);
+        using var a = model.CreatePass(batch, size, size);
+        void Forward()
+        {
+            a.Condition(t, y);
+            a.EmbedTokens(x);
+            a.RunBlocks(0, c.Depth);
+            a.Final(output);
+        }
         for (int i = 0; i < warmup; i++)
-            s.Model.Forward(x, t, y, output, a);
+            Forward();
         ops.Device.Synchronize();
         var profiler = ops as ProfilingOps;
         if (profiler is not null)
@@ -69,7 +79,7 @@ public sealed class BenchCommand : ICommand
         {
             console.Cancellation.ThrowIfCancellationRequested();
             long start = Stopwatch.GetTimestamp();
-            s.Model.Forward(x, t, y, output, a);
+            Forward();
             ops.Device.Synchronize();
             times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         }
@@ -77,8 +87,8 @@ public sealed class BenchCommand : ICommand
         double median = repeat % 2 == 1 ? times[repeat / 2] : (times[repeat / 2 - 1] + times[repeat / 2]) / 2;
         var macs = new Dit.MacCount(c, c.Tokens(size, size)).Forward * batch;
         var ci = CultureInfo.InvariantCulture;
-        console.Out.WriteLine(string.Create(ci, $"model {c}; batch {batch}, latent {size}×{size}, device {ops.Device.Name}, threads {Kernels.Cpu.CpuOps.Threads}"));
-        console.Out.WriteLine(string.Create(ci, $"activation_bytes={a.Bytes} scratch_bytes={(Unwrap(ops) as Kernels.Cpu.CpuOps)?.ScratchBytes ?? 0} weights_resident_copies_bytes={s.Model.OwnedBytes}"));
+        console.Out.WriteLine(string.Create(ci, $"model {c}; batch {batch}{(frames > 1 ? $" clips of {frames} frames" : "")}, latent {size}×{size}, device {ops.Device.Name}, threads {Kernels.Cpu.CpuOps.Threads}"));
+        console.Out.WriteLine(string.Create(ci, $"activation_bytes={a.Bytes} scratch_bytes={(Unwrap(ops) as Kernels.Cpu.CpuOps)?.ScratchBytes ?? 0} weights_resident_copies_bytes={model.OwnedBytes}"));
         console.Out.WriteLine(string.Create(ci, $"forward: min {times[0]:F2} ms, median {median:F2} ms, max {times[^1]:F2} ms over {repeat} runs; {macs / 1e9:F2} GMAC → {macs * 2 / median / 1e6:F1} GFLOP/s"));
         if (Unwrap(ops) is Kernels.Cpu.CpuOps cpu)
             console.Out.WriteLine(string.Create(ci, $"gemm={(cpu.PackWeights ? "packed" : "openblas")} packed_weight_bytes={cpu.PackedWeightBytes} packed_weight_ms={cpu.PackMilliseconds:F1}"));
@@ -87,7 +97,7 @@ public sealed class BenchCommand : ICommand
             profiler.Reset();
             profiler.Enabled = true;
             for (int i = 0; i < repeat; i++)
-                s.Model.Forward(x, t, y, output, a);
+                Forward();
             double total = profiler.Totals.Sum(p => p.Milliseconds);
             console.Out.WriteLine($"{"op",-22} {"ms/forward",11} {"share",7} {"calls",7}");
             foreach (var (op, ms, calls) in profiler.Totals)

@@ -9,16 +9,15 @@ namespace BlockDance.Cli.Commands;
 public sealed class GenerateCommand : ICommand
 {
     /// <inheritdoc/>
-    public CommandSpec Spec { get; } = GenerationOptions.Add(ModelOptions.Add(new CommandSpec("generate",
+    public CommandSpec Spec { get; } = GenerationOptions.Add(ModelOptions.AddBundledChoice(ModelOptions.Add(new CommandSpec("generate",
             "Generate class-conditional samples with a DiT (or clips with a Latte video model) and write the final latents\n" +
             "(safetensors); for a pixel-space model (the bundled one) also a PNG grid with one row per class, for a pixel-space\n" +
             "video model an animated GIF and a frame strip. Without --weights, the bundled model of --model is used.\n" +
-            "Outputs are written only when the run is complete (Ctrl+C between steps writes nothing, exit code 130).")))
+            "Outputs are written only when the run is complete (Ctrl+C between steps writes nothing, exit code 130)."))))
         .Option("--per-class", "N", "images per class when --labels is not given and the model is pixel-space", "8")
         .Option("--out", "FILE.safetensors", "latent output file", "out/latents.safetensors")
         .Option("--png", "FILE.png", "image grid of a pixel-space model", "out/samples.png")
         .Option("--report", "FILE.json", "also write the run report as JSON")
-        .Option("--model", "NAME", "bundled model when --weights is not given: shapes (images) or shapes-video (clips)", "shapes")
         .Option("--gif", "FILE.gif", "animated GIF of a pixel-space video model, one tile per clip", "out/samples.gif")
         .Option("--frames", "FILE.png", "frame strip of a pixel-space video model, one row per clip", "out/frames.png")
         .Flag("--quiet", "no progress output");
@@ -30,7 +29,7 @@ public sealed class GenerateCommand : ICommand
         var options = ModelOptions.Read(args);
         var partial = GenerationOptions.Read(args, []);
         int perClass = args.Int("--per-class", 1, 1000);
-        string weights = ModelOptions.Weights(args, bundled: args.RequiredString("--model"));
+        string weights = ModelOptions.WeightsOrBundled(args);
         string output = Outputs.Prepare(args.RequiredString("--out"), "--out", ".safetensors", "the latents file");
         string? reportPath = args.String("--report") is string r ? Outputs.Prepare(r, "--report", ".json", "the report") : null;
         string png = Outputs.CheckName(args.RequiredString("--png"), "--png", ".png", "the image grid");

@@ -26,7 +26,7 @@ public sealed class DitPipeline : IDisposable
     private static readonly Dictionary<string, string> s_bundledFiles = new(StringComparer.Ordinal)
     {
         ["shapes"] = "dit-shapes-32.safetensors",
-        ["shapes-video"] = "latte-shapes-video-32.safetensors",   // trained by tools/latte_train.py; not shipped yet
+        ["shapes-video"] = "latte-shapes-video-32.safetensors",   // trained by tools/latte_train.py
     };
 
     private readonly Lock _gate = new();
@@ -43,9 +43,9 @@ public sealed class DitPipeline : IDisposable
         IsPixelSpace = metadata.GetValueOrDefault("pixel_space") == "true";
     }
 
-    /// <summary>Names of the models that come with the library (models/README.md): <c>"shapes"</c> (images) and
-    /// <c>"shapes-video"</c> (clips; a Latte model not shipped yet, so <see cref="FindBundled(string)"/> finds it only once
-    /// it has been trained into <c>models/</c>).</summary>
+    /// <summary>Names of the models that come with the repository (models/README.md): <c>"shapes"</c> (images; also in the
+    /// BlockDance.Models.Shapes package) and <c>"shapes-video"</c> (clips of a small Latte; in the repository's
+    /// <c>models/</c> only).</summary>
     public static IReadOnlyList<string> BundledModels { get; } = [.. s_bundledFiles.Keys];
 
     /// <summary>The model's configuration (depth, width, heads, patch, channels, classes, input size; frames per clip

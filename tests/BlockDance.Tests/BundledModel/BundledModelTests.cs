@@ -93,7 +93,7 @@ public sealed class BundledModelTests
 
     private static string RepoRoot => Path.GetDirectoryName(Path.GetDirectoryName(ModelPath))!;
 
-    private static bool PythonWithTorch(out string why)
+    internal static bool PythonWithTorch(out string why)
     {
         try
         {
@@ -108,7 +108,7 @@ public sealed class BundledModelTests
         }
     }
 
-    private static string RunPython(params string[] args)
+    internal static string RunPython(params string[] args)
     {
         var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = RepoRoot };
         foreach (string a in args)
