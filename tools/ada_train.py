@@ -583,16 +583,19 @@ def cmd_export(args):
 def cmd_evaluate(args):
     torch.set_num_threads(args.threads)
     env = Env(args.weights)
-    net = ada_net.load(args.ada)
-    if (net.cfg.rho_steps, net.cfg.boundary, net.cfg.steps) != (env.rho_steps, env.boundary, env.steps):
-        raise SystemExit(f"{args.ada} decides for rho_steps {net.cfg.rho_steps}, boundary {net.cfg.boundary}, "
-                         f"steps {net.cfg.steps}; the environment has {env.rho_steps}, {env.boundary}, {env.steps}")
     pool = load_pool(env, args.eval_seed, args.eval_pool, args.work, log=lambda m: print(m, flush=True))
     n, S, r0 = args.eval_pool, env.steps, env.rho_steps
     labels = pool["labels"]
-    with torch.no_grad():
-        probs = net.probabilities(pool["x_rho"], labels)
-    ada_plans = [ada_net.greedy_plan(p, net.cfg) for p in probs]
+    if args.static_only:
+        ada_plans = []
+    else:
+        net = ada_net.load(args.ada)
+        if (net.cfg.rho_steps, net.cfg.boundary, net.cfg.steps) != (env.rho_steps, env.boundary, env.steps):
+            raise SystemExit(f"{args.ada} decides for rho_steps {net.cfg.rho_steps}, boundary {net.cfg.boundary}, "
+                             f"steps {net.cfg.steps}; the environment has {env.rho_steps}, {env.boundary}, {env.steps}")
+        with torch.no_grad():
+            probs = net.probabilities(pool["x_rho"], labels)
+        ada_plans = [ada_net.greedy_plan(p, net.cfg) for p in probs]
     judge = Judge()
     policies = {"ada": ada_plans, "blockdance:n=2": [static_plan(S, 2)] * n, "blockdance:n=3": [static_plan(S, 3)] * n,
                 "blockdance:n=4": [static_plan(S, 4)] * n}
@@ -600,13 +603,10 @@ def cmd_evaluate(args):
     uncached_prob = judge.prob(pool["final"], labels)
     names = shapes_data.CLASS_NAMES
     for name, plans in policies.items():
-        out = []
-        for i in range(0, n, 32):
-            kinds = kinds_of(plans[i:i + 32])[:, r0:]
-            x, _ = env.rollout(pool["x_rho"][i:i + 32], labels[i:i + 32], kinds, s0=r0,
-                               feat=pool_feat(pool, torch.arange(i, min(n, i + 32))))
-            out.append(x)
-        out = torch.cat(out)
+        if args.static_only and name == "ada":
+            continue
+        out = rollout_pool(env, pool, plans, args.work if name != "ada" else None,
+                           f"s{args.eval_seed}-n{n}-{name.replace(':', '').replace('=', '')}")
         q = ssim(out, pool["final"])
         reuse = torch.tensor([p.count("R") for p in plans], dtype=torch.float)
         _, logits = shapes_classifier.features_and_logits(judge.model, out)
@@ -640,6 +640,8 @@ def cmd_evaluate(args):
     _, logits = shapes_classifier.features_and_logits(judge.model, pool["final"])
     res["uncached_class_accuracy"] = float((logits.argmax(dim=1) == labels).float().mean())
     res["uncached_class_prob"] = float(uncached_prob.mean())
+    if args.static_only:
+        return 0
     print(json.dumps(res["policies"]["ada"]["per_class"], indent=1))
     for e in res["policies"]["ada"]["plans"][:10]:
         print(f"  {e['count']:3d}x {e['plan']} ({e['reuse_steps']} R) {','.join(e['classes'])}")
@@ -648,6 +650,24 @@ def cmd_evaluate(args):
             json.dump(res, f, indent=1)
         print(f"wrote {args.out}")
     return 0
+
+
+def rollout_pool(env, pool, plans, work=None, key="", chunk=32):
+    """Final samples of the pool's starts under their plans (whole 50-letter strings); a static policy's result is
+    cached in work (it does not depend on the network)."""
+    path = os.path.join(work, f"eval-{key}.safetensors") if work else None
+    if path and os.path.exists(path):
+        return safetensors_io.load_file(path)[0]["final"]
+    n, r0, out = len(plans), env.rho_steps, []
+    for i in range(0, n, chunk):
+        kinds = kinds_of(plans[i:i + chunk])[:, r0:]
+        x, _ = env.rollout(pool["x_rho"][i:i + chunk], pool["labels"][i:i + chunk], kinds, s0=r0,
+                           feat=pool_feat(pool, torch.arange(i, min(n, i + chunk))))
+        out.append(x)
+    out = torch.cat(out).contiguous()
+    if path:
+        safetensors_io.save_file({"final": out}, path, {"plan": plans[0]})
+    return out
 
 
 def psnr(a, b, data_range=2.0):
@@ -691,6 +711,7 @@ def main(argv=None):
     ex.add_argument("--out", default=OUT)
     ev.add_argument("--ada", default=OUT)
     ev.add_argument("--out", default="")
+    ev.add_argument("--static-only", action="store_true", help="only the BlockDance N policies (cached in --work)")
     args = ap.parse_args(argv)
     return {"check": cmd_check, "train": cmd_train, "bench": cmd_bench, "export": cmd_export,
             "evaluate": cmd_evaluate}[args.cmd](args)
