@@ -19,8 +19,8 @@ Pool. Starts (noise seed, class) are drawn once: noise [N, 3, 32, 32] from torch
 For each start the pool stores the latent after ρ·S steps, the feature stored at step ρ·S−1 (both guidance halves), and
 the uncached final sample. Training uses --pool-seed, evaluation a held-out pool (--eval-seed); cached in --work.
 
-Reward. R(u) = C(u) + λ·Q(u), λ = --lam (default 3; the paper's 2 is for its ImageReward scale: with SSIM, λ = 2 made
-every image's greedy plan the same maximal-reuse plan within 7 updates, see models/README.md). C = fraction of Reuse steps among the K decided steps (after the max_reuse
+Reward. R(u) = C(u) + λ·Q(u), λ = --lam (default 6; the paper's 2 is for its ImageReward scale: with SSIM, λ = 2 and
+3 made every image's greedy plan the same maximal-reuse plan, see models/README.md). C = fraction of Reuse steps among the K decided steps (after the max_reuse
 bound). Q = SSIM of the sample against the uncached sample of the same start (Gaussian σ = 1.5, 11 taps, data range 2,
 images clamped to [−1, 1]: the project's SSIM, tools/ssim_reference.py / ImageMetrics.cs; `check` compares this torch
 version with scikit-image). Why SSIM and not the classifier: caching should leave the sample as the model would have
@@ -41,7 +41,7 @@ stops (checkpointed) after that long.
 Command line:
   /usr/bin/python3 tools/ada_train.py check [--threads 1]
   /usr/bin/python3 tools/ada_train.py bench [--starts 8 --samples 3]       per-update cost
-  /usr/bin/python3 tools/ada_train.py train [--updates 400] [--starts 8 --samples 3] [--lr 5e-3] [--lam 3]
+  /usr/bin/python3 tools/ada_train.py train [--updates 400] [--starts 8 --samples 3] [--lr 5e-3] [--lam 6]
       [--entropy 0] [--max-reuse 3] [--depth 3 --hidden 64] [--pool 96 --pool-seed 1] [--seed 0] [--threads 1]
       [--work .cache/ada-dit-shapes] [--resume] [--max-minutes M] [--ckpt-minutes 3]
   /usr/bin/python3 tools/ada_train.py export [--out models/ada-dit-shapes-32.safetensors]   weights + curves CSV/PNG
@@ -692,7 +692,7 @@ def main(argv=None):
         p.add_argument("--max-reuse", type=int, default=3)
         p.add_argument("--starts", type=int, default=8)
         p.add_argument("--samples", type=int, default=3)
-        p.add_argument("--lam", type=float, default=3.0)
+        p.add_argument("--lam", type=float, default=6.0)
     tr.add_argument("--updates", type=int, default=400)
     tr.add_argument("--lr", type=float, default=5e-3)
     tr.add_argument("--warmup", type=int, default=5)
