@@ -25,37 +25,52 @@ class FastDiT:
         self.m = model
         self.cfg = model.cfg
 
-    @torch.inference_mode()
-    def forward(self, x, t, y):
-        m, cfg = self.m, self.cfg
-        B, C, H, W = x.shape
-        p, D, heads = cfg.patch_size, cfg.hidden_size, cfg.num_heads
-        gh, gw = H // p, W // p
-        h = F.linear(ref.patchify(x, p), m.patch_w, m.w[m._name("xb")]) + m.pos_embed(gh, gw)[None]
-        e = m.emb[0]
+    def embed(self, x):
+        """x [B, C, H, W] -> the patch tokens plus the position embedding [B, T, D]."""
+        m, p = self.m, self.cfg.patch_size
+        return F.linear(ref.patchify(x, p), m.patch_w, m.w[m._name("xb")]) + m.pos_embed(x.shape[2] // p,
+                                                                                        x.shape[3] // p)[None]
+
+    def condition(self, t, y):
+        """SiLU(t_emb + y_emb) [B, D], the input of every adaLN modulation."""
+        e = self.m.emb[0]
         f = ref.timestep_embedding(t, 0)
-        c = F.linear(F.silu(F.linear(f, e["w1"], e["b1"])), e["w2"], e["b2"]) + e["table"][y]
-        sc = F.silu(c)
+        return F.silu(F.linear(F.silu(F.linear(f, e["w1"], e["b1"])), e["w2"], e["b2"]) + e["table"][y])
+
+    def block(self, h, sc, i):
+        """Block i on tokens h [B, T, D] with the conditioning sc of `condition`."""
+        B, T, D = h.shape
+        heads = self.cfg.num_heads
         dh = D // heads
-        T = gh * gw
-        for i in range(cfg.depth):
-            bw = m.blocks[i]
-            mod = F.linear(sc, bw["ada_w"], bw["ada_b"]).unsqueeze(1)
-            shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.chunk(6, dim=2)
-            a = torch.addcmul(shift_msa, F.layer_norm(h, (D,), eps=1e-6), 1 + scale_msa)
-            qkv = F.linear(a, bw["qkv_w"], bw["qkv_b"]).reshape(B, T, 3, heads, dh).permute(2, 0, 3, 1, 4)
-            q, k, v = (z.reshape(B * heads, T, dh) for z in qkv)
-            s = torch.baddbmm(torch.empty(B * heads, T, T), q, k.transpose(1, 2), beta=0, alpha=dh ** -0.5)
-            o = torch.bmm(torch.softmax(s, dim=-1), v).reshape(B, heads, T, dh).transpose(1, 2).reshape(B, T, D)
-            h = torch.addcmul(h, gate_msa, F.linear(o, bw["proj_w"], bw["proj_b"]))
-            a = torch.addcmul(shift_mlp, F.layer_norm(h, (D,), eps=1e-6), 1 + scale_mlp)
-            a = F.linear(F.gelu(F.linear(a, bw["fc1_w"], bw["fc1_b"]), approximate="tanh"), bw["fc2_w"], bw["fc2_b"])
-            h = torch.addcmul(h, gate_mlp, a)
-        ada_w, ada_b, lin_w, lin_b = m.final_weights()
+        bw = self.m.blocks[i]
+        mod = F.linear(sc, bw["ada_w"], bw["ada_b"]).unsqueeze(1)
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.chunk(6, dim=2)
+        a = torch.addcmul(shift_msa, F.layer_norm(h, (D,), eps=1e-6), 1 + scale_msa)
+        qkv = F.linear(a, bw["qkv_w"], bw["qkv_b"]).reshape(B, T, 3, heads, dh).permute(2, 0, 3, 1, 4)
+        q, k, v = (z.reshape(B * heads, T, dh) for z in qkv)
+        s = torch.baddbmm(torch.empty(B * heads, T, T), q, k.transpose(1, 2), beta=0, alpha=dh ** -0.5)
+        o = torch.bmm(torch.softmax(s, dim=-1), v).reshape(B, heads, T, dh).transpose(1, 2).reshape(B, T, D)
+        h = torch.addcmul(h, gate_msa, F.linear(o, bw["proj_w"], bw["proj_b"]))
+        a = torch.addcmul(shift_mlp, F.layer_norm(h, (D,), eps=1e-6), 1 + scale_mlp)
+        a = F.linear(F.gelu(F.linear(a, bw["fc1_w"], bw["fc1_b"]), approximate="tanh"), bw["fc2_w"], bw["fc2_b"])
+        return torch.addcmul(h, gate_mlp, a)
+
+    def final(self, h, sc, gh, gw):
+        """The final layer and unpatchify: tokens [B, T, D] -> [B, C_out, H, W]."""
+        D, p = self.cfg.hidden_size, self.cfg.patch_size
+        ada_w, ada_b, lin_w, lin_b = self.m.final_weights()
         shift, scale = F.linear(sc, ada_w, ada_b).unsqueeze(1).chunk(2, dim=2)
         h = F.linear(torch.addcmul(shift, F.layer_norm(h, (D,), eps=1e-6), 1 + scale), lin_w, lin_b)
-        return ref.unpatchify(h, p, cfg.out_channels, gh, gw)
+        return ref.unpatchify(h, p, self.cfg.out_channels, gh, gw)
 
+    @torch.inference_mode()
+    def forward(self, x, t, y):
+        p = self.cfg.patch_size
+        h = self.embed(x)
+        sc = self.condition(t, y)
+        for i in range(self.cfg.depth):
+            h = self.block(h, sc, i)
+        return self.final(h, sc, x.shape[2] // p, x.shape[3] // p)
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
