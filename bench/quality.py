@@ -43,6 +43,7 @@ ADA = os.path.join(ROOT, "models", "ada-dit-shapes-32.safetensors")
 def policies(depth, ada_weights=None):
     deep = depth - 1
     ada = ada_weights or (ADA if os.path.exists(ADA) else None)
+    ada = os.path.relpath(ada, ROOT) if ada and os.path.abspath(ada).startswith(ROOT + os.sep) else ada
     extra = [("ada", f"ada:weights={ada}", "BlockDance-Ada: learned per-image plan (issue 15)")] if ada else []
     return extra + [
         ("none", "none", "no cache"),
@@ -80,7 +81,7 @@ def model_tag(path=None):
 
 def generate(name, spec, args, classes, chunk):
     # Ada's chunks are kept per decision network too (a retrained network must not reuse them)
-    sub = f"{name}-{model_tag(spec.split('weights=', 1)[1].split(',')[0])}" if spec.startswith("ada:weights=") else name
+    sub = f"{name}-{model_tag(os.path.join(ROOT, spec.split('weights=', 1)[1].split(',')[0]))}" if spec.startswith("ada:weights=") else name
     out_dir = os.path.join(WORK, f"{model_tag()}-s{args.steps}-g{args.guidance}", sub)
     os.makedirs(out_dir, exist_ok=True)
     images, labels, total_ms, report = [], [], 0.0, None
@@ -155,7 +156,7 @@ def main():
             sys.exit(f"--only: unknown policies {sorted(unknown)}; known: {[n for n, _, _ in todo]}")
         todo = [c for c in todo if c[0] in names]
         # --only writes beside the full table, never over it: quality-<names>.md/json
-        stem = stem + "-" + "-".join(sorted(names - {"none"}))
+        stem = stem + "-" + "-".join(n.replace(":", "-").replace("=", "") for n in sorted(names - {"none"}))
     results, baseline = [], None
     for name, spec, what in todo:
         print(f"{name} ({spec}) ...", flush=True)
