@@ -4,6 +4,7 @@ using BlockDance.Dit.Pipeline;
 using BlockDance.Kernels;
 using BlockDance.Kernels.Cpu;
 using BlockDance.Runtime;
+using BlockDance.Tests.Pipeline;
 using Xunit;
 
 namespace BlockDance.Tests.Caching;
@@ -152,12 +153,7 @@ public sealed class AdaRunTests
         using var run = new SamplingRun(model, new GenerationRequest { Labels = [0, 3, 5, 7, 9, 2], Steps = 10, Seed = 4, Cache = CachePolicy.Parse("ada:weights=" + AdaWeights) });
         for (int k = 0; k < 6; k++)   // the network's forward at step 3 (its ops' first calls), then the first mixed steps
             run.Step();
-        long live = ops.Device.LiveBytes;
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int k = 6; k < 10; k++)
-            run.Step();
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
-        Assert.Equal(live, ops.Device.LiveBytes);
+        NoAllocation.DuringSteps(run, ops.Device, 6, 10);
         Assert.True(run.Report.PlansDiffer, string.Join(" ", run.Report.ImagePlans.Select(p => p.Letters)));
 
         // The network itself: a second forward at the same batch allocates nothing.
@@ -167,11 +163,7 @@ public sealed class AdaRunTests
         y.CopyFrom<int>([0, 3, 5, 7, 9, 2]);
         var probs = new float[6 * 6];
         net.Probabilities(run.Latent, y, a, probs);
-        live = ops.Device.LiveBytes;
-        before = GC.GetAllocatedBytesForCurrentThread();
-        net.Probabilities(run.Latent, y, a, probs);
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
-        Assert.Equal(live, ops.Device.LiveBytes);
+        NoAllocation.During(ops.Device, () => net.Probabilities(run.Latent, y, a, probs));
     }
 
     [Theory]

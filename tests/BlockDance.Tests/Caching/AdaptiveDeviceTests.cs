@@ -7,6 +7,7 @@ using BlockDance.Kernels.Cuda;
 using BlockDance.Runtime;
 using BlockDance.Runtime.Cuda;
 using BlockDance.Tests.Ops;
+using BlockDance.Tests.Pipeline;
 using Xunit;
 
 namespace BlockDance.Tests.Caching;
@@ -36,12 +37,7 @@ public sealed class AdaptiveDeviceTests
         using var run = new SamplingRun(model, Request(policy));
         for (int k = 0; k < 6; k++)
             run.Step();
-        long live = ops.Device.LiveBytes;
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int k = 6; k < 16; k++)
-            run.Step();
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
-        Assert.Equal(live, ops.Device.LiveBytes);
+        NoAllocation.DuringSteps(run, ops.Device, 6, 16);
         Assert.Contains('S', string.Concat(run.Report.ImagePlans.Select(p => p.Letters[6..])));
     }
 

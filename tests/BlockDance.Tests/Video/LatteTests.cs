@@ -8,6 +8,7 @@ using BlockDance.Kernels.Cpu;
 using BlockDance.Runtime;
 using BlockDance.Runtime.Cuda;
 using BlockDance.Runtime.Safetensors;
+using BlockDance.Tests.Pipeline;
 using Xunit;
 
 namespace BlockDance.Tests.Video;
@@ -330,11 +331,6 @@ public sealed class LatteAllocationTests
         });
         for (int k = 0; k < 10; k++)
             run.Step();
-        long liveBytes = ops.Device.LiveBytes;
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int k = 10; k < 18; k++)
-            run.Step();
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
-        Assert.Equal(liveBytes, ops.Device.LiveBytes);
+        NoAllocation.DuringSteps(run, ops.Device, 10, 18);
     }
 }
