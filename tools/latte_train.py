@@ -151,10 +151,55 @@ def make_batch(args, step, num_classes, data):
     return x0, t, y, noise
 
 
+# The video classes' shapes in the image model's classes (tools/shapes_data.py CLASS_NAMES: 0 disc, 1 square).
+IMAGE_CLASS_OF_VIDEO_CLASS = (0, 0, 1, 1, 0, 1)
+
+
+def init_from_image(model, path, seed):
+    """Latte's image-pretrained initialisation (Latte paper, section 3.3 / 4.4: spatial blocks from a trained image DiT,
+    temporal blocks from scratch), with the bundled image DiT: spatial block 2i <- image block i, so the video model
+    has twice the image model's depth; x/t embedders and the final layer copied; the temporal blocks keep DiT's
+    adaLN-Zero initialisation, so the initial model is the image model applied to each frame. Label table: each video
+    class starts from the image class of its shape (IMAGE_CLASS_OF_VIDEO_CLASS) plus N(0, 0.3^2) noise drawn from
+    `seed` (so classes of one shape can part), the null class from the image model's null class."""
+    state, meta = safetensors_io.load_file(path)
+    if meta.get("model", "dit") != "dit" or meta.get("layout") != "original":
+        raise SystemExit(f"--init-image {path}: expected an original-layout DiT weights file, got {meta.get('model')} "
+                         f"/ {meta.get('layout')}")
+    image_depth = int(meta["depth"])
+    if model.cfg.depth != 2 * image_depth:
+        raise SystemExit(f"--init-image {path}: the video model needs depth 2 x {image_depth} = {2 * image_depth} "
+                         f"(one spatial block per image block), got --depth {model.cfg.depth}")
+    own = model.state_dict()
+    new = {}
+    for key, value in state.items():
+        if key.startswith("blocks."):
+            i, rest = key.split(".", 2)[1:]
+            key = f"blocks.{2 * int(i)}.{rest}"
+        if key == "y_embedder.embedding_table.weight":
+            continue
+        if key not in own or own[key].shape != value.shape:
+            raise SystemExit(f"--init-image {path}: tensor {key} {tuple(value.shape)} does not fit the video model "
+                             f"({tuple(own[key].shape) if key in own else 'no such key'})")
+        new[key] = value.float()
+    table = state["y_embedder.embedding_table.weight"].float()
+    g = torch.Generator().manual_seed(seed)
+    rows = [table[c] + 0.3 * torch.randn(table.shape[1], generator=g) for c in IMAGE_CLASS_OF_VIDEO_CLASS]
+    new["y_embedder.embedding_table.weight"] = torch.stack(rows + [table[int(meta["null_class"])]])
+    own.update(new)
+    model.load_state_dict(own)
+    return model
+
+
 def cmd_train(args):
     cfg = make_config(args)
+
+    def build(label_init_std):
+        model = LatteModule(cfg, label_init_std)
+        return init_from_image(model, args.init_image, args.seed) if args.init_image else model
+
     return td.run_training(
-        args, cfg, lambda label_init_std: LatteModule(cfg, label_init_std),
+        args, cfg, build,
         f"Latte depth={cfg.depth} hidden={cfg.hidden_size} heads={cfg.num_heads} patch={cfg.patch_size} "
         f"frames={cfg.num_frames} (batch in clips)",
         load_dataset, make_batch, lambda model: FrameView(model, cfg.num_frames))
@@ -264,6 +309,8 @@ def main(argv=None):
     tr.add_argument("--data-seed", type=int, default=1)
     tr.add_argument("--dataset-size", type=int, default=4096)
     tr.add_argument("--work", default=os.path.join(REPO, ".cache", "latte-shapes-video"))
+    tr.add_argument("--init-image", default="",
+                    help="start from an image DiT (e.g. models/dit-shapes-32.safetensors): see init_from_image")
     tr.add_argument("--resume", action="store_true")
     tr.add_argument("--ckpt-minutes", type=float, default=3.0)
     tr.add_argument("--max-minutes", type=float, default=0.0)
