@@ -59,6 +59,7 @@ import time
 
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -370,7 +371,18 @@ def make_net(args, env):
                             num_classes=env.cfg.num_classes, steps=env.steps, rho_steps=env.rho_steps,
                             max_reuse=args.max_reuse, boundary=env.boundary, threshold=0.5,
                             base_model="dit-shapes-32", sampler="ddim", guidance=env.guidance)
-    return ada_net.AdaNet(cfg)
+    net = ada_net.AdaNet(cfg)
+    # Optional departures from the contract's default initialisation (ada_net.AdaNet._init), for training only: with
+    # adaLN-Zero the label reaches the pooled features only once the modulation has grown, and with a zero fc2 the
+    # head's first layer gets no gradient until fc2 has grown, so the per-step bias (a plan shared by every image)
+    # is what a short run learns first. A small normal init lets the label and the image shape the logits at once.
+    with torch.no_grad():
+        if getattr(args, "adaln_init_std", 0.0) > 0:
+            for b in net.blocks:
+                nn.init.normal_(b.adaLN_modulation[-1].weight, std=args.adaln_init_std)
+        if getattr(args, "head_init_std", 0.0) > 0:
+            nn.init.normal_(net.head.fc2.weight, std=args.head_init_std)
+    return net
 
 
 def step_generator(seed, n):
@@ -406,12 +418,14 @@ def baseline(R, samples):
 
 
 def greedy_stats(env, net, pool):
-    """Greedy plans of the pool (no rollout): mean reuse fraction, number of distinct plans."""
+    """Greedy plans of the pool (no rollout): mean reuse fraction, number of distinct plans, and the spread of p
+    between the images (standard deviation over the pool, averaged over the K steps)."""
     with torch.no_grad():
         probs = net.probabilities(pool["x_rho"], pool["labels"])
     plans = [ada_net.greedy_plan(p, net.cfg) for p in probs]
     K = env.steps - env.rho_steps
-    return float(np.mean([p[env.rho_steps:].count("R") / K for p in plans])), len(set(plans))
+    return (float(np.mean([p[env.rho_steps:].count("R") / K for p in plans])), len(set(plans)),
+            float(probs.std(dim=0).mean()))
 
 
 def hparams_of(args):
@@ -467,19 +481,19 @@ def cmd_train(args):
         now = time.time()
         elapsed = elapsed_before + now - t_start
         net.eval()
-        greedy_reuse, distinct = greedy_stats(env, net, val)
+        greedy_reuse, distinct, p_spread = greedy_stats(env, net, val)
         net.train()
         reuse_steps = ep["reuse"].sum(dim=1).float()
         row = {"update": update, "reward": ep["R"].mean().item(), "C": ep["C"].mean().item(),
                "Q": ep["Q"].mean().item(), "macs_saved": env.saved_fraction(reuse_steps.mean().item()),
                "entropy": ep["entropy"].mean().item(), "grad_norm": float(gnorm),
                "greedy_reuse_heldout": greedy_reuse, "greedy_distinct_heldout": distinct,
-               "elapsed_s": round(elapsed, 1)}
+               "p_spread_heldout": p_spread, "elapsed_s": round(elapsed, 1)}
         log.append(row)
         if update % args.log_every == 0 or update == args.updates:
             print(f"update {update} R {row['reward']:.4f} C {row['C']:.3f} Q {row['Q']:.4f} "
                   f"saved {100 * row['macs_saved']:.1f}% H {row['entropy']:.3f} |g| {row['grad_norm']:.3f} "
-                  f"greedy: reuse {greedy_reuse:.3f}, {distinct} plans/{args.eval_pool} "
+                  f"greedy: reuse {greedy_reuse:.3f}, {distinct} plans/{args.eval_pool}, p spread {p_spread:.4f} "
                   f"{elapsed / 60:.1f} min ({elapsed / update:.1f} s/update)", flush=True)
         if now - last_ckpt > args.ckpt_minutes * 60 or update == args.updates:
             save(elapsed)
@@ -514,7 +528,7 @@ def cmd_bench(args):
 # ----------------------------------------------------------------------------------------------------------------
 
 CURVE_KEYS = ["update", "reward", "C", "Q", "macs_saved", "entropy", "grad_norm", "greedy_reuse_heldout",
-              "greedy_distinct_heldout", "elapsed_s"]
+              "greedy_distinct_heldout", "p_spread_heldout", "elapsed_s"]
 
 
 def write_curves(log, csv_path, png_path, smooth=10):
@@ -697,6 +711,10 @@ def main(argv=None):
     tr.add_argument("--lr", type=float, default=5e-3)
     tr.add_argument("--warmup", type=int, default=5)
     tr.add_argument("--entropy", type=float, default=0.0)
+    tr.add_argument("--adaln-init-std", type=float, default=0.0,
+                    help="normal init of the blocks' adaLN modulation instead of zero (make_net)")
+    tr.add_argument("--head-init-std", type=float, default=0.0,
+                    help="normal init of head.fc2's weight instead of zero (make_net)")
     tr.add_argument("--clip", type=float, default=1.0)
     tr.add_argument("--pool", type=int, default=96)
     tr.add_argument("--pool-seed", type=int, default=1)
