@@ -574,6 +574,8 @@ def cmd_export(args):
              "train_rollouts": str(st["update"] * hp["starts"] * hp["samples"]),
              "train_minutes": f"{st['elapsed_s'] / 60:.1f}", "train_seed": str(hp["seed"]), "train_lr": repr(hp["lr"]),
              "train_lambda": repr(hp["lam"]), "train_entropy": repr(hp["entropy"]),
+             "train_adaln_init_std": repr(hp.get("adaln_init_std", 0.0)),
+             "train_head_init_std": repr(hp.get("head_init_std", 0.0)),
              "train_starts_per_update": str(hp["starts"]), "train_samples_per_start": str(hp["samples"]),
              "pool": f"{hp['pool']} starts, seed {hp['pool_seed']}",
              "quality_reward": "SSIM (Gaussian sigma 1.5, data range 2, clamped to [-1,1]) against the uncached "
