@@ -156,7 +156,7 @@ IMAGE_CLASS_OF_VIDEO_CLASS = (0, 0, 1, 1, 0, 1)
 
 
 def init_from_image(model, path, seed):
-    """Latte's image-pretrained initialisation (Latte paper, section 3.3 / 4.4: spatial blocks from a trained image DiT,
+    """Latte's image-pretrained initialisation (the Latte paper's "learning strategies": start from a trained image DiT;
     temporal blocks from scratch), with the bundled image DiT: spatial block 2i <- image block i, so the video model
     has twice the image model's depth; x/t embedders and the final layer copied; the temporal blocks keep DiT's
     adaLN-Zero initialisation, so the initial model is the image model applied to each frame. Label table: each video
@@ -225,7 +225,10 @@ def cmd_export(args):
         "dataset_size": str(hp["dataset_size"]), "train_minutes": f"{st['elapsed_s'] / 60:.1f}",
         "final_loss": f"{last.get('loss', float('nan')):.5f}", "final_mse": f"{last.get('mse', float('nan')):.5f}",
         "trained_by": "tools/latte_train.py", "data": "tools/latte_shapes_video.py",
+        "train_warmup": str(hp["warmup"]),
     })
+    if hp.get("init_image"):
+        meta["train_init_image"] = hp["init_image"]   # image-pretrained initialisation (init_from_image)
     safetensors_io.save_file({n: sd[n].detach().float().contiguous() for n in order}, args.out, meta)
     print(f"wrote {args.out}: {os.path.getsize(args.out) / 1e6:.2f} MB, step {st['step']} of {hp['steps']}")
     if args.loss_csv:

@@ -30,7 +30,7 @@ public sealed class BundledVideoModelTests
         Assert.Equal(c.Heads.ToString(ci), meta["num_heads"]);
         Assert.Equal(c.NumClasses, meta["class_names"].Split(',').Length);
         Assert.True(int.Parse(meta["train_steps"], ci) > 0);
-        Assert.True(new FileInfo(ModelPath).Length <= 20 << 20, "the bundled video model must stay under 20 MB");
+        Assert.True(new FileInfo(ModelPath).Length <= 32 << 20, "the bundled video model must stay under 32 MB");
     }
 
     /// <summary>
@@ -59,18 +59,17 @@ public sealed class BundledVideoModelTests
     }
 
     /// <summary>
-    /// 24 clips (4 per class), seed 2026, DDIM 50, guidance 4: measured 25.0 % (6 of 24; square-spin 4/4, disc-grow and
-    /// square-bounce 1/4, the three sliding classes 0/4) with the final model, 37.5 % with its step-1177 checkpoint
-    /// (models/README.md); the same run with seed 1 scores 16.7 % (4 of 24). Chance is 1/6 = 16.7 % (4 of 24), which is
-    /// also what a model that always produces one class scores; the bound asks for strictly more (5 of 24) on the seed
-    /// fixed beforehand (2026, as the image test), and passes by one clip. This is not "well above" chance: the bundled
-    /// model does not meet issue 13's accuracy goal (the frame-change bound below is the stronger check).
+    /// 24 clips (4 per class), seed 2026, DDIM 50, guidance 4: measured 37.5 % (9 of 24: square-spin 4/4,
+    /// square-bounce 3/4, disc-grow 2/4, the three sliding classes 0/4) with the shipped depth-24 model, and 37.5 % with
+    /// seed 1 too (models/README.md). Chance is 1/6 = 16.7 % (4 of 24), which is also what a model that always produces
+    /// one class scores; the bound asks for 7 of 24 (1.75× chance) on the seed fixed beforehand (2026, as the image
+    /// test), two clips below the measurement. The previous depth-12 model scored 6 of 24 and fails it.
     /// </summary>
-    private const double MinimumAccuracy = 5.0 / 24;
+    private const double MinimumAccuracy = 7.0 / 24;
 
     /// <summary>
-    /// Mean |x[f+1] − x[f]| over the same clips: measured 0.065 with the final model (real clips of the same classes:
-    /// 0.039; the step-416 and step-1177 checkpoints, whose frames flicker: 0.61 and 0.28).
+    /// Mean |x[f+1] − x[f]| over the same clips: measured 0.080 with the shipped model (real clips of the same
+    /// classes: 0.039; its step-430 checkpoint, whose frames flicker: 0.31; the earlier depth-12 model 0.065).
     /// </summary>
     private const double MaximumFrameChange = 0.1;
 }
