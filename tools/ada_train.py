@@ -41,8 +41,8 @@ stops (checkpointed) after that long.
 Command line:
   /usr/bin/python3 tools/ada_train.py check [--threads 1]
   /usr/bin/python3 tools/ada_train.py bench [--starts 8 --samples 3]       per-update cost
-  /usr/bin/python3 tools/ada_train.py train [--updates 400] [--starts 8 --samples 3] [--lr 5e-3] [--lam 6]
-      [--entropy 0] [--max-reuse 3] [--depth 3 --hidden 64] [--pool 96 --pool-seed 1] [--seed 0] [--threads 1]
+  /usr/bin/python3 tools/ada_train.py train [--updates 260] [--starts 8 --samples 3] [--lr 1e-3] [--lam 6]
+      [--entropy 0.05] [--adaln-init-std 0.02 --head-init-std 0.02] [--max-reuse 3] [--depth 3 --hidden 64] [--pool 96 --pool-seed 1] [--seed 0] [--threads 1]
       [--work .cache/ada-dit-shapes] [--resume] [--max-minutes M] [--ckpt-minutes 3]
   /usr/bin/python3 tools/ada_train.py export [--out models/ada-dit-shapes-32.safetensors]   weights + curves CSV/PNG
   /usr/bin/python3 tools/ada_train.py evaluate [--ada W] [--eval-pool 48 --eval-seed 2] [--out R.json]   greedy plans
@@ -709,13 +709,13 @@ def main(argv=None):
         p.add_argument("--starts", type=int, default=8)
         p.add_argument("--samples", type=int, default=3)
         p.add_argument("--lam", type=float, default=6.0)
-    tr.add_argument("--updates", type=int, default=400)
-    tr.add_argument("--lr", type=float, default=5e-3)
+    tr.add_argument("--updates", type=int, default=260)
+    tr.add_argument("--lr", type=float, default=1e-3)
     tr.add_argument("--warmup", type=int, default=5)
-    tr.add_argument("--entropy", type=float, default=0.0)
-    tr.add_argument("--adaln-init-std", type=float, default=0.0,
+    tr.add_argument("--entropy", type=float, default=0.05)
+    tr.add_argument("--adaln-init-std", type=float, default=0.02,
                     help="normal init of the blocks' adaLN modulation instead of zero (make_net)")
-    tr.add_argument("--head-init-std", type=float, default=0.0,
+    tr.add_argument("--head-init-std", type=float, default=0.02,
                     help="normal init of head.fc2's weight instead of zero (make_net)")
     tr.add_argument("--clip", type=float, default=1.0)
     tr.add_argument("--pool", type=int, default=96)
