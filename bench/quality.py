@@ -2,7 +2,7 @@
 """Quality of every cache policy on the project's trained models (issues 6 and 13): speed-up, MACs saved, SSIM and PSNR
 against the uncached samples of the same seeds, class accuracy and a Fréchet distance from the model's classifier.
 
-    /usr/bin/python3 bench/quality.py [--model shapes|shapes-video] [--per-class 64] [--steps 50] [--guidance 4] [--threads 2]
+    /usr/bin/python3 bench/quality.py [--model shapes|shapes-video] [--per-class 64 images | 4 clips] [--steps 50] [--guidance 4] [--threads 2]
         [--only none,ada] [--ada-weights FILE]
 
 shapes (default): images of models/dit-shapes-32.safetensors, scored by tools/shapes_classifier.py; results
@@ -82,7 +82,8 @@ def model_tag(path=None):
 def generate(name, spec, args, classes, chunk):
     # Ada's chunks are kept per decision network too (a retrained network must not reuse them)
     sub = f"{name}-{model_tag(os.path.join(ROOT, spec.split('weights=', 1)[1].split(',')[0]))}" if spec.startswith("ada:weights=") else name
-    out_dir = os.path.join(WORK, f"{model_tag()}-s{args.steps}-g{args.guidance}", sub)
+    # keyed by the thread count too: the chunks keep their timings, and speed-ups must compare like with like
+    out_dir = os.path.join(WORK, f"{model_tag()}-s{args.steps}-g{args.guidance}-t{args.threads}", sub)
     os.makedirs(out_dir, exist_ok=True)
     images, labels, total_ms, report = [], [], 0.0, None
     macs = macs_full = 0
@@ -121,7 +122,8 @@ def main():
     global MODEL
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", choices=sorted(MODELS), default="shapes", help="the bundled model to measure")
-    ap.add_argument("--per-class", type=int, default=64, help="samples per class (a multiple of 8 images or 4 clips)")
+    ap.add_argument("--per-class", type=int, help="samples per class, a multiple of 8 images or 4 clips (default: 64 images "
+                                                  "or 4 clips, the results files' counts)")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--guidance", type=float, default=4.0)
     ap.add_argument("--threads", type=int, default=2)
@@ -131,6 +133,8 @@ def main():
     args = ap.parse_args()
     file, chunk, stem = MODELS[args.model]
     video = args.model == "shapes-video"
+    if args.per_class is None:
+        args.per_class = 4 if video else 64
     MODEL = os.path.join(ROOT, "models", file)
     if args.per_class % chunk:
         sys.exit(f"--per-class must be a multiple of {chunk} for {args.model}")
@@ -205,7 +209,8 @@ def main():
                  "|---|---|---|---|---|---|---|---|---|---|"]
     else:
         lines = ["# Cache policies on the trained model: speed and quality\n",
-                 f"Machine: {cpu}, {os.cpu_count()} logical CPUs, CPU device, {args.threads} threads; {when}.\n",
+                 f"Machine: {cpu}, {os.cpu_count()} logical CPUs, CPU device, {args.threads} threads; {when}; load average "
+                 f"{os.getloadavg()[0]:.1f} at the end. {args.note}\n",
                  f"Model: models/dit-shapes-32.safetensors (pixel-space DiT, depth {depth}, hidden {meta.get('hidden_size')}, patch "
                  f"{meta.get('patch_size')}, {classes} classes). {len(baseline[0])} images ({args.per_class} per class, seeds 1000+), "
                  f"DDIM {args.steps} steps, guidance {args.guidance}, the same noise for every policy. SSIM (Gaussian σ = 1.5) and PSNR "
