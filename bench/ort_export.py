@@ -47,9 +47,29 @@ def unit_weight_functional():
 
 
 class Wrapper(torch.nn.Module):
+    """The fast forward as a module whose buffers are the checkpoint's tensors: the tracer then writes them as
+    initializers (not Constant nodes), which torch.onnx stores as external data beside the model when the weights pass
+    protobuf's 2 GB limit (DiT-XL/2: 2.7 GB; as Constant nodes the export fails its own proto check)."""
+
     def __init__(self, fast):
         super().__init__()
         self.fast = fast
+        seen = set()
+
+        def register(obj, name):
+            if isinstance(obj, torch.Tensor):
+                if id(obj) not in seen:
+                    seen.add(id(obj))
+                    self.register_buffer(f"w{len(seen)}_{name}"[:60].replace(".", "_"), obj, persistent=True)
+            elif isinstance(obj, dict):
+                for k, v in obj.items():
+                    register(v, f"{name}_{k}")
+            elif isinstance(obj, (list, tuple)):
+                for i, v in enumerate(obj):
+                    register(v, f"{name}_{i}")
+
+        for key, value in vars(fast.m).items():
+            register(value, key)
 
     def forward(self, x, t, y):
         return self.fast.forward(x, t, y)
@@ -91,8 +111,8 @@ def main():
         torch_fast_dit.F = F
 
     import onnx
-    m = onnx.load(args.out)
-    onnx.checker.check_model(m)
+    onnx.checker.check_model(args.out)                # by path: works past 2 GB (external data)
+    m = onnx.load(args.out, load_external_data=False)  # the graph; the initializers' shapes are there without their data
     # The traced weights become Constant nodes (initializers only when given as parameters): look in both.
     consts = {i.name: i for i in m.graph.initializer}
     consts.update({n.output[0]: n.attribute[0].t for n in m.graph.node if n.op_type == "Constant"})
