@@ -4,20 +4,25 @@ side: its definition, its safetensors file, the greedy plan it implies, and pari
 
 The paper's network reads the intermediate latent after the first ρ·S steps and the condition embedding and outputs,
 for each remaining step, the probability that the step is a cache step (else a reuse step); "three transformer blocks
-and an MLP". Ours, for a class-conditional pixel- or latent-space DiT:
+and an MLP". Ours, for a class-conditional pixel- or latent-space DiT, and for a video DiT (Latte) whose clips of F
+frames it reads with the frames stacked as channels (a clip [B, F, C, H, W] is viewed as [B, F·C, H, W], the same
+memory: frame f's channel c is input channel f·C + c; the patch embedding then sees every frame of a patch position at
+once, which is how the network can tell motion apart; the tokens stay the T patch positions, so a video network costs
+what an image network does):
 
-    x_ρ [B, C, H, W] --x_embedder (conv p×p)--> + pos_embed (fixed 2-D sin-cos)  -> h [B, T, D]
+    x_ρ [B, F·C, H, W] --x_embedder (conv p×p)--> + pos_embed (fixed 2-D sin-cos)  -> h [B, T, D]   (F = 1: images)
     y   [B]          --y_embedder table------------------------------------------> c [B, D]   (no timestep: ρ is fixed)
     h = DiT block_i(h, c), i = 0 … depth−1     adaLN-Zero blocks, the DiT's own block (keys blocks.{i}.*)
     h = LayerNorm(h) (no affine, eps 1e-6); pooled = mean over the T tokens                      -> [B, D]
     logits = head.fc2(GELU_tanh(head.fc1(pooled)))                                              -> [B, K]
     p = sigmoid(logits): p[b, j] = P(step ρ·S + j is a Cache step), K = S − ρ·S
 
-Keys (the DiT's names where the piece is the DiT's): pos_embed (1, T, D), x_embedder.proj.{weight (D, C, p, p), bias},
+Keys (the DiT's names where the piece is the DiT's): pos_embed (1, T, D), x_embedder.proj.{weight (D, F·C, p, p), bias},
 y_embedder.embedding_table.weight (classes + 1, D) (the last row, DiT's null class, is unused), blocks.{i}.
 {adaLN_modulation.1, attn.qkv, attn.proj, mlp.fc1, mlp.fc2}.{weight, bias}, head.fc1.{weight (D, D), bias},
 head.fc2.{weight (K, D), bias}. Metadata: format blockdance.weights/1, model "blockdance-ada", the network's shape
-(input_size, in_channels, patch_size, hidden_size, depth, num_heads, num_classes) and the run it decides for: steps S,
+(input_size, in_channels C per frame, num_frames F, patch_size, hidden_size, depth, num_heads, num_classes; a file
+without num_frames is an image network, F = 1) and the run it decides for: steps S,
 rho_steps ρ·S, max_reuse, boundary (the BlockDance boundary of the base model), threshold, base_model, sampler,
 guidance.
 
@@ -28,7 +33,7 @@ so the bound is ours, a parameter, stored with the network), else Reuse.
 
 Command line:
   /usr/bin/python3 tools/ada_net.py random --out W.safetensors [--depth 2 --hidden 64 --heads 4 --patch 4
-      --input-size 32 --channels 3 --classes 8 --steps 10 --rho-steps 4 --seed 0]
+      --input-size 32 --channels 3 --frames 1 --classes 8 --steps 10 --rho-steps 4 --seed 0]
   /usr/bin/python3 tools/ada_net.py dump --weights W --out D.safetensors [--batch 3 --seed 1]
 """
 
@@ -52,18 +57,21 @@ MODEL_NAME = "blockdance-ada"
 class AdaConfig:
     """The network's shape and the run it decides for."""
 
-    FIELDS = ("input_size", "in_channels", "patch_size", "hidden_size", "depth", "num_heads", "num_classes",
-              "steps", "rho_steps", "max_reuse", "boundary")
+    FIELDS = ("input_size", "in_channels", "num_frames", "patch_size", "hidden_size", "depth", "num_heads",
+              "num_classes", "steps", "rho_steps", "max_reuse", "boundary")
 
     def __init__(self, input_size=32, in_channels=3, patch_size=4, hidden_size=64, depth=3, num_heads=4,
                  num_classes=8, steps=50, rho_steps=20, max_reuse=3, boundary=9, threshold=0.5,
-                 base_model="", sampler="ddim", guidance=4.0):
+                 base_model="", sampler="ddim", guidance=4.0, num_frames=1):
         self.input_size, self.in_channels, self.patch_size = input_size, in_channels, patch_size
+        self.num_frames = num_frames
         self.hidden_size, self.depth, self.num_heads, self.num_classes = hidden_size, depth, num_heads, num_classes
         self.steps, self.rho_steps, self.max_reuse, self.boundary = steps, rho_steps, max_reuse, boundary
         self.threshold, self.base_model, self.sampler, self.guidance = threshold, base_model, sampler, guidance
         if not 1 <= rho_steps < steps:
             raise ValueError(f"rho_steps {rho_steps} must lie in [1, steps − 1] (steps {steps})")
+        if num_frames < 1:
+            raise ValueError(f"num_frames {num_frames} must be at least 1")
         if input_size % patch_size or hidden_size % num_heads:
             raise ValueError("input_size must be a multiple of patch_size and hidden_size of num_heads")
 
@@ -71,6 +79,11 @@ class AdaConfig:
     def outputs(self):
         """K: one decision per step after the first rho_steps."""
         return self.steps - self.rho_steps
+
+    @property
+    def embed_channels(self):
+        """Input channels of the patch embedding: F·C (frames stacked as channels)."""
+        return self.num_frames * self.in_channels
 
     @property
     def tokens(self):
@@ -87,7 +100,8 @@ class AdaConfig:
     def from_metadata(meta):
         if meta.get("model") != MODEL_NAME:
             raise ValueError(f"not a {MODEL_NAME} network: metadata model = {meta.get('model')!r}")
-        kw = {f: int(meta[f]) for f in AdaConfig.FIELDS}
+        kw = {f: int(meta[f]) for f in AdaConfig.FIELDS if f != "num_frames"}
+        kw["num_frames"] = int(meta.get("num_frames", "1"))
         return AdaConfig(threshold=float(meta.get("threshold", 0.5)), base_model=meta.get("base_model", ""),
                          sampler=meta.get("sampler", "ddim"), guidance=float(meta.get("guidance", 4.0)), **kw)
 
@@ -99,7 +113,7 @@ class AdaNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         D, p, g = cfg.hidden_size, cfg.patch_size, cfg.input_size // cfg.patch_size
-        self.x_embedder = td.PatchEmbed(p, cfg.in_channels, D)
+        self.x_embedder = td.PatchEmbed(p, cfg.embed_channels, D)
         self.pos_embed = nn.Parameter(ref.sincos_pos_embed_2d(D, g, g).reshape(1, g * g, D), requires_grad=False)
         self.y_embedder = td.LabelEmbedder(cfg.num_classes, D)
         self.blocks = nn.ModuleList([td.DiTBlock(D, cfg.num_heads) for _ in range(cfg.depth)])
@@ -126,7 +140,14 @@ class AdaNet(nn.Module):
         nn.init.constant_(self.head.fc2.bias, 1.0)
 
     def forward(self, x, y, trace=None):
-        """x [B, C, H, W] (the latent after rho_steps steps), y [B] class indices -> logits [B, K]."""
+        """x [B, C, H, W] (the latent after rho_steps steps) or a clip [B, F, C, H, W], y [B] class indices -> logits
+        [B, K]."""
+        cfg = self.cfg
+        want = (cfg.in_channels, cfg.input_size, cfg.input_size)
+        if tuple(x.shape[-3:]) != want or (cfg.num_frames > 1 and (x.dim() != 5 or x.shape[1] != cfg.num_frames)):
+            raise ValueError(f"input {list(x.shape)}: the network reads "
+                             f"{'[B, %d, ' % cfg.num_frames if cfg.num_frames > 1 else '[B, '}{', '.join(map(str, want))}]")
+        x = x.reshape(x.shape[0], cfg.embed_channels, cfg.input_size, cfg.input_size)   # frames stacked as channels
         h = self.x_embedder(x) + self.pos_embed                  # [B, T, D]
         c = self.y_embedder(y)                                   # [B, D]
         for i, b in enumerate(self.blocks):
@@ -192,7 +213,7 @@ def load(path):
 def cmd_random(a):
     cfg = AdaConfig(input_size=a.input_size, in_channels=a.channels, patch_size=a.patch, hidden_size=a.hidden,
                     depth=a.depth, num_heads=a.heads, num_classes=a.classes, steps=a.steps, rho_steps=a.rho_steps,
-                    max_reuse=a.max_reuse, boundary=a.boundary)
+                    max_reuse=a.max_reuse, boundary=a.boundary, num_frames=a.frames)
     torch.manual_seed(a.seed)
     net = AdaNet(cfg)
     # random weights everywhere (an initialised network is the identity in its blocks and constant in its head,
@@ -209,7 +230,8 @@ def cmd_dump(a):
     net = load(a.weights)
     cfg = net.cfg
     g = torch.Generator().manual_seed(a.seed)
-    x = torch.randn(a.batch, cfg.in_channels, cfg.input_size, cfg.input_size, generator=g)
+    frames = (cfg.num_frames,) if cfg.num_frames > 1 else ()
+    x = torch.randn(a.batch, *frames, cfg.in_channels, cfg.input_size, cfg.input_size, generator=g)
     y = torch.randint(0, cfg.num_classes, (a.batch,), generator=g)
     trace = {}
     with torch.no_grad():
@@ -231,7 +253,7 @@ def main(argv=None):
     r = sub.add_parser("random")
     r.add_argument("--out", required=True)
     for name, default in (("depth", 2), ("hidden", 64), ("heads", 4), ("patch", 4), ("input-size", 32),
-                          ("channels", 3), ("classes", 8), ("steps", 10), ("rho-steps", 4), ("max-reuse", 3),
+                          ("channels", 3), ("frames", 1), ("classes", 8), ("steps", 10), ("rho-steps", 4), ("max-reuse", 3),
                           ("boundary", 9), ("seed", 0)):
         r.add_argument(f"--{name}", type=int, default=default)
     d = sub.add_parser("dump")
