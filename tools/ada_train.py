@@ -65,15 +65,15 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ada_net  # noqa: E402
 import dit_reference as ref  # noqa: E402
+import latte_reference  # noqa: E402
 import safetensors_io  # noqa: E402
+import latte_clip_classifier  # noqa: E402
 import shapes_classifier  # noqa: E402
 import shapes_data  # noqa: E402
 import torch_fast_dit  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEIGHTS = os.path.join(REPO, "models", "dit-shapes-32.safetensors")
-WORK = os.path.join(REPO, ".cache", "ada-dit-shapes")
-OUT = os.path.join(REPO, "models", "ada-dit-shapes-32.safetensors")
 FULL, CACHE, REUSE = 0, 1, 2
 LETTER = "FCR"
 
@@ -82,54 +82,106 @@ LETTER = "FCR"
 # Environment: the DiT sampled with per-image plans
 # ----------------------------------------------------------------------------------------------------------------
 
-class Env:
-    """The bundled DiT, the original DDIM sampler with guidance, and BlockDance's Cache/Reuse steps per image."""
+class _DitRunner:
+    """The image DiT as the environment drives it: items are images, tokens [B, T, D]."""
 
-    def __init__(self, weights=WEIGHTS, steps=50, guidance=4.0, rho=0.4, boundary=None):
+    frames = 1
+
+    def __init__(self, weights):
         self.model = ref.load_dit(weights)
         self.fast = torch_fast_dit.FastDiT(self.model)
-        cfg = self.model.cfg
+        self.cfg = self.model.cfg
+        self.cfg_channels = ref.NUMERICS["original"]["cfg_channels"]
+
+    def embed(self, x):
+        return self.fast.embed(x)
+
+    def condition(self, t, y):
+        return self.fast.condition(t, y)
+
+    def blocks(self, h, sc, start, stop):
+        for i in range(start, stop):
+            h = self.fast.block(h, sc, i)
+        return h
+
+    def final(self, h, sc, gh, gw):
+        return self.fast.final(h, sc, gh, gw)
+
+
+class _LatteRunner(torch_fast_dit.FastLatte):
+    """The video Latte: items are clips [F, C, H, W], tokens [B, F·T, D]; guidance on Latte's literal 4 channels."""
+
+    def __init__(self, weights):
+        super().__init__(weights)
+        self.cfg_channels = latte_reference.GUIDED_CHANNELS
+
+
+def is_video(weights):
+    return "temp_embed" in safetensors_io.load_file(weights)[0]
+
+
+class Env:
+    """The bundled model (the image DiT, or the video Latte: then an item is a clip of F frames), the original DDIM
+    sampler with guidance, and BlockDance's Cache/Reuse steps per item."""
+
+    def __init__(self, weights=WEIGHTS, steps=50, guidance=4.0, rho=0.4, boundary=None):
+        self.video = is_video(weights)
+        self.run = _LatteRunner(weights) if self.video else _DitRunner(weights)
+        self.weights = weights
+        cfg = self.run.cfg
         self.cfg = cfg
+        self.frames = self.run.frames
         self.steps, self.guidance = steps, guidance
         self.rho_steps = int(math.floor(rho * steps + 1e-9))
         self.boundary = boundary if boundary is not None else round(20 * cfg.depth / 28)   # CachePolicy.BoundaryFor
         self.diff = ref.SpacedDiffusion(steps, learn_sigma=cfg.learn_sigma)
         self.null = cfg.num_classes
-        self.cfg_channels = ref.NUMERICS["original"]["cfg_channels"]
+        self.cfg_channels = self.run.cfg_channels
         self.grid = cfg.input_size // cfg.patch_size
 
+    @property
+    def item_shape(self):
+        """One sample: [C, H, W], or [F, C, H, W] for a clip."""
+        c = self.cfg
+        return ((self.frames,) if self.video else ()) + (c.in_channels, c.input_size, c.input_size)
+
+    @property
+    def item_tokens(self):
+        """Rows of one item's stream: T, or F·T for a clip."""
+        return self.frames * self.grid * self.grid
+
     def step(self, x, y, s, kinds, feat):
-        """Sampling step s for images x [n, C, H, W], labels y [n], kinds [n] (FULL/CACHE/REUSE), the stored feature
-        feat [2n, T, D] (or None). Returns (x after the step, the stored feature after it)."""
+        """Sampling step s for items x [n, *item_shape], labels y [n], kinds [n] (FULL/CACHE/REUSE), the stored
+        feature feat [2n, R, D] (or None). Returns (x after the step, the stored feature after it)."""
         n = x.shape[0]
         k = self.diff.num_steps - 1 - s
+        run = self.run
         x2, y2, kinds2 = torch.cat([x, x]), torch.cat([y, torch.full_like(y, self.null)]), torch.cat([kinds, kinds])
-        sc = self.fast.condition(torch.full((2 * n,), self.diff.timestep_map[k], dtype=torch.int64), y2)
+        sc = run.condition(torch.full((2 * n,), self.diff.timestep_map[k], dtype=torch.int64), y2)
         comp = (kinds2 != REUSE).nonzero().flatten()
         reuse = (kinds2 == REUSE).nonzero().flatten()
         if len(reuse) and feat is None:
             raise ValueError(f"step {s}: a Reuse step without a stored feature")
-        T, D = self.grid * self.grid, self.cfg.hidden_size
-        h = torch.empty(2 * n, T, D)
+        h = torch.empty(2 * n, self.item_tokens, self.cfg.hidden_size)
         if len(comp):
-            hc, scc = self.fast.embed(x2[comp]), sc[comp]
-            for i in range(self.boundary):
-                hc = self.fast.block(hc, scc, i)
-            h[comp] = hc
+            h[comp] = run.blocks(run.embed(x2[comp]), sc[comp], 0, self.boundary)
         if len(reuse):
             h[reuse] = feat[reuse]
         store = (kinds2 == CACHE).nonzero().flatten()
         if len(store):
-            feat = torch.zeros(2 * n, T, D) if feat is None else feat.clone()
+            feat = torch.zeros(2 * n, self.item_tokens, self.cfg.hidden_size) if feat is None else feat.clone()
             feat[store] = h[store]
-        for i in range(self.boundary, self.cfg.depth):
-            h = self.fast.block(h, sc, i)
-        out = self.fast.final(h, sc, self.grid, self.grid)
+        h = run.blocks(h, sc, self.boundary, self.cfg.depth)
+        out = run.final(h, sc, self.grid, self.grid)                # [2n, (F,) C', H, W]
+        ch = 2 if self.video else 1                                 # the channel axis
         g = self.cfg_channels
-        cond, uncond = out[:n, :g], out[n:, :g]
-        guided = uncond + self.guidance * (cond - uncond)
-        out = torch.cat([torch.cat([guided, guided]), out[:, g:]], dim=1)
-        x2 = self.diff.ddim_step(out, x2, k, torch.zeros_like(x2), 0.0)
+        eps, rest = out.narrow(ch, 0, g), out.narrow(ch, g, out.shape[ch] - g)
+        guided = eps[n:] + self.guidance * (eps[:n] - eps[n:])
+        out = torch.cat([torch.cat([guided, guided]), rest], dim=ch)
+        C, H, W = self.cfg.in_channels, self.cfg.input_size, self.cfg.input_size
+        rows = 2 * n * self.frames                                  # DDIM is per element: frames as rows
+        x2 = self.diff.ddim_step(out.reshape(rows, -1, H, W), x2.reshape(rows, C, H, W), k,
+                                 torch.zeros(rows, C, H, W), 0.0).reshape(x2.shape)
         return x2[:n], feat
 
     @torch.inference_mode()
@@ -146,13 +198,21 @@ class Env:
         return kinds
 
     def macs(self):
-        """(MACs of a full forward, of a Reuse forward) for one sample, counted as src/Dit/MacCount.cs does."""
+        """(MACs of a full forward, of a Reuse forward) for one sample (image or clip), counted as src/Dit/MacCount.cs
+        does: a Latte spatial block is F blocks over T tokens, a temporal block T blocks over F frames."""
         c = self.cfg
-        D, T, p = c.hidden_size, self.grid * self.grid, c.patch_size
-        block = 6 * D * D + 3 * T * D * D + 2 * T * T * D + T * D * D + 2 * T * D * (4 * D)
-        patch, cond = T * c.in_channels * p * p * D, ref.FREQ_DIM * D + D * D
-        final = 2 * D * D + T * D * p * p * c.out_channels
-        return patch + cond + c.depth * block + final, cond + (c.depth - self.boundary) * block + final
+        D, T, p, F_ = c.hidden_size, self.grid * self.grid, c.patch_size, self.frames
+
+        def block(n):
+            return 6 * D * D + 3 * n * D * D + 2 * n * n * D + n * D * D + 2 * n * D * (4 * D)
+
+        def block_at(i):
+            return T * block(F_) if self.video and i % 2 == 1 else F_ * block(T)
+
+        patch, cond = F_ * T * c.in_channels * p * p * D, ref.FREQ_DIM * D + D * D
+        final = F_ * (2 * D * D + T * D * p * p * c.out_channels)
+        blocks = [block_at(i) for i in range(c.depth)]
+        return patch + cond + sum(blocks) + final, cond + sum(blocks[self.boundary:]) + final
 
     def saved_fraction(self, reuse_steps):
         """Fraction of the run's MACs saved by `reuse_steps` Reuse steps of S."""
@@ -211,16 +271,35 @@ def ssim(a, b, data_range=2.0):
     return s[..., r:-r, r:-r].mean(dim=(1, 2, 3)).float()
 
 
-class Judge:
-    """The bundled classifier: probability of the intended class."""
+def item_ssim(a, b):
+    """SSIM per item of a, b [N, C, H, W] or clips [N, F, C, H, W] (the mean over the frames, each frame an image, as
+    bench/quality.py counts clips)."""
+    if a.dim() == 4:
+        return ssim(a, b)
+    n, f = a.shape[:2]
+    return ssim(a.reshape(n * f, *a.shape[2:]), b.reshape(n * f, *b.shape[2:])).reshape(n, f).mean(dim=1)
 
-    def __init__(self):
-        self.model, _ = shapes_classifier.load_classifier()
+
+class Judge:
+    """The bundled classifier of the model's samples (images: models/shapes-classifier; clips: the motion-aware
+    models/latte-clip-classifier): logits of each item."""
+
+    def __init__(self, video=False):
+        self.video = video
+        self.model = latte_clip_classifier.load() if video else shapes_classifier.load_classifier()[0]
 
     @torch.inference_mode()
-    def prob(self, images, labels):
-        _, logits = shapes_classifier.features_and_logits(self.model, images)
-        return torch.softmax(logits, dim=1)[torch.arange(len(labels)), labels]
+    def logits(self, items):
+        if self.video:
+            return self.model(items.float().clamp(-1, 1))
+        return shapes_classifier.features_and_logits(self.model, items)[1]
+
+    def prob(self, items, labels):
+        return torch.softmax(self.logits(items), dim=1)[torch.arange(len(labels)), labels]
+
+    @property
+    def class_names(self):
+        return latte_clip_classifier.clips_data.CLASS_NAMES if self.video else shapes_data.CLASS_NAMES
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -228,7 +307,8 @@ class Judge:
 # ----------------------------------------------------------------------------------------------------------------
 
 def load_pool(env, seed, n, work, chunk=32, log=print):
-    """x_rho [n, C, H, W], feat [n, 2, T, D] (cond, uncond), final [n, C, H, W] uncached, labels [n]; cached in work."""
+    """x_rho [n, *item], feat [n, 2, R, D] (cond, uncond), final [n, *item] uncached, labels [n]; cached in work (item:
+    [C, H, W], or [F, C, H, W] for a clip; R = T, or F·T)."""
     os.makedirs(work, exist_ok=True)
     path = os.path.join(work, f"pool-s{seed}-n{n}-S{env.steps}-r{env.rho_steps}-b{env.boundary}"
                               f"-g{env.guidance:g}.safetensors")
@@ -237,7 +317,7 @@ def load_pool(env, seed, n, work, chunk=32, log=print):
         return t
     g = torch.Generator().manual_seed(seed)
     c = env.cfg
-    noise = torch.randn(n, c.in_channels, c.input_size, c.input_size, generator=g)
+    noise = torch.randn(n, *env.item_shape, generator=g)
     labels = torch.arange(n, dtype=torch.int64) % c.num_classes
     parts = {"x_rho": [], "feat": [], "final": []}
     t0 = time.time()
@@ -304,32 +384,66 @@ def rel(a, b):
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
+def slow_sample_latte(model, noise, y, plan, boundary, guidance, steps):
+    """One clip at a time, latte_reference's op-by-op Latte (its forward's boundary/feature arguments are the Cache and
+    Reuse steps), the plan's letters executed literally; guidance as its forward_with_cfg."""
+    diff = ref.SpacedDiffusion(steps, learn_sigma=model.cfg.learn_sigma)
+    _, F_, C, H, W = noise.shape
+    x = torch.cat([noise, noise])
+    yy = torch.tensor([int(y), model.cfg.num_classes])
+    g = latte_reference.GUIDED_CHANNELS
+    stored = None
+    for s, k in enumerate(reversed(range(diff.num_steps))):
+        t = torch.full((2,), float(diff.timestep_map[k]))
+        if plan[s] == "R":
+            out = model.forward(x, t, yy, boundary=boundary, feature=stored)
+        elif plan[s] == "C":
+            out, stored = model.forward(x, t, yy, boundary=boundary)
+        else:
+            out = model.forward(x, t, yy)
+        eps, rest = out[:, :, :g], out[:, :, g:]
+        ge = eps[1:] + guidance * (eps[:1] - eps[1:])
+        out = torch.cat([torch.cat([ge, ge]), rest], dim=2)
+        x = diff.ddim_step(out.reshape(2 * F_, -1, H, W), x.reshape(2 * F_, C, H, W), k,
+                           torch.zeros(2 * F_, C, H, W), 0.0).reshape(x.shape)
+        x = torch.cat([x[:1], x[:1]])
+    return x[:1]
+
+
 def cmd_check(args):
     torch.set_num_threads(args.threads)
     env = Env(args.weights)
     S, ok = env.steps, True
-    print(f"boundary {env.boundary}, rho_steps {env.rho_steps}, K {S - env.rho_steps}")
+    print(f"{'video (Latte, %d frames)' % env.frames if env.video else 'image DiT'}: boundary {env.boundary}, "
+          f"rho_steps {env.rho_steps}, K {S - env.rho_steps}")
     g = torch.Generator().manual_seed(7)
-    noise = torch.randn(3, 3, 32, 32, generator=g)
-    y = torch.tensor([1, 4, 6])
+    noise = torch.randn(3, *env.item_shape, generator=g)
+    y = torch.tensor([1, 4, 6]) % env.cfg.num_classes
     with torch.inference_mode():
-        want = ref.sample(env.model, noise, y, S, cfg_scale=env.guidance, sampler="ddim")
+        if env.video:
+            model = latte_reference.load_latte(args.weights)
+            want = latte_reference.sample(model, noise, y, S, cfg_scale=env.guidance, sampler="ddim")
+        else:
+            model = env.run.model
+            want = ref.sample(model, noise, y, S, cfg_scale=env.guidance, sampler="ddim")
     got, _ = env.rollout(noise, y, torch.full((3, S), FULL, dtype=torch.long))
     r = rel(got, want)
     ok &= r < 1e-4
-    print(f"{'ok  ' if r < 1e-4 else 'FAIL'} all-Full rollout vs dit_reference.sample: max rel diff {r:.2e}")
+    print(f"{'ok  ' if r < 1e-4 else 'FAIL'} all-Full rollout vs {'latte' if env.video else 'dit'}_reference.sample: "
+          f"max rel diff {r:.2e}")
     rnd = torch.Generator().manual_seed(3)
     random_plan = static_plan(S, 1)[:env.rho_steps - 1] + "C" + "".join(
         "R" if v else "C" for v in ada_net.constrain((torch.rand(1, S - env.rho_steps, generator=rnd) < 0.6).long(),
                                                       3)[0][0].tolist())
     plans = [static_plan(S, 2), static_plan(S, 3), random_plan]
     got, _ = env.rollout(noise, y, kinds_of(plans))
+    slow = slow_sample_latte if env.video else slow_sample
     for i, plan in enumerate(plans):
         with torch.inference_mode():
-            want = slow_sample(env.model, noise[i:i + 1], y[i], plan, env.boundary, env.guidance, S)
+            want = slow(model, noise[i:i + 1], y[i], plan, env.boundary, env.guidance, S)
         r = rel(got[i:i + 1], want)
         ok &= r < 1e-4
-        print(f"{'ok  ' if r < 1e-4 else 'FAIL'} mixed-plan batch, image {i} ({plan}) vs one-image op-by-op loop: "
+        print(f"{'ok  ' if r < 1e-4 else 'FAIL'} mixed-plan batch, item {i} ({plan}) vs one-item op-by-op loop: "
               f"max rel diff {r:.2e}")
     # prefix + decided steps (the pool's path) = one rollout of the whole plan
     x_rho, feat = env.rollout(noise, y, env.prefix_kinds(3))
@@ -348,11 +462,12 @@ def cmd_check(args):
     d = (mine.double() - sk).abs().max().item()
     ok &= d < 1e-5
     print(f"{'ok  ' if d < 1e-5 else 'FAIL'} SSIM vs scikit-image: max abs diff {d:.2e} (values {sk.numpy().round(4)})")
-    # MACs: BlockDance-2 saves 19.4 % (bench/results/quality.md, from the C# MacCount)
-    f2 = env.saved_fraction(static_plan(S, 2).count("R"))
-    ok &= abs(f2 - 0.194) < 0.0005
-    print(f"{'ok  ' if abs(f2 - 0.194) < 0.0005 else 'FAIL'} BlockDance-2 saves {100 * f2:.2f} % of the MACs "
-          f"(C# report: 19.4 %)")
+    # MACs: BlockDance-2 saves 19.4 % on the image model, 18.4 % on the video model (bench/results/quality.md and
+    # quality-video.md, from the C# MacCount)
+    f2, want2 = env.saved_fraction(static_plan(S, 2).count("R")), (0.184 if env.video else 0.194)
+    ok &= abs(f2 - want2) < 0.0005
+    print(f"{'ok  ' if abs(f2 - want2) < 0.0005 else 'FAIL'} BlockDance-2 saves {100 * f2:.2f} % of the MACs "
+          f"(C# report: {100 * want2:.1f} %)")
     # greedy plans of ada_net obey the bound and start with the prefix
     plan = ada_net.greedy_plan(torch.zeros(S - env.rho_steps), ada_net.AdaConfig(rho_steps=env.rho_steps))
     ok &= plan == "F" * 19 + "C" + "RRRC" * 7 + "RR"
@@ -370,7 +485,8 @@ def make_net(args, env):
                             hidden_size=args.hidden, depth=args.depth, num_heads=args.heads,
                             num_classes=env.cfg.num_classes, steps=env.steps, rho_steps=env.rho_steps,
                             max_reuse=args.max_reuse, boundary=env.boundary, threshold=0.5,
-                            base_model="dit-shapes-32", sampler="ddim", guidance=env.guidance)
+                            base_model=model_stem(env.weights), sampler="ddim", guidance=env.guidance,
+                            num_frames=env.frames)
     net = ada_net.AdaNet(cfg)
     # Optional departures from the contract's default initialisation (ada_net.AdaNet._init), for training only: with
     # adaLN-Zero the label reaches the pooled features only once the modulation has grown, and with a zero fc2 the
@@ -383,6 +499,11 @@ def make_net(args, env):
         if getattr(args, "head_init_std", 0.0) > 0:
             nn.init.normal_(net.head.fc2.weight, std=args.head_init_std)
     return net
+
+
+def model_stem(weights):
+    """'dit-shapes-32' for models/dit-shapes-32.safetensors."""
+    return os.path.splitext(os.path.basename(weights))[0]
 
 
 def step_generator(seed, n):
@@ -405,7 +526,7 @@ def episode(env, net, pool, idx, samples, max_reuse, g, lam):
     kinds = torch.where(reuse > 0, REUSE, CACHE)
     final, _ = env.rollout(pool["x_rho"][rep], pool["labels"][rep], kinds, s0=env.rho_steps, feat=pool_feat(pool, rep))
     C = reuse.float().mean(dim=1)
-    Q = ssim(final, pool["final"][rep])
+    Q = item_ssim(final, pool["final"][rep])
     return {"logp": logp, "entropy": ent, "C": C, "Q": Q, "R": C + lam * Q, "reuse": reuse, "B": B}
 
 
@@ -589,7 +710,8 @@ def cmd_export(args):
     write_curves(st["log"], base + "-curves.csv", base + "-curves.png")
     print(f"wrote {args.out} ({sum(p.numel() for p in net.parameters())} parameters), {base}-curves.csv/.png")
     back = ada_net.load(args.out)
-    x = torch.randn(2, cfg.in_channels, cfg.input_size, cfg.input_size)
+    x = torch.randn(2, *((cfg.num_frames,) if cfg.num_frames > 1 else ()), cfg.in_channels, cfg.input_size,
+                    cfg.input_size)
     with torch.no_grad():
         d = (back(x, torch.tensor([0, 5])) - net.eval()(x, torch.tensor([0, 5]))).abs().max().item()
     print(f"reloaded: max abs logit difference {d:.1e}")
@@ -612,21 +734,20 @@ def cmd_evaluate(args):
         with torch.no_grad():
             probs = net.probabilities(pool["x_rho"], labels)
         ada_plans = [ada_net.greedy_plan(p, net.cfg) for p in probs]
-    judge = Judge()
+    judge = Judge(env.video)
     policies = {"ada": ada_plans, "blockdance:n=2": [static_plan(S, 2)] * n, "blockdance:n=3": [static_plan(S, 3)] * n,
                 "blockdance:n=4": [static_plan(S, 4)] * n}
     res = {"eval_pool": n, "eval_seed": args.eval_seed, "weights": os.path.basename(args.ada), "policies": {}}
     uncached_prob = judge.prob(pool["final"], labels)
-    names = shapes_data.CLASS_NAMES
+    names = judge.class_names
     for name, plans in policies.items():
         if args.static_only and name == "ada":
             continue
         out = rollout_pool(env, pool, plans, args.work if name != "ada" else None,
                            f"s{args.eval_seed}-n{n}-{name.replace(':', '').replace('=', '')}")
-        q = ssim(out, pool["final"])
+        q = item_ssim(out, pool["final"])
         reuse = torch.tensor([p.count("R") for p in plans], dtype=torch.float)
-        _, logits = shapes_classifier.features_and_logits(judge.model, out)
-        pred = logits.argmax(dim=1)
+        pred = judge.logits(out).argmax(dim=1)
         entry = {"ssim": float(q.mean()), "ssim_min": float(q.min()),
                  "psnr": float(psnr(out, pool["final"]).mean()),
                  "reuse_fraction": float(reuse.mean() / (S - r0)),
@@ -653,8 +774,7 @@ def cmd_evaluate(args):
         print(f"{name:16s} reuse {entry['reuse_fraction']:.3f} saved {100 * entry['macs_saved']:.1f}% "
               f"SSIM {entry['ssim']:.4f} (min {entry['ssim_min']:.3f}) PSNR {entry['psnr']:.2f} "
               f"acc {entry['class_accuracy']:.3f} distinct {entry['distinct_plans']}", flush=True)
-    _, logits = shapes_classifier.features_and_logits(judge.model, pool["final"])
-    res["uncached_class_accuracy"] = float((logits.argmax(dim=1) == labels).float().mean())
+    res["uncached_class_accuracy"] = float((judge.logits(pool["final"]).argmax(dim=1) == labels).float().mean())
     res["uncached_class_prob"] = float(uncached_prob.mean())
     if args.static_only:
         return 0
@@ -687,6 +807,10 @@ def rollout_pool(env, pool, plans, work=None, key="", chunk=32):
 
 
 def psnr(a, b, data_range=2.0):
+    """PSNR per item (a clip: the mean over its frames, each frame an image, as bench/quality.py counts clips)."""
+    if a.dim() == 5:
+        n, f = a.shape[:2]
+        return psnr(a.reshape(n * f, *a.shape[2:]), b.reshape(n * f, *b.shape[2:]), data_range).reshape(n, f).mean(1)
     mse = ((a.clamp(-1, 1) - b.clamp(-1, 1)) ** 2).mean(dim=(1, 2, 3)).double()
     return (10 * torch.log10(data_range ** 2 / mse.clamp_min(1e-30))).float()
 
@@ -695,11 +819,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     ch, tr, be, ex, ev = (sub.add_parser(n) for n in ("check", "train", "bench", "export", "evaluate"))
+    for p in (ch, tr, be, ex, ev):
+        p.add_argument("--weights", default=WEIGHTS, help="the base model: the bundled image DiT (default) or the "
+                                                          "bundled video Latte, models/latte-shapes-video-32.safetensors")
     for p in (ch, tr, be, ev):
-        p.add_argument("--weights", default=WEIGHTS)
         p.add_argument("--threads", type=int, default=1)
     for p in (tr, be, ex, ev):
-        p.add_argument("--work", default=WORK)
+        p.add_argument("--work", default=None, help="checkpoint and pools (default .cache/ada-<base model>)")
     for p in (tr, be):
         p.add_argument("--depth", type=int, default=3)
         p.add_argument("--hidden", type=int, default=64)
@@ -728,11 +854,18 @@ def main(argv=None):
     for p in (tr, ev):
         p.add_argument("--eval-pool", type=int, default=48)
         p.add_argument("--eval-seed", type=int, default=2)
-    ex.add_argument("--out", default=OUT)
-    ev.add_argument("--ada", default=OUT)
+    ex.add_argument("--out", default=None, help="default models/ada-<base model>.safetensors")
+    ev.add_argument("--ada", default=None, help="default models/ada-<base model>.safetensors")
     ev.add_argument("--out", default="")
     ev.add_argument("--static-only", action="store_true", help="only the BlockDance N policies (cached in --work)")
     args = ap.parse_args(argv)
+    stem = model_stem(args.weights)
+    if getattr(args, "work", "") is None:
+        args.work = os.path.join(REPO, ".cache", f"ada-{stem}")
+    if args.cmd == "export" and args.out is None:
+        args.out = os.path.join(REPO, "models", f"ada-{stem}.safetensors")
+    if args.cmd == "evaluate" and args.ada is None:
+        args.ada = os.path.join(REPO, "models", f"ada-{stem}.safetensors")
     return {"check": cmd_check, "train": cmd_train, "bench": cmd_bench, "export": cmd_export,
             "evaluate": cmd_evaluate}[args.cmd](args)
 

@@ -106,8 +106,11 @@ class Latte:
                        g("mlp.fc2.weight"), g("mlp.fc2.bias"))
         return x + gate_mlp[:, None, :] * h
 
-    def forward(self, x, t, y, return_blocks=False):
-        """x [B, F, C, H, W], t [B], y [B] -> out [B, F, C', H, W] (and every block's output as [B, F, T, D])."""
+    def forward(self, x, t, y, return_blocks=False, boundary=None, feature=None):
+        """x [B, F, C, H, W], t [B], y [B] -> out [B, F, C', H, W] (and every block's output as [B, F, T, D]).
+        With `boundary` (BlockDance's Cache/Reuse, docs/caching.md): without `feature`, the stream entering block
+        `boundary` ([B·F, T, D], frame-major) is returned too (a Cache step); with `feature` the embedding and blocks
+        0 … boundary−1 are skipped and block `boundary` starts from it (a Reuse step)."""
         cfg, w = self.cfg, self.w
         x = x.to(torch.float32)
         B, F, C, H, W = x.shape
@@ -128,21 +131,28 @@ class Latte:
         c = t_emb + w["y_embedder.embedding_table.weight"][y]                           # [B, D]
         c_spatial = c.repeat_interleave(F, dim=0)                                       # 'n d -> (n c) d', c = F
         c_temp = c.repeat_interleave(T, dim=0)                                          # 'n d -> (n c) d', c = T
-        blocks = []
-        for i in range(0, cfg.depth, 2):
-            h = self.block(h, c_spatial, i)
-            blocks.append(h.reshape(B, F, T, D))
-            h = h.reshape(B, F, T, D).permute(0, 2, 1, 3).reshape(B * T, F, D)           # '(b f) t d -> (b t) f d'
-            if i == 0:
-                h = h + w["temp_embed"]
-            h = self.block(h, c_temp, i + 1)
-            h = h.reshape(B, T, F, D).permute(0, 2, 1, 3).reshape(B * F, T, D)           # '(b t) f d -> (b f) t d'
+        blocks, stored, start = [], None, 0
+        if boundary is not None and feature is not None:
+            h, start = feature, boundary
+        for i in range(start, cfg.depth):   # the official pairs (spatial i, temporal i + 1), one block at a time
+            if i == boundary and feature is None:
+                stored = h
+            if i % 2 == 0:
+                h = self.block(h, c_spatial, i)
+            else:
+                h = h.reshape(B, F, T, D).permute(0, 2, 1, 3).reshape(B * T, F, D)       # '(b f) t d -> (b t) f d'
+                if i == 1:
+                    h = h + w["temp_embed"]
+                h = self.block(h, c_temp, i)
+                h = h.reshape(B, T, F, D).permute(0, 2, 1, 3).reshape(B * F, T, D)       # '(b t) f d -> (b f) t d'
             blocks.append(h.reshape(B, F, T, D))
         shift, scale = dit.linear(dit.silu(c_spatial), w["final_layer.adaLN_modulation.1.weight"],
                                   w["final_layer.adaLN_modulation.1.bias"]).chunk(2, dim=1)
         h = dit.linear(dit.modulate(dit.layer_norm(h, NORM_EPS), shift, scale),
                        w["final_layer.linear.weight"], w["final_layer.linear.bias"])
         out = dit.unpatchify(h, p, cfg.out_channels, gh, gw).reshape(B, F, cfg.out_channels, H, W)
+        if boundary is not None and feature is None:
+            return out, stored
         return (out, blocks) if return_blocks else out
 
     def forward_with_cfg(self, x, t, y, cfg_scale):

@@ -4,7 +4,7 @@
 weights, original-layout numerics. It is the fair PyTorch side of the CPU latency benchmark; `check` proves it
 computes the same function as the reference (the reference is written op by op for clarity, not speed).
 
-    /usr/bin/python3 tools/torch_fast_dit.py check --weights W [--batch 2]
+    /usr/bin/python3 tools/torch_fast_dit.py check --weights W [--batch 2]      (a DiT or, with temp_embed, a Latte)
 """
 import argparse
 import math
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(__file__))
 import dit_reference as ref  # noqa: E402
+import safetensors_io  # noqa: E402
 
 
 class FastDiT:
@@ -72,12 +73,70 @@ class FastDiT:
             h = self.block(h, sc, i)
         return self.final(h, sc, x.shape[2] // p, x.shape[3] // p)
 
+class FastLatte:
+    """Latte's forward (tools/latte_reference.py: per-frame patch embedding, spatial blocks on ((b f), t, d), temporal
+    blocks on ((b t), f, d), temp_embed added once before block 1) on FastDiT's fused block, embedding and final layer.
+    Tokens travel item-major as [B, F·T, D] (frame-major inside a clip), the stream a feature cache stores."""
+
+    def __init__(self, path):
+        state, meta = safetensors_io.load_file(path)
+        if "temp_embed" not in state:
+            raise ValueError(f"{path}: no temp_embed; not a Latte checkpoint")
+        self.temp_embed = state.pop("temp_embed").to(torch.float32)        # [1, F, D]
+        dit = ref.DiT(state, ref.infer_config(state, "original", meta))
+        self.fast = FastDiT(dit)
+        self.cfg = dit.cfg
+        self.frames = self.temp_embed.shape[1]
+
+    def embed(self, x):
+        """x [B, F, C, H, W] -> [B, F·T, D]."""
+        B, F_, C, H, W = x.shape
+        h = self.fast.embed(x.reshape(B * F_, C, H, W))
+        return h.reshape(B, F_ * h.shape[1], h.shape[2])
+
+    def condition(self, t, y):
+        return self.fast.condition(t, y)                                     # [B, D] per clip
+
+    def blocks(self, h, sc, start, stop):
+        """Blocks [start, stop) on h [B, F·T, D] with the per-clip conditioning sc [B, D]."""
+        B, FT, D = h.shape
+        F_ = self.frames
+        T = FT // F_
+        for i in range(start, stop):
+            if i % 2 == 0:
+                h = self.fast.block(h.reshape(B * F_, T, D), sc.repeat_interleave(F_, dim=0), i)
+            else:
+                h = h.reshape(B, F_, T, D).permute(0, 2, 1, 3).reshape(B * T, F_, D)   # '(b f) t d -> (b t) f d'
+                if i == 1:
+                    h = h + self.temp_embed
+                h = self.fast.block(h, sc.repeat_interleave(T, dim=0), i)
+                h = h.reshape(B, T, F_, D).permute(0, 2, 1, 3)                       # '(b t) f d -> (b f) t d'
+            h = h.reshape(B, FT, D)
+        return h
+
+    def final(self, h, sc, gh, gw):
+        """[B, F·T, D] -> [B, F, C', H, W]."""
+        B, FT, D = h.shape
+        F_ = self.frames
+        out = self.fast.final(h.reshape(B * F_, FT // F_, D), sc.repeat_interleave(F_, dim=0), gh, gw)
+        return out.reshape(B, F_, *out.shape[1:])
+
+    @torch.inference_mode()
+    def forward(self, x, t, y):
+        p = self.cfg.patch_size
+        sc = self.condition(t, y)
+        h = self.blocks(self.embed(x), sc, 0, self.cfg.depth)
+        return self.final(h, sc, x.shape[3] // p, x.shape[4] // p)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("what", choices=["check"])
     ap.add_argument("--weights", required=True)
     ap.add_argument("--batch", type=int, default=2)
     args = ap.parse_args()
+    if "temp_embed" in safetensors_io.load_file(args.weights)[0]:
+        return check_latte(args)
     model = ref.load_dit(args.weights, allow_pos_embed_recompute=True)
     fast = FastDiT(model)
     g = torch.Generator().manual_seed(0)
@@ -90,6 +149,23 @@ def main():
         b = fast.forward(x, t, y)
     rel = ((a - b).abs().max() / a.abs().max()).item()
     print(f"max relative difference fast vs reference: {rel:.3e}")
+    return 0 if rel < 1e-4 else 1
+
+
+def check_latte(args):
+    import latte_reference
+    model = latte_reference.load_latte(args.weights)
+    fast = FastLatte(args.weights)
+    c = model.cfg
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn((args.batch, c.num_frames, c.in_channels, c.input_size, c.input_size), generator=g)
+    t = torch.tensor([999.0, 3.0][: args.batch] + [500.0] * max(0, args.batch - 2))
+    y = torch.arange(args.batch) % (c.num_classes + 1)
+    with torch.inference_mode():
+        a = model.forward(x, t, y)
+        b = fast.forward(x, t, y)
+    rel = ((a - b).abs().max() / a.abs().max()).item()
+    print(f"Latte: max relative difference fast vs reference: {rel:.3e}")
     return 0 if rel < 1e-4 else 1
 
 
