@@ -79,6 +79,15 @@ public sealed class AdaCliTests
     }
 
     [Fact]
+    public void Calibrate_searches_an_adaptive_threshold_on_a_video_model()
+    {
+        var (code, output, err) = CliTests.Run("calibrate", "--weights", Fixtures.Path("latte_deep.safetensors"), "--labels", "1,4", "--steps", "10",
+            "--cache", "fbcache", "--target-speedup", "1.2", "--iterations", "2", "--quiet");
+        Assert.True(code == 0, err);
+        Assert.Contains("--cache fbcache:threshold=", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Plan_says_ada_is_decided_at_run_time()
     {
         var (code, output, err) = CliTests.Run("plan", "--depth", "12", "--cache", "ada");
