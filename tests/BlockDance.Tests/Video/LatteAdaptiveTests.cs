@@ -159,14 +159,16 @@ public sealed class LatteAdaptiveTests
     }
 
     [Theory]
-    [InlineData("bwcache:delta=1.0,refresh=2")]
-    [InlineData("teacache:threshold=0.3")]
-    [InlineData("fbcache:threshold=0.75")]
-    [InlineData("per-clip")]
-    public void A_steady_state_adaptive_video_step_allocates_nothing(string policy)
+    [InlineData("cpu", "bwcache:delta=1.0,refresh=2")]
+    [InlineData("cpu", "teacache:threshold=0.3")]
+    [InlineData("cpu", "fbcache:threshold=0.75")]
+    [InlineData("cpu", "per-clip")]
+    [InlineData("cuda-emu", "fbcache:threshold=0.75")]
+    [InlineData("cuda-emu", "per-clip")]
+    public void A_steady_state_adaptive_video_step_allocates_nothing(string device, string policy)
     {
         using var checkpoint = DitCheckpoint.Open(Latte.Weights("latte_deep"));
-        using var ops = new CpuOps();
+        using var ops = Open(device);
         using var model = LatteModel.Load(checkpoint, ops);
         var cache = policy == "per-clip" ? new PerClipPolicy(["FFCRCRCRCRCRCRCF", "FFCRRCRRCRRCRRCF", "FFCCCCCCCCCCCCCF"]) : CachePolicy.Parse(policy);
         using var run = new SamplingRun(model, new GenerationRequest { Labels = [1, 4, 2], Steps = 16, Seed = 5, Cache = cache });
