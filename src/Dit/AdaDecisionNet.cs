@@ -1,9 +1,11 @@
 // BlockDance-Ada's decision network (BlockDance paper §3.4, Fig. 6), the C# side of tools/ada_net.py (whose docstring
 // is the contract: keys, metadata, forward, greedy plan). It reads the latent after the first ρ·S steps and the class
 // label and gives, for each of the K = S − ρ·S remaining steps, the probability that the step is a Cache step.
-// Shapes: B batch, C channels, H = W = input size, p patch, T = (H/p)² tokens, D hidden, K outputs.
+// Shapes: B batch, C channels (per frame), F frames (1: an image network), H = W = input size, p patch, T = (H/p)²
+// tokens, D hidden, K outputs. A video network reads a clip [B, F, C, H, W] viewed as [B, F·C, H, W] (frames stacked as
+// channels, the same memory; the sampler's latent (B·F, C, H, W) is that view too).
 //
-//   latent [B, C, H, W] --x_embedder (conv p×p as im2col + GEMM) + pos_embed--> h [B, T, D]
+//   latent [B, F·C, H, W] --x_embedder (conv p×p as im2col + GEMM) + pos_embed--> h [B, T, D]
 //   labels [B]          --y_embedder table--------------------------------------> c [B, D]   (no timestep)
 //   h = DiT block_i(h, c), i = 0 … depth−1     (the DiT's own adaLN-Zero block, keys blocks.{i}.*)
 //   pooled = mean_T LayerNorm(h)  (no affine, eps 1e-6)                                        [B, D]
@@ -19,7 +21,7 @@ using BlockDance.Runtime.Safetensors;
 namespace BlockDance.Dit;
 
 /// <summary>
-/// The decision network's shape (<c>input_size</c>, <c>in_channels</c>, <c>patch_size</c>, <c>hidden_size</c>,
+/// The decision network's shape (<c>input_size</c>, <c>in_channels</c>, <c>num_frames</c>, <c>patch_size</c>, <c>hidden_size</c>,
 /// <c>depth</c>, <c>num_heads</c>, <c>num_classes</c>) and the run it decides for (<c>steps</c> S, <c>rho_steps</c> ρ·S,
 /// <c>max_reuse</c>, <c>boundary</c>, <c>threshold</c>, <c>base_model</c>), as stored in the weights' metadata.
 /// </summary>
@@ -30,8 +32,15 @@ public sealed record AdaConfig
 
     /// <summary>Latent height and width H = W the network reads.</summary>
     public required int InputSize { get; init; }
-    /// <summary>Latent channels C.</summary>
+    /// <summary>Latent channels C per frame.</summary>
     public required int InChannels { get; init; }
+    /// <summary>
+    /// Frames F of the clips the network reads (metadata <c>num_frames</c>; absent: 1, an image network). A video
+    /// network's patch embedding reads the F frames stacked as channels: F·C input channels.
+    /// </summary>
+    public int Frames { get; init; } = 1;
+    /// <summary>Input channels of the patch embedding: F·C.</summary>
+    public int EmbedChannels => Frames * InChannels;
     /// <summary>Patch size p of the token embedding.</summary>
     public required int PatchSize { get; init; }
     /// <summary>Hidden size D.</summary>
@@ -83,11 +92,13 @@ public sealed record AdaConfig
             HiddenSize = Int("hidden_size"), Depth = Int("depth"), Heads = Int("num_heads"), NumClasses = Int("num_classes"),
             Steps = Int("steps"), RhoSteps = Int("rho_steps"), MaxReuse = Int("max_reuse"), Boundary = Int("boundary"),
             Threshold = threshold, BaseModel = meta.TryGetValue("base_model", out var b) ? b : "",
+            Frames = meta.ContainsKey("num_frames") ? Int("num_frames") : 1,
         };
         string? bad =
             c.InputSize <= 0 || c.PatchSize <= 0 || c.InputSize % c.PatchSize != 0 ? $"input_size {c.InputSize} is not a positive multiple of patch_size {c.PatchSize}"
             : c.HiddenSize <= 0 || c.Heads <= 0 || c.HiddenSize % c.Heads != 0 ? $"hidden_size {c.HiddenSize} is not a positive multiple of num_heads {c.Heads}"
             : c.InChannels <= 0 || c.Depth < 0 || c.NumClasses <= 0 ? $"in_channels {c.InChannels}, depth {c.Depth}, num_classes {c.NumClasses} must be positive"
+            : c.Frames < 1 ? $"num_frames {c.Frames} must be ≥ 1"
             : c.RhoSteps < 1 || c.RhoSteps >= c.Steps ? $"rho_steps {c.RhoSteps} must lie in [1, steps − 1] (steps {c.Steps})"
             : c.MaxReuse < 0 ? $"max_reuse {c.MaxReuse} must be ≥ 0"
             : c.Boundary < 1 ? $"boundary {c.Boundary} must be ≥ 1"
@@ -108,7 +119,7 @@ public sealed record AdaConfig
     {
         int d = HiddenSize;
         yield return ("pos_embed", [1, Tokens, d]);
-        yield return ("x_embedder.proj.weight", [d, InChannels, PatchSize, PatchSize]);
+        yield return ("x_embedder.proj.weight", [d, EmbedChannels, PatchSize, PatchSize]);
         yield return ("x_embedder.proj.bias", [d]);
         yield return ("y_embedder.embedding_table.weight", [NumClasses + 1, d]);
         for (int i = 0; i < Depth; i++)
@@ -125,10 +136,11 @@ public sealed record AdaConfig
         yield return ("head.fc2.bias", [Outputs]);
     }
 
-    /// <summary>The DiT-shaped configuration whose blocks and activations the network reuses (no timestep, no sigma).</summary>
+    /// <summary>The DiT-shaped configuration whose blocks and activations the network reuses (no timestep, no sigma;
+    /// F·C input channels).</summary>
     internal DitConfig AsDitConfig() => new()
     {
-        Depth = Depth, HiddenSize = HiddenSize, Heads = Heads, PatchSize = PatchSize, InChannels = InChannels,
+        Depth = Depth, HiddenSize = HiddenSize, Heads = Heads, PatchSize = PatchSize, InChannels = EmbedChannels,
         LearnSigma = false, NumClasses = NumClasses, InputSize = InputSize, Numerics = DitNumerics.Original,
     };
 }
@@ -219,13 +231,17 @@ public sealed class AdaDecisionNet : IDisposable
     public AdaActivations CreateActivations(int batch) => new(this, batch);
 
     /// <summary>
-    /// The forward up to the logits: latent (B, C, H, W) in the activation type, labels (B) I32 (each in
+    /// The forward up to the logits: latent (B, C, H, W) in the activation type — for a video network (F frames) a clip
+    /// batch as (B·F, C, H, W), (B, F, C, H, W) or (B, F·C, H, W), read as (B, F·C, H, W) —, labels (B) I32 (each in
     /// [0, classes)) → <c>a.Logits</c> (B, K) on the device. <paramref name="observer"/> sees each block's output.
     /// </summary>
+    /// <exception cref="ArgumentException">The latent's element count or its last two dimensions do not fit the
+    /// network and the batch.</exception>
     public void Forward(Tensor latent, Tensor labels, AdaActivations a, IBlockObserver? observer = null)
     {
         var d = a.Dit;
-        PatchEmbedder.Forward(Ops, latent, d.Columns, d.PositionEmbedding, d.X);             // (B, T, D)
+        var input = a.InputView(latent);                                                      // (B, F·C, H, W)
+        PatchEmbedder.Forward(Ops, input, d.Columns, d.PositionEmbedding, d.X);              // (B, T, D)
         LabelEmbedder.Forward(Ops, labels, d.C);                                              // (B, D): c
         Ops.Silu(d.C, d.SiluC);                                                               // (B, D): what adaLN reads
         for (int i = 0; i < Blocks.Count; i++)   // an index loop: no enumerator allocated per call
@@ -317,6 +333,8 @@ public sealed class AdaActivations : IDisposable
             throw;
         }
         NormedAsBtd1 = Dit.Normed.Reshape(batch, t, d, 1);
+        _inputShape = [batch, c.EmbedChannels, c.InputSize, c.InputSize];
+        _frames = c.Frames;
         TransposedRows = Transposed.Reshape(batch * d, t);
         PooledRows = Pooled.Reshape(batch * d, 1);
         _host = new float[batch * c.Outputs];
@@ -326,6 +344,30 @@ public sealed class AdaActivations : IDisposable
 
     private readonly IOps _ops;
     private readonly byte[] _raw;   // the logits' bytes in the activation type
+    private readonly int[] _inputShape;   // (B, F·C, H, W)
+    private readonly int _frames;
+    private Tensor? _lastLatent, _lastView;   // the last latent's (B, F·C, H, W) view: a repeated call allocates nothing
+
+    /// <summary>
+    /// <paramref name="latent"/> as the network reads it, (B, F·C, H, W): the same memory viewed with the frames stacked
+    /// as channels. Accepts (B, F·C, H, W), (B·F, C, H, W) or (B, F, C, H, W).
+    /// </summary>
+    internal Tensor InputView(Tensor latent)
+    {
+        if (ReferenceEquals(latent, _lastLatent))
+            return _lastView!;
+        long want = (long)_inputShape[0] * _inputShape[1] * _inputShape[2] * _inputShape[3];
+        int h = _inputShape[2];
+        bool fits = latent.Count == want && latent.Rank is 4 or 5 && latent.Dim(latent.Rank - 1) == h && latent.Dim(latent.Rank - 2) == h
+            && (latent.Rank == 4 ? latent.Dim(0) == _inputShape[0] * _frames || latent.Dim(0) == _inputShape[0] : latent.Dim(0) == _inputShape[0] && latent.Dim(1) == _frames);
+        if (!fits)
+            throw new ArgumentException($"the decision network reads {_inputShape[0]} " + (_frames > 1
+                ? $"clips of {_frames} frames of {_inputShape[1] / _frames}×{h}×{h} ((B·F, C, H, W), (B, F, C, H, W) or (B, F·C, H, W), {want} values)"
+                : $"latents of {_inputShape[1]}×{h}×{h}") + $"; the latent is {latent.ShapeString}", nameof(latent));
+        var view = latent.HasShape(_inputShape) ? latent : latent.Reshape(_inputShape);
+        (_lastLatent, _lastView) = (latent, view);
+        return view;
+    }
 
     /// <summary>Images B the buffers were allocated for.</summary>
     public int Batch { get; }

@@ -212,6 +212,32 @@ public interface IForwardPass : IDisposable
     void Final(Tensor output);
 }
 
+/// <summary>
+/// A forward pass seen as B batch items (images or clips) for per-item cache decisions (the adaptive executor). An item
+/// is R rows of the stream: R = T for an image, F·T for a clip (Latte's stream (B·F, T, D) is frame-major, so a clip's
+/// rows are contiguous).
+/// </summary>
+internal interface IItemPass : IForwardPass
+{
+    /// <summary>Batch items B (images or clips).</summary>
+    int Items { get; }
+
+    /// <summary>The stream viewed item-major (B, R, D).</summary>
+    Tensor ItemStream { get; }
+
+    /// <summary>
+    /// The per-row conditioning buffers the blocks read, each viewed (B, r·D) (DiT: SiLU(c) (B, D); Latte: the spatial
+    /// (B·F, D) and temporal (B·T, D) repeats): they move with an item when items are gathered.
+    /// </summary>
+    IReadOnlyList<Tensor> ItemConditioning { get; }
+
+    /// <summary>A view of the first <paramref name="items"/> items (same memory); its blocks compute those items only.</summary>
+    IItemPass Prefix(int items);
+
+    /// <summary>Block 0's modulated input <c>LN(x)·(1 + scale_msa) + shift_msa</c> of the stream, returned as (B, R, D).</summary>
+    Tensor ModulatedInput();
+}
+
 /// <summary>Receives the output of each block during a forward (parity dumps, similarity analysis).</summary>
 public interface IBlockObserver
 {
@@ -308,15 +334,20 @@ public sealed class DitModel : IDiffusionModel
     /// <summary><see cref="CreateActivations"/> bound to this model.</summary>
     public IForwardPass CreatePass(int batch, int height, int width) => new Pass(this, CreateActivations(batch, height, width));
 
-    /// <summary>The activations behind a pass this model created (the adaptive cache executor works on them).</summary>
-    internal static DitActivations ActivationsOf(IForwardPass pass) => ((Pass)pass).Activations;
-
-    private sealed class Pass(DitModel model, DitActivations a) : IForwardPass
+    private sealed class Pass(DitModel model, DitActivations a) : IItemPass
     {
-        public DitActivations Activations => a;
         public int Tokens => a.Tokens;
         public Tensor Stream => a.X;
         public long Bytes => a.Bytes;
+        public int Items => a.Batch;
+        public Tensor ItemStream => a.X;
+        public IReadOnlyList<Tensor> ItemConditioning { get; } = [a.SiluC];
+        public IItemPass Prefix(int items) => new Pass(model, a.Prefix(items));
+        public Tensor ModulatedInput()
+        {
+            model.Blocks[0].ModulatedInput(model.Ops, a);
+            return a.Normed;
+        }
         public void Condition(Tensor t, Tensor labels) => model.Condition(t, labels, a);
         public void EmbedTokens(Tensor latent) => model.EmbedTokens(latent, a);
         public void RunBlocks(int from, int to, IBlockObserver? observer = null) => model.RunBlocks(from, to, a, observer);
@@ -492,28 +523,36 @@ public sealed class DitActivations : IDisposable
     /// nothing allocated on the device): a forward on it computes those items only. The sampling run gathers the images
     /// that compute a step into the first items when the others reuse (per-image cache decisions).
     /// </summary>
-    private DitActivations(DitActivations parent, int items)
+    private DitActivations(DitActivations parent, int items, DitActivations? shared = null)
     {
         Batch = items;
         Height = parent.Height;
         Width = parent.Width;
         Tokens = parent.Tokens;
-        Frequencies = parent.Frequencies.Slice(0, items);
-        TimeHidden = parent.TimeHidden.Slice(0, items);
-        TimeEmbedding = parent.TimeEmbedding.Slice(0, items);
-        LabelEmbedding = parent.LabelEmbedding.Slice(0, items);
-        C = parent.C.Slice(0, items);
+        if (shared is not null)   // a temporal view's prefix: the buffers it borrows come from the spatial prefix
+        {
+            (Frequencies, TimeHidden, TimeEmbedding, LabelEmbedding, C) = (shared.Frequencies, shared.TimeHidden, shared.TimeEmbedding, shared.LabelEmbedding, shared.C);
+            (FinalModulation, Columns, Patches) = (shared.FinalModulation, shared.Columns, shared.Patches);
+        }
+        else
+        {
+            Frequencies = parent.Frequencies.Slice(0, items);
+            TimeHidden = parent.TimeHidden.Slice(0, items);
+            TimeEmbedding = parent.TimeEmbedding.Slice(0, items);
+            LabelEmbedding = parent.LabelEmbedding.Slice(0, items);
+            C = parent.C.Slice(0, items);
+            FinalModulation = parent.FinalModulation.Slice(0, items);
+            Columns = parent.Columns.Slice(0, items);
+            Patches = parent.Patches.Slice(0, items);
+        }
         SiluC = parent.SiluC.Slice(0, items);
         Modulation = parent.Modulation.Slice(0, items);
-        FinalModulation = parent.FinalModulation.Slice(0, items);
-        Columns = parent.Columns.Slice(0, items);
         X = parent.X.Slice(0, items);
         Normed = parent.Normed.Slice(0, items);
         Qkv = parent.Qkv.Slice(0, items);
         Attended = parent.Attended.Slice(0, items);
         Residual = parent.Residual.Slice(0, items);
         Hidden = parent.Hidden.Slice(0, items);
-        Patches = parent.Patches.Slice(0, items);
         PositionEmbedding = parent.PositionEmbedding;
     }
 
@@ -521,6 +560,16 @@ public sealed class DitActivations : IDisposable
     public DitActivations Prefix(int items) =>
         items >= 1 && items <= Batch ? new DitActivations(this, items)
             : throw new ArgumentOutOfRangeException(nameof(items), $"a prefix of {items} items of a batch of {Batch}");
+
+    /// <summary>
+    /// The first <paramref name="items"/> sequences of a temporal view (Latte: B·T sequences of F frames) whose rows
+    /// activations are <paramref name="spatialPrefix"/>, the matching prefix of the spatial rows: its own buffers and
+    /// the reshaped scratch are sliced, the buffers the blocks do not use are the spatial prefix's.
+    /// </summary>
+    internal DitActivations TemporalPrefix(int items, DitActivations spatialPrefix) =>
+        items >= 1 && items <= Batch && (long)items * Tokens == (long)spatialPrefix.Batch * spatialPrefix.Tokens
+            ? new DitActivations(this, items, spatialPrefix)
+            : throw new ArgumentOutOfRangeException(nameof(items), $"a temporal prefix of {items}×{Tokens} rows over a spatial prefix of {spatialPrefix.Batch}×{spatialPrefix.Tokens}");
 
     /// <summary>Batch size B the tensors were allocated for.</summary>
     public int Batch { get; }

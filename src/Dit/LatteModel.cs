@@ -192,7 +192,7 @@ public sealed class LatteModel : IDiffusionModel
 /// activations hold the frame-major rows (B·F, T, D); the temporal ones own only their stream, conditioning and
 /// modulation and view the rest of the spatial buffers as (B·T, F, ·).
 /// </summary>
-public sealed class LatteActivations : IForwardPass
+public sealed class LatteActivations : IForwardPass, IItemPass
 {
     private readonly LatteModel _model;
     private readonly List<Tensor> _owned = [];
@@ -229,12 +229,49 @@ public sealed class LatteActivations : IForwardPass
             SiluC = New(batch, d);
             SpatialRows = RepeatIds(ops, batch, c.Frames);
             TemporalRows = RepeatIds(ops, batch, Tokens);
+            (ItemStream, ModulatedItems, ItemConditioning) = ItemViews();
         }
         catch
         {
             Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// A view of the first <paramref name="clips"/> clips of <paramref name="parent"/> (same memory, nothing allocated on
+    /// the device): the spatial rows are the first m·F frame rows and the temporal rows the first m·T token rows (both
+    /// streams are clip-major, so each prefix is contiguous; the temporal views of the spatial scratch slice the same
+    /// first m·F·T rows). Blocks run on it compute those clips only.
+    /// </summary>
+    private LatteActivations(LatteActivations parent, int clips)
+    {
+        _model = parent._model;
+        Batch = clips;
+        Frames = parent.Frames;
+        Rows = clips * Frames;
+        Tokens = parent.Tokens;
+        Spatial = parent.Spatial.Prefix(Rows);
+        Temporal = parent.Temporal.TemporalPrefix(clips * Tokens, Spatial);
+        int d = Spatial.X.Dim(2);
+        SpatialFrames = Spatial.X.Reshape(clips, Frames, Tokens, d);
+        TemporalFrames = Temporal.X.Reshape(clips, Tokens, Frames, d);
+        Frequencies = parent.Frequencies.Slice(0, clips);
+        TimeHidden = parent.TimeHidden.Slice(0, clips);
+        TimeEmbedding = parent.TimeEmbedding.Slice(0, clips);
+        LabelEmbedding = parent.LabelEmbedding.Slice(0, clips);
+        C = parent.C.Slice(0, clips);
+        SiluC = parent.SiluC.Slice(0, clips);
+        SpatialRows = parent.SpatialRows.Slice(0, Rows);
+        TemporalRows = parent.TemporalRows.Slice(0, clips * Tokens);
+        (ItemStream, ModulatedItems, ItemConditioning) = ItemViews();
+    }
+
+    private (Tensor, Tensor, Tensor[]) ItemViews()
+    {
+        int d = Spatial.X.Dim(2);
+        return (Spatial.X.Reshape(Batch, Frames * Tokens, d), Spatial.Normed.Reshape(Batch, Frames * Tokens, d),
+            [Spatial.SiluC.Reshape(Batch, Frames * d), Temporal.SiluC.Reshape(Batch, Tokens * d)]);
     }
 
     // ids [n·r + k] = n: EmbeddingLookup with them is einops repeat('n d -> (n r) d').
@@ -298,6 +335,34 @@ public sealed class LatteActivations : IForwardPass
 
     /// <summary>The frame-major stream (B·F, T, D).</summary>
     public Tensor Stream => Spatial.X;
+
+    int IItemPass.Items => Batch;
+
+    /// <summary>The stream viewed clip-major (B, F·T, D): a clip's rows are contiguous.</summary>
+    internal Tensor ItemStream { get; } = null!;
+
+    Tensor IItemPass.ItemStream => ItemStream;
+
+    // Spatial.Normed viewed (B, F·T, D): block 0 (spatial)'s modulated input per clip.
+    private Tensor ModulatedItems { get; } = null!;
+
+    /// <summary>Spatial.SiluC (B·F, D) and Temporal.SiluC (B·T, D) viewed (B, F·D) and (B, T·D).</summary>
+    internal IReadOnlyList<Tensor> ItemConditioning { get; } = [];
+
+    IReadOnlyList<Tensor> IItemPass.ItemConditioning => ItemConditioning;
+
+    /// <summary>The first <paramref name="clips"/> clips, as a view (see the private constructor).</summary>
+    internal LatteActivations Prefix(int clips) =>
+        clips >= 1 && clips <= Batch ? new LatteActivations(this, clips)
+            : throw new ArgumentOutOfRangeException(nameof(clips), $"a prefix of {clips} clips of a batch of {Batch}");
+
+    IItemPass IItemPass.Prefix(int items) => Prefix(items);
+
+    Tensor IItemPass.ModulatedInput()
+    {
+        _model.Blocks[0].ModulatedInput(_model.Ops, Spatial);   // block 0 is spatial
+        return ModulatedItems;
+    }
 
     /// <summary>Bytes of device memory the activations hold.</summary>
     public long Bytes => _owned.Sum(t => t.ByteCount) + (Spatial?.Bytes ?? 0) + (Temporal?.Bytes ?? 0);

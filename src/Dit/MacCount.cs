@@ -40,10 +40,20 @@ public readonly record struct MacCount(DitConfig Config, int Tokens)
     /// <summary>A reuse step for one sample: no patch embedding and the blocks before <paramref name="boundary"/> skipped.</summary>
     public long ReuseForward(int boundary) => Conditioning + Blocks(boundary) + FinalLayer;
 
-    private long Blocks(int from)
+    /// <summary>
+    /// A skip step of an adaptive policy for one sample: the conditioning and the final layer, plus, when it adds a
+    /// stored residual (TeaCache, First-Block-Cache), the patch embedding of every frame and blocks
+    /// <c>0 … skipFrom−1</c>.
+    /// </summary>
+    public long SkipForward(int skipFrom, bool addsResidual) =>
+        Conditioning + FinalLayer + (addsResidual ? F * PatchEmbed + Blocks(0, skipFrom) : 0);
+
+    private long Blocks(int from) => Blocks(from, Config.Depth);
+
+    private long Blocks(int from, int to)
     {
         long sum = 0;
-        for (int i = from; i < Config.Depth; i++)
+        for (int i = from; i < to; i++)
             sum += BlockAt(i);
         return sum;
     }

@@ -43,6 +43,7 @@ public sealed class CalibrateCommand : ICommand
             throw new UsageException($"--cache {request.Cache.Spec}: calibrate searches the threshold of an adaptive policy (bwcache, teacache, fbcache)");
         double start = args.Has("--start") ? args.Double("--start", 1e-9, 1e9) : policy.Threshold > 0 ? policy.Threshold : 0.1;
         int n = request.Labels.Count, size = request.LatentSize ?? c.InputSize;
+        int frames = session.IsVideo ? c.Frames : 1;   // SSIM frame by frame: a clip is F frames of C×H×W
         bool quiet = args.Flag("--quiet");
 
         var (reference, referenceMs) = Generate(session, request with { Cache = CachePolicy.None });
@@ -57,7 +58,7 @@ public sealed class CalibrateCommand : ICommand
                 return new CalibrationPoint(0, 1, 1, double.PositiveInfinity, 1);
             var (images, report) = Run(session, request with { Cache = policy.WithThreshold(threshold) });
             var clamped = Clamp(images, pixels);
-            double ssim = ssimFits ? ImageMetrics.SsimBatch(clamped, clampedReference, n, c.InChannels, size, size, range) : double.NaN;
+            double ssim = ssimFits ? ImageMetrics.SsimBatch(clamped, clampedReference, n * frames, c.InChannels, size, size, range) : double.NaN;
             double psnr = ImageMetrics.PsnrBatch(clamped, clampedReference, n, range);
             var point = new CalibrationPoint(threshold, report.IdealSpeedup, ssim, psnr, referenceMs / report.TotalMilliseconds);
             if (!quiet)
@@ -92,7 +93,7 @@ public sealed class CalibrateCommand : ICommand
 
     private static (float[] Images, RunReport Report) Run(DitPipeline session, GenerationRequest request)
     {
-        using var run = new SamplingRun(session.Model, request);
+        using var run = new SamplingRun(session.Diffusion, request);
         return (run.Run(), run.Report);
     }
 

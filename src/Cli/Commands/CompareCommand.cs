@@ -15,10 +15,11 @@ namespace BlockDance.Cli.Commands;
 public sealed class CompareCommand : ICommand
 {
     /// <inheritdoc/>
-    public CommandSpec Spec { get; } = GenerationOptions.Add(ModelOptions.Add(new CommandSpec("compare",
+    public CommandSpec Spec { get; } = GenerationOptions.Add(ModelOptions.AddBundledChoice(ModelOptions.Add(new CommandSpec("compare",
             "Run the same seeds without a cache and with --cache, and report speed-up, MACs saved, SSIM, PSNR and relative L2.\n" +
             "Metrics are computed on the final latents (for a pixel-space model, the images); the data range of SSIM and PSNR is\n" +
-            "[-1, 1] for images and the uncached latents' max − min otherwise. Without --weights, the bundled model is used.")), defaultCache: "blockdance:n=2")
+            "[-1, 1] for images and the uncached latents' max − min otherwise; a video model's clips are compared frame by frame\n" +
+            "(SSIM) and clip by clip (PSNR). Without --weights, the bundled model of --model is used."))), defaultCache: "blockdance:n=2")
         .Option("--repeat", "N", "alternate the two runs N times and keep each one's fastest time", "1")
         .Option("--report", "FILE.json", "also write the comparison as JSON")
         .Flag("--quiet", "no progress output");
@@ -31,7 +32,7 @@ public sealed class CompareCommand : ICommand
             throw new UsageException("compare needs a policy to compare with no cache (--cache blockdance:n=2, ...)");
         int repeat = args.Int("--repeat", 1, 1000);
         var options = ModelOptions.Read(args);
-        string weights = ModelOptions.Weights(args);
+        string weights = ModelOptions.WeightsOrBundled(args);
         string? reportPath = args.String("--report") is string rp ? Outputs.Prepare(rp, "--report", ".json", "the comparison") : null;
         using var pipeline = ModelOptions.Open(weights, options);
         var baselineRequest = request with { Cache = CachePolicy.None };
@@ -48,10 +49,11 @@ public sealed class CompareCommand : ICommand
         }
         var c = pipeline.Config;
         int n = request.Labels.Count, size = request.LatentSize ?? c.InputSize;
+        int frames = pipeline.IsVideo ? c.Frames : 1;   // SSIM frame by frame: a clip is F frames of C×H×W
         bool pixels = pipeline.IsPixelSpace;
         double range = pixels ? 2.0 : baseline.Max() - baseline.Min();
         double? ssim = size >= 2 * ImageMetrics.WindowRadius(1.5) + 1
-            ? ImageMetrics.SsimBatch(Clamp(cached, pixels), Clamp(baseline, pixels), n, c.InChannels, size, size, range) : null;
+            ? ImageMetrics.SsimBatch(Clamp(cached, pixels), Clamp(baseline, pixels), n * frames, c.InChannels, size, size, range) : null;
         double psnr = ImageMetrics.PsnrBatch(Clamp(cached, pixels), Clamp(baseline, pixels), n, range);
         double relL2 = ImageMetrics.RelativeL2(cached, baseline);
         double speedup = baselineMs / cachedMs;
@@ -99,14 +101,14 @@ public sealed class CompareCommand : ICommand
         if (request.Cache is AdaPolicy)
         {
             // Ada needs its network's step count: one whole run of the first image (its full, cache and reuse paths).
-            using var ada = new SamplingRun(pipeline.Model, request with { Labels = [request.Labels[0]] });
+            using var ada = new SamplingRun(pipeline.Diffusion, request with { Labels = [request.Labels[0]] });
             ada.Run();
             return;
         }
         if (request.Cache.IsDynamic)
         {
             // An adaptive policy: its own first steps (its indicator and, on the bundled model, its first skips).
-            using var adaptive = new SamplingRun(pipeline.Model, request with { Steps = Math.Min(request.Steps, 6) });
+            using var adaptive = new SamplingRun(pipeline.Diffusion, request with { Steps = Math.Min(request.Steps, 6) });
             adaptive.Run();
             return;
         }

@@ -14,13 +14,18 @@ namespace BlockDance.Dit.Caching;
 /// image's own stored feature (the network's <c>boundary</c>); images with different plans share each step's batch
 /// (<see cref="AdaptiveExecutor"/>). With guidance both halves of an image follow the image's plan. Command-line form:
 /// <c>ada[:weights=FILE,rho=0.4,threshold=0.5,maxreuse=N]</c>; the weights default to the bundled
-/// <c>models/ada-dit-shapes-32.safetensors</c>, threshold and maxreuse to the network's metadata, and rho, when given,
-/// must be the network's <c>rho_steps / steps</c>.
+/// <c>models/ada-dit-shapes-32.safetensors</c> for an image model and <c>models/ada-latte-shapes-video-32.safetensors</c>
+/// for a video model, threshold and maxreuse to the network's metadata, and rho, when given, must be the network's
+/// <c>rho_steps / steps</c>. On a video model the items are clips: a video network (metadata <c>num_frames</c> F) reads
+/// each clip's latent with its frames stacked as channels and plans the clip; its F must be the model's.
 /// </summary>
 public sealed class AdaPolicy : CachePolicy
 {
     /// <summary>The file name of the bundled decision network (for the bundled image model), under <c>models/</c>.</summary>
     public const string BundledWeights = "ada-dit-shapes-32.safetensors";
+
+    /// <summary>The file name of the bundled decision network for the bundled video model, under <c>models/</c>.</summary>
+    public const string BundledVideoWeights = "ada-latte-shapes-video-32.safetensors";
 
     /// <summary>A policy; null parameters take the bundled network and the network's metadata.</summary>
     public AdaPolicy(string? weights = null, double? rho = null, double? threshold = null, int? maxReuse = null)
@@ -73,26 +78,35 @@ public sealed class AdaPolicy : CachePolicy
             "(the run report shows the plans executed)");
 
     /// <summary>
-    /// The network's file: <see cref="Weights"/>, or the bundled network found where the bundled models are.
-    /// <see cref="InvalidRequestException"/> when it does not exist.
+    /// The network's file: <see cref="Weights"/>, or the bundled network found where the bundled models are (for an
+    /// image model, <paramref name="frames"/> = 1: <see cref="BundledWeights"/>; for a video model:
+    /// <see cref="BundledVideoWeights"/>). <see cref="InvalidRequestException"/> when it does not exist.
     /// </summary>
-    public string ResolveWeights()
+    public string ResolveWeights(int frames = 1)
     {
         if (Weights is not null)
             return File.Exists(Weights) ? Weights
                 : throw new InvalidRequestException($"ada: the decision network '{Weights}' does not exist", "weights");
-        return DitPipeline.FindModelsFile(BundledWeights, out var searched) ?? throw new InvalidRequestException(
-            $"ada: the bundled decision network models/{BundledWeights} was not found (looked in {searched}); it is trained by " +
-            "tools/ (issue 15) — give one with ada:weights=FILE", "weights");
+        string bundled = frames > 1 ? BundledVideoWeights : BundledWeights;
+        return DitPipeline.FindModelsFile(bundled, out var searched) ?? throw new InvalidRequestException(
+            $"ada: the bundled decision network models/{bundled} " + (frames > 1 ? $"(for a video model, clips of {frames} frames) " : "") +
+            $"was not found (looked in {searched}); it is trained by tools/ (issue 15) — give one with ada:weights=FILE", "weights");
     }
 
     /// <inheritdoc/>
     /// <exception cref="InvalidRequestException">The network does not exist, or was trained for another step count,
     /// another ρ, or a boundary the model does not have; the message names the field.</exception>
-    public override StepController CreateController(int steps, int depth, int images)
+    public override StepController CreateController(int steps, int depth, int images) => CreateController(steps, depth, images, 1);
+
+    /// <inheritdoc/>
+    /// <exception cref="InvalidRequestException">The network does not exist, was trained for images and the model makes
+    /// clips (or the reverse, or clips of another length: <c>num_frames</c>), or for another step count, another ρ, or a
+    /// boundary the model does not have; the message names the field.</exception>
+    public override StepController CreateController(int steps, int depth, int images, int frames)
     {
-        string path = ResolveWeights();
+        string path = ResolveWeights(frames);
         var config = AdaConfig.Read(path);
+        CheckFrames(path, config, frames);
         if (steps != config.Steps)
             throw new InvalidRequestException($"ada: the network {path} decides for steps = {config.Steps}; the run has {steps} steps (give --steps {config.Steps})", "steps");
         if (Rho is double r && Math.Abs(r * config.Steps - config.RhoSteps) > 1e-6)
@@ -101,6 +115,16 @@ public sealed class AdaPolicy : CachePolicy
         if (config.Boundary >= depth)
             throw new InvalidRequestException($"ada: the network's boundary {config.Boundary} does not fit the model's {depth} blocks", "boundary");
         return new Controller(path, config, ThresholdOverride ?? config.Threshold, MaxReuseOverride ?? config.MaxReuse, steps, depth, images);
+    }
+
+    private static void CheckFrames(string path, AdaConfig config, int frames)
+    {
+        if (frames == config.Frames)
+            return;
+        string what = config.Frames == 1 ? "an image network (no num_frames)" : $"a video network for clips of num_frames = {config.Frames} frames";
+        string model = frames == 1 ? "an image model" : $"a video model whose clips have {frames} frames";
+        throw new InvalidRequestException($"ada: the network {path} is {what}; the run's model is {model}" +
+            (frames > 1 ? $" (give a network with num_frames = {frames})" : " (give an image network, without num_frames)"), "num_frames");
     }
 
     private sealed class Controller(string path, AdaConfig config, double threshold, int maxReuse, int steps, int depth, int images)
@@ -115,14 +139,15 @@ public sealed class AdaPolicy : CachePolicy
 
         public override int Boundary => config.Boundary;
 
-        public override void Begin(IOps ops, IReadOnlyList<int> labels, int channels, int size)
+        public override void Begin(IOps ops, IReadOnlyList<int> labels, int channels, int size, int frames)
         {
+            CheckFrames(path, config, frames);
             if (channels != config.InChannels || size != config.InputSize)
                 throw new InvalidRequestException($"ada: the network {path} reads {config.InChannels}×{config.InputSize}×{config.InputSize} latents; " +
                     $"the run's are {channels}×{size}×{size}", "LatentSize");
             for (int i = 0; i < labels.Count; i++)
                 if (labels[i] < 0 || labels[i] > config.NumClasses)
-                    throw new InvalidRequestException($"ada: class label {labels[i]} (image {i}) is outside the network's [0, {config.NumClasses}]", "Labels");
+                    throw new InvalidRequestException($"ada: class label {labels[i]} ({(frames > 1 ? "clip" : "image")} {i}) is outside the network's [0, {config.NumClasses}]", "Labels");
             try
             {
                 _net = AdaDecisionNet.Load(path, ops);

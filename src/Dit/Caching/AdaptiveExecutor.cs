@@ -6,7 +6,9 @@ using BlockDance.Runtime;
 namespace BlockDance.Dit.Caching;
 
 /// <summary>
-/// Runs the forward of each step of a run whose <see cref="StepController"/> decides at run time, image by image. Every
+/// Runs the forward of each step of a run whose <see cref="StepController"/> decides at run time, item by item: an item
+/// is an image of a DiT or a clip of a Latte video model (<see cref="IItemPass"/>: R = T rows of the stream for an
+/// image, F·T for a clip; every per-item buffer below is (B, R, D), and a clip's indicator is over the whole clip). Every
 /// buffer (the stored outputs or residuals a Skip step reuses, the indicator's references, one F32 result per batch
 /// item) is allocated with the run and lives in the device's memory; the steps allocate nothing.
 /// <para>
@@ -28,14 +30,15 @@ namespace BlockDance.Dit.Caching;
 /// </summary>
 internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
 {
-    private readonly DitModel _model;
+    private readonly IItemPass _pass;
     private readonly IOps _ops;
-    private readonly DitActivations _a;
+    private readonly Tensor _x;                     // (B, R, D): the stream, item-major
     private readonly StepController _c;
-    private readonly int _images, _batch, _halves;
+    private readonly int _images, _batch, _halves, _depth;
     private readonly List<Tensor> _owned = [];
-    private readonly DitActivations?[] _prefix;    // views of the first m items, m = 1 … B − 1
-    private readonly Tensor[] _xItems, _siluItems;
+    private readonly IItemPass?[] _prefix;          // views of the first m items, m = 1 … B − 1
+    private readonly Tensor[] _xItems;
+    private readonly Tensor[][] _condItems;         // per conditioning buffer (B, r·D), its items
     private readonly Tensor _result;                // (B) F32: the indicator per batch item
     private readonly Tensor[] _resultItems;
     private readonly float[] _resultHost;
@@ -55,23 +58,25 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
     private readonly FeatureCache? _features;       // Reuse steps at a boundary (a learned policy's plan)
     private readonly bool _aliasedStore;            // _skipStore is _prev of the last block
     private readonly bool[] _hasRef, _filled, _featuresFilled;   // _featuresFilled: per image, a Cache step stored its feature
-    private readonly Tensor _siluBackup;            // (B, D): SiLU(c) while the gathered items use the first rows
+    private readonly Tensor[] _condBackup;          // the conditioning buffers while the gathered items use the first rows
     private readonly int[] _compute;                // items that compute this step, ascending
     private readonly StepKind[] _itemKind;          // kind of each batch item this step
     private int _computeCount, _step;
     private bool _gathered, _anyRef;
     private IBlockObserver? _observer;
 
-    public AdaptiveExecutor(DitModel model, DitActivations a, StepController controller, int images, int batch)
+    public AdaptiveExecutor(IItemPass pass, IOps ops, int depth, StepController controller, int images, int batch)
     {
-        _model = model;
-        _ops = model.Ops;
-        _a = a;
+        _pass = pass;
+        _ops = ops;
+        _x = pass.ItemStream;
         _c = controller;
         _images = images;
         _batch = batch;
         _halves = batch / images;
-        int depth = model.Config.Depth;
+        _depth = depth;
+        if (pass.Items != batch || batch % images != 0)
+            throw new PlanException($"the pass holds {pass.Items} items; the run has {images} images in a batch of {batch}");
         if (controller.Depth != depth || controller.Images != images)
             throw new PlanException($"the controller was made for {controller.Depth} blocks and {controller.Images} images; the run has {depth} and {images}");
         if (controller.SkipFrom < 0 || controller.SkipFrom >= depth || (controller.Indicator == CacheIndicator.HeadResidual && controller.SkipFrom < 1))
@@ -79,7 +84,7 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
         try
         {
             var type = _ops.ActivationType;
-            int t = a.Tokens, d = model.Config.HiddenSize;
+            int t = _x.Dim(1), d = _x.Dim(2);   // t: rows per item (T, or F·T for a clip)
             Tensor New(DType dt, params int[] shape)
             {
                 var tensor = _ops.Device.Allocate(dt, shape);
@@ -87,11 +92,12 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
                 return tensor;
             }
             Tensor[] Items(Tensor x) => Enumerable.Range(0, batch).Select(i => x.Slice(i, 1)).ToArray();
-            _prefix = new DitActivations?[batch];
+            _prefix = new IItemPass?[batch];
             for (int m = 1; m < batch; m++)
-                _prefix[m] = a.Prefix(m);
-            _xItems = Items(a.X);
-            _siluItems = Items(a.SiluC);
+                _prefix[m] = pass.Prefix(m);
+            _xItems = Items(_x);
+            _condItems = pass.ItemConditioning.Select(Items).ToArray();
+            _condBackup = pass.ItemConditioning.Select(c => New(type, c.Shape.ToArray())).ToArray();
             _result = New(DType.F32, batch);
             _resultItems = Items(_result);
             _resultHost = new float[batch];
@@ -116,7 +122,7 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
             {
                 _stackIn = New(type, batch, t, d);
                 _stackInItems = Items(_stackIn);
-                _minusOne = _ops.Device.FromFloats(Enumerable.Repeat(-1f, batch * d).ToArray(), type, batch, d);
+                _minusOne = _ops.Device.FromFloats(Enumerable.Repeat(-1f, batch * d).ToArray(), type, batch, d);   // gate (B, D) of items (B, R, D)
                 _owned.Add(_minusOne);
                 _minusOneItems = Items(_minusOne);
             }
@@ -135,7 +141,6 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
             _hasRef = new bool[images];
             _filled = new bool[images];
             _featuresFilled = new bool[images];
-            _siluBackup = New(type, batch, d);
             _compute = new int[batch];
             _itemKind = new StepKind[batch];
         }
@@ -158,38 +163,38 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
     /// </summary>
     public void Forward(int k, Tensor input, Tensor t, Tensor labels, Tensor output, IBlockObserver? observer, Span<StepKind> kinds, Span<float> indicator)
     {
-        var a = _a;
+        var x = _x;
         _observer = observer;
         _step = k;
         indicator.Fill(float.NaN);
-        _model.Condition(t, labels, a);
+        _pass.Condition(t, labels);
         bool embedded = false;
         int headDone = 0;
         long start;
         switch (_c.Indicator)
         {
             case CacheIndicator.ModulatedInput:
-                _model.EmbedTokens(input, a);
+                _pass.EmbedTokens(input);
                 embedded = true;
                 start = Stopwatch.GetTimestamp();
-                _model.Blocks[0].ModulatedInput(_ops, a);
+                var probe = _pass.ModulatedInput();   // (B, R, D)
                 if (k > 0)
                 {
-                    _ops.RelativeL1(a.Normed, _prevProbe!, _result, 1f, false);
+                    _ops.RelativeL1(probe, _prevProbe!, _result, 1f, false);
                     Download(indicator, null);
                 }
-                _ops.Device.Copy(a.Normed, _prevProbe!);
+                _ops.Device.Copy(probe, _prevProbe!);
                 DecisionMilliseconds += Stopwatch.GetElapsedTime(start).TotalMilliseconds;
                 break;
             case CacheIndicator.HeadResidual:
-                _model.EmbedTokens(input, a);
+                _pass.EmbedTokens(input);
                 embedded = true;
-                _ops.Device.Copy(a.X, _headIn!);
-                _model.RunBlocks(0, _c.SkipFrom, a, observer);
+                _ops.Device.Copy(x, _headIn!);
+                _pass.RunBlocks(0, _c.SkipFrom, observer);
                 headDone = _c.SkipFrom;
                 start = Stopwatch.GetTimestamp();
-                _ops.Device.Copy(a.X, _stackIn!);
-                _ops.Device.Copy(a.X, _headRes!);
+                _ops.Device.Copy(x, _stackIn!);
+                _ops.Device.Copy(x, _headRes!);
                 _ops.GatedResidualAdd(_headRes!, _headIn!, _minusOne!, 0);   // r = out − in of blocks [0, SkipFrom)
                 if (Array.IndexOf(_hasRef, true) >= 0)
                 {
@@ -227,8 +232,8 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
 
         if (uniform && first == StepKind.Reuse)
         {
-            _features!.Load(a.X, k);
-            _model.RunBlocks(_c.Boundary, _model.Config.Depth, a, observer);
+            _features!.Load(x, k);
+            _pass.RunBlocks(_c.Boundary, _depth, observer);
         }
         else if (uniform && first == StepKind.Skip)
         {
@@ -237,9 +242,9 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
         else
         {
             if (!embedded)
-                _model.EmbedTokens(input, a);
+                _pass.EmbedTokens(input);
             if (_c.SkipAddsResidual && _c.SkipFrom == 0)
-                _ops.Device.Copy(a.X, _stackIn!);   // the stack's input: the residual's base, and what a skipping image adds to
+                _ops.Device.Copy(x, _stackIn!);   // the stack's input: the residual's base, and what a skipping image adds to
             if (uniform)
                 ComputeAll(first, headDone);
             else if (_features is not null && !anySkip && headDone == 0)
@@ -247,7 +252,7 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
             else
                 ComputeGathered(headDone);
         }
-        _model.Final(a, output);
+        _pass.Final(output);
 
         if (_c.Indicator == CacheIndicator.BlockOutputs && _anyRef)
         {
@@ -290,10 +295,10 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
     private void ComputeAll(StepKind kind, int headDone)
     {
         _gathered = false;
-        _model.RunBlocks(headDone, _model.Config.Depth, _a, kind == StepKind.Cache ? this : _observer);
+        _pass.RunBlocks(headDone, _depth, kind == StepKind.Cache ? this : _observer);
         if (kind != StepKind.Cache)
             return;
-        StoreSkip(_a.X, _skipStore, _stackIn, _minusOne);
+        StoreSkip(_x, _skipStore, _stackIn, _minusOne);
         if (_headRes is not null)
         {
             long start = Stopwatch.GetTimestamp();
@@ -307,7 +312,7 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
     {
         int m = _computeCount;
         if (m > 0)
-            RunGathered(headDone, _model.Config.Depth, null);
+            RunGathered(headDone, _depth, null);
         for (int j = 0; j < m; j++)
         {
             int item = _compute[j];
@@ -324,23 +329,25 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
         SkipItems(all: false);
     }
 
-    // Runs blocks [from, to) on the computing items only: they are gathered into the first items of the batch (X and
-    // SiLU(c)), run there, and put back. With storeFeaturesAt (a step index) the Cache items store their feature (the
+    // Runs blocks [from, to) on the computing items only: they are gathered into the first items of the batch (the
+    // stream and every per-row conditioning buffer), run there, and put back. With storeFeaturesAt (a step index) the Cache items store their feature (the
     // output of block to − 1 = boundary − 1) item by item before they go back.
     private void RunGathered(int from, int to, int? storeFeaturesAt)
     {
-        var a = _a;
         int m = _computeCount;
-        _ops.Device.Copy(a.SiluC, _siluBackup);
+        var conditioning = _pass.ItemConditioning;
+        for (int c = 0; c < _condItems.Length; c++)
+            _ops.Device.Copy(conditioning[c], _condBackup[c]);
         for (int j = 0; j < m; j++)
             if (_compute[j] != j)
             {
                 // Item j itself skips or was gathered earlier (j ≤ compute[j]), so its slot is free.
                 _ops.Device.Copy(_xItems[_compute[j]], _xItems[j]);
-                _ops.Device.Copy(_siluItems[_compute[j]], _siluItems[j]);
+                for (int c = 0; c < _condItems.Length; c++)
+                    _ops.Device.Copy(_condItems[c][_compute[j]], _condItems[c][j]);
             }
         _gathered = true;
-        _model.RunBlocks(from, to, m < _batch ? _prefix[m]! : a, this);
+        (m < _batch ? _prefix[m]! : _pass).RunBlocks(from, to, this);
         _gathered = false;
         if (storeFeaturesAt is int k)
             for (int j = 0; j < m; j++)
@@ -352,7 +359,8 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
         for (int j = m - 1; j >= 0; j--)
             if (_compute[j] != j)
                 _ops.Device.Copy(_xItems[j], _xItems[_compute[j]]);
-        _ops.Device.Copy(_siluBackup, a.SiluC);
+        for (int c = 0; c < _condItems.Length; c++)
+            _ops.Device.Copy(_condBackup[c], conditioning[c]);
     }
 
     // Per-image kinds at a boundary (a learned policy's plan): the items that compute (Full, Cache) run blocks
@@ -367,7 +375,7 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
         for (int item = 0; item < _batch; item++)
             if (_itemKind[item] == StepKind.Reuse)
                 _features!.LoadItem(_xItems[item], item);
-        _model.RunBlocks(boundary, _model.Config.Depth, _a, _observer);
+        _pass.RunBlocks(boundary, _depth, _observer);
     }
 
     private void StoreSkip(Tensor x, Tensor store, Tensor? stackIn, Tensor? minusOne)
@@ -392,9 +400,9 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
             if (all)
             {
                 if (_c.SkipAddsResidual)
-                    _ops.Add(_a.X, _skipStore, _a.X);
+                    _ops.Add(_x, _skipStore, _x);
                 else
-                    _ops.Device.Copy(_skipStore, _a.X);
+                    _ops.Device.Copy(_skipStore, _x);
                 return;
             }
             if (_c.SkipAddsResidual)
@@ -407,11 +415,12 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
     /// <summary>BWCache's indicator, after each chosen block of a computing item (the run's block observer).</summary>
     public void OnBlockOutput(int block, Tensor x)
     {
+        // x is the stream as the model runs it (Latte: (B·F, T, D) frame-major); ungathered, _x is the same memory as (B, R, D).
         if (!_gathered)
         {
             _observer?.OnBlockOutput(block, x);
             if (_features is not null && block == _c.Boundary - 1 && _itemKind[0] == StepKind.Cache)
-                _features.Store(x, _step);   // not gathered: every item has the same kind
+                _features.Store(_x, _step);   // not gathered: every item has the same kind
         }
         int slot = _blockSlot[block];
         if (slot < 0 || _c.Indicator != CacheIndicator.BlockOutputs)
@@ -421,8 +430,8 @@ internal sealed class AdaptiveExecutor : IBlockObserver, IDisposable
         if (!_gathered)
         {
             if (_anyRef)
-                _ops.RelativeL1(x, _prev[slot], _result, _blockWeight, accumulate);
-            _ops.Device.Copy(x, _prev[slot]);
+                _ops.RelativeL1(_x, _prev[slot], _result, _blockWeight, accumulate);
+            _ops.Device.Copy(_x, _prev[slot]);
         }
         else
         {

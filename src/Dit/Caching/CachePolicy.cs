@@ -5,7 +5,7 @@ namespace BlockDance.Dit.Caching;
 /// <summary>
 /// A rule that decides what each step of a run does. A static policy turns (steps, depth) into a <see cref="StepPlan"/>
 /// ahead of the run; a dynamic one (<see cref="IsDynamic"/>, <see cref="AdaptivePolicy"/>) decides each step at run
-/// time. Both act through a <see cref="StepController"/> that the run creates for itself (<see cref="CreateController"/>),
+/// time. Both act through a <see cref="StepController"/> that the run creates for itself (<see cref="CreateController(int, int, int, int)"/>),
 /// so policies hold no state of a run and the same policy serves runs of any step count, resolution or batch. Syntax on
 /// the command line (<see cref="Parse"/>): <c>none</c>, <c>blockdance:n=2[,boundary=20,start=0.4,end=0.95]</c>,
 /// <c>deepcache:n=2[,boundary=14]</c>, <c>plan:FILE.json</c>, <c>bwcache[:delta=0.15,…]</c>, <c>teacache[:threshold=0.1]</c>,
@@ -27,6 +27,13 @@ public abstract class CachePolicy
 
     /// <summary>The controller that decides the steps of one run of <paramref name="images"/> images (a static policy: its plan for every image).</summary>
     public virtual StepController CreateController(int steps, int depth, int images) => new PlanController(Plan(steps, depth), images);
+
+    /// <summary>
+    /// <see cref="CreateController(int, int, int)"/> for a model whose samples have <paramref name="frames"/> frames (1:
+    /// an image model; a video model's clips are the items its decisions are per). A policy that depends on the model's
+    /// kind (a learned policy's network is trained for images or for clips of F frames) overrides this one.
+    /// </summary>
+    public virtual StepController CreateController(int steps, int depth, int images, int frames) => CreateController(steps, depth, images);
 
     /// <summary>The canonical spelling of this policy (round-trips through <see cref="Parse"/>).</summary>
     public abstract string Spec { get; }

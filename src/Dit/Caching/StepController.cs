@@ -29,7 +29,7 @@ public enum CacheIndicator
 
 /// <summary>
 /// Decides, step by step and image by image, what each step does, from what the run has observed so far. A
-/// <see cref="CachePolicy"/> creates one per run (<see cref="CachePolicy.CreateController"/>), so no state crosses runs.
+/// <see cref="CachePolicy"/> creates one per run (<see cref="CachePolicy.CreateController(int, int, int, int)"/>), so no state crosses runs.
 /// A static plan is the controller that ignores its observations; BWCache, TeaCache and First-Block-Cache read an
 /// indicator; a learned policy (BlockDance-Ada, <see cref="AdaPolicy"/>) reads the latent in <see cref="Observe"/> at its
 /// step ρ·S − 1 and then returns each image's kinds (Cache or Reuse) for the remaining steps. A controller that holds
@@ -97,10 +97,11 @@ public abstract class StepController
     /// latent's shape. Throws <see cref="Runtime.InvalidRequestException"/> when the run does not fit the controller.
     /// </summary>
     /// <param name="ops">The backend of the run's model; the run's latent lives on its device.</param>
-    /// <param name="labels">Each image's class label.</param>
-    /// <param name="channels">Latent channels C.</param>
+    /// <param name="labels">Each image's (clip's) class label.</param>
+    /// <param name="channels">Latent channels C (per frame).</param>
     /// <param name="size">Latent height and width.</param>
-    public virtual void Begin(Kernels.IOps ops, IReadOnlyList<int> labels, int channels, int size)
+    /// <param name="frames">Frames per sample F: 1 for an image model; the latent is (n·F, C, H, W).</param>
+    public virtual void Begin(Kernels.IOps ops, IReadOnlyList<int> labels, int channels, int size, int frames)
     {
     }
 
@@ -117,7 +118,7 @@ public abstract class StepController
 /// <param name="Step">The step that ran.</param>
 /// <param name="Kinds">The kind each image executed.</param>
 /// <param name="Indicator">Per image, the post-step indicator (NaN where not measured).</param>
-/// <param name="Latent">The sampler's latent after the step, (n, C, H, W) on the model's device; valid only during the call.</param>
+/// <param name="Latent">The sampler's latent after the step, (n·F, C, H, W) on the model's device (F = 1 for images); valid only during the call.</param>
 public readonly ref struct StepObservation(int Step, ReadOnlySpan<StepKind> Kinds, ReadOnlySpan<float> Indicator, Runtime.Tensor Latent)
 {
     /// <summary>The step that ran.</summary>
@@ -129,7 +130,7 @@ public readonly ref struct StepObservation(int Step, ReadOnlySpan<StepKind> Kind
     /// <summary>Per image, the post-step indicator (NaN where not measured).</summary>
     public ReadOnlySpan<float> Indicator { get; } = Indicator;
 
-    /// <summary>The sampler's latent after the step, (n, C, H, W) on the model's device; valid only during the call.</summary>
+    /// <summary>The sampler's latent after the step, (n·F, C, H, W) on the model's device (F = 1 for images); valid only during the call.</summary>
     public Runtime.Tensor Latent { get; } = Latent;
 }
 

@@ -112,7 +112,7 @@ public sealed class RunReport
     public long StepMacs(StepKind kind) => kind switch
     {
         StepKind.Reuse => _macs.ReuseForward(_boundary),
-        StepKind.Skip => _macs.Conditioning + _macs.FinalLayer + (_skipAddsResidual ? _macs.PatchEmbed + _skipFrom * _macs.Block : 0),
+        StepKind.Skip => _macs.SkipForward(_skipFrom, _skipAddsResidual),
         _ => _macs.Forward,
     };
 

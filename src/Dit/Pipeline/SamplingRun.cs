@@ -60,11 +60,11 @@ public sealed class SamplingRun : IDisposable
     /// Validates the request against the model and allocates every buffer of the run (on the model's device). The model
     /// is an image DiT or a video Latte: a video sample is a clip of F frames, its latent (n, F, C, H, W) held as
     /// (n·F, C, H, W), which the samplers and guidance treat frame by frame (their math is per element and per channel,
-    /// so that is exactly Latte's <c>forward_with_cfg</c> on <c>model_out[:, :, :4]</c>). Adaptive cache policies
-    /// (per-image decisions) run on image models only.
+    /// so that is exactly Latte's <c>forward_with_cfg</c> on <c>model_out[:, :, :4]</c>). Adaptive cache policies decide
+    /// per sample: per image, or per clip on a video model.
     /// </summary>
-    /// <exception cref="InvalidRequestException">The request does not fit the model (or asks a video model for an adaptive
-    /// cache policy); nothing stays allocated.</exception>
+    /// <exception cref="InvalidRequestException">The request does not fit the model (or the policy's decision network
+    /// does not fit it); nothing stays allocated.</exception>
     public SamplingRun(IDiffusionModel model, GenerationRequest request)
     {
         _model = model;
@@ -99,11 +99,8 @@ public sealed class SamplingRun : IDisposable
             {
                 throw new InvalidRequestException(e.Message, e.ParamName, e);
             }
-            _controller = request.Cache.CreateController(request.Steps, config.Depth, n);
+            _controller = request.Cache.CreateController(request.Steps, config.Depth, n, model.Frames);
             _plan = _controller.IsStatic ? ((PlanController)_controller).Plan : null;
-            if (_plan is null && model is not DitModel)
-                throw new InvalidRequestException($"the adaptive cache policy '{request.Cache.Spec}' decides per image and runs on image DiTs only; " +
-                    $"this {model.GetType().Name} makes clips of {model.Frames} frames: use none or a static policy (blockdance, deepcache, ...)", nameof(request.Cache));
             _kinds = new StepKind[n];
             _indicator = new float[n];
             _noiseSource = request.StepNoise ?? new PhiloxStepNoise(request.Seed);
@@ -151,10 +148,10 @@ public sealed class SamplingRun : IDisposable
             _pass = model.CreatePass(batch, size, size);
             if (_plan is { UsesCache: true })
                 _cache = new FeatureCache(_ops.Device, type, _pass.Stream.Dim(0), _pass.Stream.Dim(1), _pass.Stream.Dim(2));
-            if (_plan is null)   // an image DiT (checked above)
+            if (_plan is null)   // per-item decisions: an item is an image, or a clip of a video model
             {
-                _adaptive = new AdaptiveExecutor((DitModel)model, DitModel.ActivationsOf(_pass), _controller, n, batch);
-                _controller.Begin(_ops, request.Labels, config.InChannels, size);
+                _adaptive = new AdaptiveExecutor((IItemPass)_pass, _ops, config.Depth, _controller, n, batch);
+                _controller.Begin(_ops, request.Labels, config.InChannels, size, f);
             }
 
             if (request.InitialNoise is { } initial)

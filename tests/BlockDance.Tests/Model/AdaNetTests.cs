@@ -59,6 +59,8 @@ public sealed class AdaNetTests
     [InlineData("cpu", "ada_p4")]
     [InlineData("cuda-emu", "ada_small")]
     [InlineData("cuda-emu", "ada_p4")]
+    [InlineData("cpu", "ada_video")]
+    [InlineData("cuda-emu", "ada_video")]
     public void The_network_matches_pytorch_and_gives_its_greedy_plans(string device, string name)
     {
         using var ops = Open(device, DType.F32);
@@ -82,16 +84,75 @@ public sealed class AdaNetTests
     }
 
     [Theory]
-    [InlineData(DType.F16, 1e-2)]
-    [InlineData(DType.BF16, 6e-2)]
-    public void Sixteen_bit_logits_stay_within_their_precision_of_pytorch(DType type, double tolerance)
+    [InlineData(DType.F16, 1e-2, "ada_p4")]
+    [InlineData(DType.BF16, 6e-2, "ada_p4")]
+    [InlineData(DType.F16, 1e-2, "ada_video")]
+    [InlineData(DType.BF16, 6e-2, "ada_video")]
+    public void Sixteen_bit_logits_stay_within_their_precision_of_pytorch(DType type, double tolerance, string name)
     {
-        // f16 keeps 11 significant bits, bf16 8: a 3-block network rounds every activation and weight.
+        // f16 keeps 11 significant bits, bf16 8: a 2- or 3-block network rounds every activation and weight.
         using var ops = Backends.Open("cuda-emu", 0, type);
-        var r = Run(ops, "ada_p4.safetensors", "ada_p4.dump.safetensors");
-        using var dump = SafetensorsFile.Open(Fixtures.Path("ada_p4.dump.safetensors"));
+        var r = Run(ops, name + ".safetensors", name + ".dump.safetensors");
+        using var dump = SafetensorsFile.Open(Fixtures.Path(name + ".dump.safetensors"));
         var (rel, report) = Reference.Compare(r.Logits, dump.ReadFloat32("outputs.logits"));
         Assert.True(rel <= tolerance, $"{type}: {report}");
+    }
+
+    [Theory]
+    [InlineData("cpu")]
+    [InlineData("cuda-emu")]
+    public void A_video_network_reads_a_clip_batch_in_each_layout_of_the_same_memory(string device)
+    {
+        // The dump's clips [B, F, C, H, W] = [3, 5, 4, 4, 4]: the sampler's (B·F, C, H, W) and the frames-stacked
+        // (B, F·C, H, W) are views of the same memory and give the same logits, bit for bit.
+        using var ops = Open(device, DType.F32);
+        using var net = AdaDecisionNet.Load(Fixtures.Path("ada_video.safetensors"), ops);
+        Assert.Equal((5, 4), (net.Config.Frames, net.Config.InChannels));
+        Assert.Equal(20, net.Config.EmbedChannels);
+        using var dump = SafetensorsFile.Open(Fixtures.Path("ada_video.dump.safetensors"));
+        var x = dump.ReadFloat32("inputs.x");
+        using var labels = ops.Device.Allocate(DType.I32, 3);
+        labels.CopyFrom<int>(dump.ReadInt64("inputs.y").Select(v => (int)v).ToArray());
+        using var a = net.CreateActivations(3);
+        float[] Logits(params int[] shape)
+        {
+            using var latent = ops.Device.FromFloats(x, DType.F32, shape);
+            net.Forward(latent, labels, a);
+            return a.Logits.ToFloatArray();
+        }
+        var clips = Logits(3, 5, 4, 4, 4);
+        Assert.Equal(clips, Logits(15, 4, 4, 4));
+        Assert.Equal(clips, Logits(3, 20, 4, 4));
+        var (rel, report) = Reference.Compare(clips, dump.ReadFloat32("outputs.logits"));
+        Assert.True(rel <= 1e-4, report);
+        using var wrong = ops.Device.FromFloats(x[..(4 * 4 * 4 * 12)], DType.F32, 12, 4, 4, 4);   // 12 frames, not 3 clips of 5
+        var e = Assert.Throws<ArgumentException>(() => net.Forward(wrong, labels, a));
+        Assert.Contains("3 clips of 5 frames", e.Message, StringComparison.Ordinal);
+        Assert.Contains("[12, 4, 4, 4]", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_image_network_has_one_frame_and_a_bad_frame_count_is_refused()
+    {
+        Assert.Equal(1, AdaConfig.Read(Fixtures.Path("ada_small.safetensors")).Frames);   // no num_frames in its metadata
+        Assert.Equal(5, AdaConfig.Read(Fixtures.Path("ada_video.safetensors")).Frames);
+        using var src = SafetensorsFile.Open(Fixtures.Path("ada_video.safetensors"));
+        var meta = src.Metadata.ToDictionary(kv => kv.Key, kv => kv.Value);
+        meta["num_frames"] = "0";
+        var e = Assert.Throws<CheckpointException>(() => AdaConfig.FromMetadata(meta, "v.safetensors"));
+        Assert.Contains("num_frames 0", e.Message, StringComparison.Ordinal);
+        meta["num_frames"] = "3";   // the patch embedding then has the wrong input channels
+        using var tmp = new Fixtures.TempDir();
+        string path = tmp.File("v3.safetensors");
+        var w = new SafetensorsWriter();
+        foreach (var (k, v) in meta)
+            w.SetMetadata(k, v);
+        foreach (var t in src.Tensors)
+            w.Add(t.Name, src.ReadFloat32(t.Name), t.ShapeToArray());
+        w.Save(path);
+        using var ops = new CpuOps();
+        var shape = Assert.Throws<CheckpointException>(() => AdaDecisionNet.Load(path, ops));
+        Assert.Contains("'x_embedder.proj.weight' has shape", shape.Message, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -245,19 +245,6 @@ public sealed class LatteCachingTests : IDisposable
     }
 
     [Theory]
-    [InlineData("bwcache:delta=0.15,refresh=2")]
-    [InlineData("teacache")]
-    [InlineData("fbcache")]
-    public void An_adaptive_policy_on_the_video_model_is_refused_naming_the_policy(string policy)
-    {
-        var e = Assert.Throws<InvalidRequestException>(() => new SamplingRun(_model, new GenerationRequest { Labels = [1], Steps = 4, Cache = CachePolicy.Parse(policy) }));
-        Assert.Contains("image DiTs only", e.Message, StringComparison.Ordinal);
-        Assert.Contains(CachePolicy.Parse(policy).Spec, e.Message, StringComparison.Ordinal);
-        using var run = new SamplingRun(_model, new GenerationRequest { Labels = [1], Steps = 2 });   // nothing leaked or broken
-        Assert.Equal(2, run.Steps);
-    }
-
-    [Theory]
     [InlineData(1)]   // the cache holds the output of spatial block 0; temp_embed is added after it, by block 1
     [InlineData(2)]   // the output of temporal block 1, rearranged back to frame-major rows
     [InlineData(3)]
