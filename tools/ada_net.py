@@ -35,6 +35,8 @@ Command line:
   /usr/bin/python3 tools/ada_net.py random --out W.safetensors [--depth 2 --hidden 64 --heads 4 --patch 4
       --input-size 32 --channels 3 --frames 1 --classes 8 --steps 10 --rho-steps 4 --seed 0]
   /usr/bin/python3 tools/ada_net.py dump --weights W --out D.safetensors [--batch 3 --seed 1]
+      [--inputs POOL.safetensors [--first 0]]   the inputs from a tools/ada_train.py pool (its x_rho and labels: the
+      latents the network reads in a real run) instead of random ones
 """
 
 import argparse
@@ -231,8 +233,15 @@ def cmd_dump(a):
     cfg = net.cfg
     g = torch.Generator().manual_seed(a.seed)
     frames = (cfg.num_frames,) if cfg.num_frames > 1 else ()
-    x = torch.randn(a.batch, *frames, cfg.in_channels, cfg.input_size, cfg.input_size, generator=g)
-    y = torch.randint(0, cfg.num_classes, (a.batch,), generator=g)
+    if a.inputs:
+        pool, _ = safetensors_io.load_file(a.inputs)
+        x = pool["x_rho"][a.first:a.first + a.batch].float().contiguous()
+        y = pool["labels"][a.first:a.first + a.batch].long()
+        if len(y) != a.batch:
+            raise SystemExit(f"{a.inputs} holds {len(pool['labels'])} starts; --first {a.first} --batch {a.batch} does not fit")
+    else:
+        x = torch.randn(a.batch, *frames, cfg.in_channels, cfg.input_size, cfg.input_size, generator=g)
+        y = torch.randint(0, cfg.num_classes, (a.batch,), generator=g)
     trace = {}
     with torch.no_grad():
         logits = net(x, y, trace)
@@ -243,6 +252,8 @@ def cmd_dump(a):
     plans = [greedy_plan(p, cfg) for p in probs]
     meta = {"format": "blockdance.dump/1", "model": MODEL_NAME, "weights": os.path.basename(a.weights),
             "plans": json.dumps(plans), "seed": str(a.seed)}
+    if a.inputs:
+        meta["inputs"] = f"{os.path.basename(a.inputs)} starts {a.first}…{a.first + a.batch - 1}"
     safetensors_io.save_file({k: v.contiguous() for k, v in tensors.items()}, a.out, meta)
     print(f"wrote {a.out}: batch {a.batch}, plans {plans}")
 
@@ -261,6 +272,8 @@ def main(argv=None):
     d.add_argument("--out", required=True)
     d.add_argument("--batch", type=int, default=3)
     d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--inputs", help="a tools/ada_train.py pool file: take its x_rho and labels")
+    d.add_argument("--first", type=int, default=0)
     a = ap.parse_args(argv)
     {"random": cmd_random, "dump": cmd_dump}[a.cmd](a)
 

@@ -1,6 +1,13 @@
 #!/usr/bin/python3
 """Trains BlockDance-Ada's decision network (tools/ada_net.py, the contract shared with the C# side) with REINFORCE on
-the bundled image model, and evaluates its greedy plans.
+the bundled image model or (--weights models/latte-shapes-video-32.safetensors) the bundled video model, and evaluates
+its greedy plans.
+
+Video. With the Latte model an item is a clip [F, C, H, W]: its stream [F·T, D] (frame-major) is what a Cache step
+stores (the output of block boundary−1, Latte's blocks counted: round(20·24/28) = 17 of 24), the network reads the clip
+with its frames stacked as channels, Q is the SSIM averaged over the frames, guidance is Latte's forward_with_cfg (its
+literal 4 channels), and `check` compares the batched per-clip rollout with latte_reference, clip by clip (about 20
+minutes: the reference runs op by op). The evaluation's classifier is the motion-aware tools/latte_clip_classifier.py.
 
 Environment. models/dit-shapes-32.safetensors sampled as `./blockdance generate` does by default: the original DiT
 DDIM (timestep spacing "fractional", eta 0) over 50 steps, classifier-free guidance 4 on a [cond…, uncond…] batch
@@ -39,12 +46,14 @@ seeded by (seed, n), so `--resume` continues exactly. Checkpoints every --ckpt-m
 stops (checkpointed) after that long.
 
 Command line:
+  every command takes --weights (default the image model; models/latte-shapes-video-32.safetensors: the video model)
   /usr/bin/python3 tools/ada_train.py check [--threads 1]
   /usr/bin/python3 tools/ada_train.py bench [--starts 8 --samples 3]       per-update cost
   /usr/bin/python3 tools/ada_train.py train [--updates 260] [--starts 8 --samples 3] [--lr 1e-3] [--lam 6]
-      [--entropy 0.05] [--adaln-init-std 0.02 --head-init-std 0.02] [--max-reuse 3] [--depth 3 --hidden 64] [--pool 96 --pool-seed 1] [--seed 0] [--threads 1]
-      [--work .cache/ada-dit-shapes] [--resume] [--max-minutes M] [--ckpt-minutes 3]
-  /usr/bin/python3 tools/ada_train.py export [--out models/ada-dit-shapes-32.safetensors]   weights + curves CSV/PNG
+      [--entropy 0.05] [--adaln-init-std 0.02 --head-init-std 0.02] [--head-init-bias B] [--max-reuse 3] [--depth 3 --hidden 64] [--pool 96 --pool-seed 1] [--seed 0] [--threads 1]
+      [--work .cache/ada-<model>] [--resume] [--max-minutes M] [--ckpt-minutes 3]
+  /usr/bin/python3 tools/ada_train.py export [--out models/ada-<model>.safetensors]   weights + curves CSV/PNG
+      (<model>: dit-shapes-32 or latte-shapes-video-32, the --weights file's stem)
   /usr/bin/python3 tools/ada_train.py evaluate [--ada W] [--eval-pool 48 --eval-seed 2] [--out R.json]   greedy plans
       of the network vs BlockDance N = 2, 3, 4 on held-out starts
 """
@@ -498,6 +507,8 @@ def make_net(args, env):
                 nn.init.normal_(b.adaLN_modulation[-1].weight, std=args.adaln_init_std)
         if getattr(args, "head_init_std", 0.0) > 0:
             nn.init.normal_(net.head.fc2.weight, std=args.head_init_std)
+        if getattr(args, "head_init_bias", None) is not None:
+            nn.init.constant_(net.head.fc2.bias, args.head_init_bias)
     return net
 
 
@@ -697,6 +708,7 @@ def cmd_export(args):
              "train_lambda": repr(hp["lam"]), "train_entropy": repr(hp["entropy"]),
              "train_adaln_init_std": repr(hp.get("adaln_init_std", 0.0)),
              "train_head_init_std": repr(hp.get("head_init_std", 0.0)),
+             "train_head_init_bias": repr(hp.get("head_init_bias")),
              "train_starts_per_update": str(hp["starts"]), "train_samples_per_start": str(hp["samples"]),
              "pool": f"{hp['pool']} starts, seed {hp['pool_seed']}",
              "quality_reward": "SSIM (Gaussian sigma 1.5, data range 2, clamped to [-1,1]) against the uncached "
@@ -843,6 +855,9 @@ def main(argv=None):
                     help="normal init of the blocks' adaLN modulation instead of zero (make_net)")
     tr.add_argument("--head-init-std", type=float, default=0.02,
                     help="normal init of head.fc2's weight instead of zero (make_net)")
+    tr.add_argument("--head-init-bias", type=float, default=None,
+                    help="head.fc2's initial bias instead of the contract's +1 (p = 0.73: the untrained policy mostly "
+                         "caches); 0 starts every step at p = 0.5, on the greedy threshold (the video run: make_net)")
     tr.add_argument("--clip", type=float, default=1.0)
     tr.add_argument("--pool", type=int, default=96)
     tr.add_argument("--pool-seed", type=int, default=1)

@@ -74,7 +74,7 @@ public sealed class PackageTests
     }
 
     [Fact]
-    public void The_model_package_holds_the_bundled_model_and_copies_it_to_models_in_the_app_output()
+    public void The_model_package_holds_the_bundled_model_and_its_Ada_network_and_copies_them_to_models_in_the_app_output()
     {
         const string id = PackedPackages.ModelId;
         var meta = PackedPackages.Nuspec(id);
@@ -86,29 +86,35 @@ public sealed class PackageTests
         var entries = PackedPackages.Entries(id);
         Assert.DoesNotContain(entries, e => e.StartsWith("lib/", StringComparison.Ordinal));
 
-        // The same bytes as the repository's model.
-        byte[] packed = PackedPackages.Read(id, "models/dit-shapes-32.safetensors");
-        byte[] original = File.ReadAllBytes(Path.Combine(PackedPackages.RepoRoot, "models", "dit-shapes-32.safetensors"));
-        Assert.Equal(SHA256.HashData(original), SHA256.HashData(packed));
+        // The same bytes as the repository's model and its BlockDance-Ada network.
+        string[] files = ["dit-shapes-32.safetensors", "ada-dit-shapes-32.safetensors"];
+        foreach (string file in files)
+        {
+            byte[] packed = PackedPackages.Read(id, "models/" + file);
+            byte[] original = File.ReadAllBytes(Path.Combine(PackedPackages.RepoRoot, "models", file));
+            Assert.Equal(SHA256.HashData(original), SHA256.HashData(packed));
+        }
         string card = System.Text.Encoding.UTF8.GetString(PackedPackages.Read(id, "README.md"));
         Assert.Contains("dit-shapes-32: model card", card, StringComparison.Ordinal);
 
-        // build/ and buildTransitive/ props (named after the package, so NuGet imports them) copy that entry to
-        // models/dit-shapes-32.safetensors in the output folder: {AppContext.BaseDirectory}/models/, where the
-        // pipeline looks.
+        // build/ and buildTransitive/ props (named after the package, so NuGet imports them) copy those entries to
+        // models/ in the output folder: {AppContext.BaseDirectory}/models/, where the pipeline and the ada policy look.
         foreach (string folder in new[] { "build", "buildTransitive" })
         {
             string propsName = $"{folder}/{id}.props";
             Assert.Contains(propsName, entries);
             var items = XDocument.Parse(System.Text.Encoding.UTF8.GetString(PackedPackages.Read(id, propsName)))
                 .Descendants().Where(e => e.Name.LocalName == "None").ToArray();
-            var item = Assert.Single(items);
-            string include = item.Attribute("Include")!.Value.Replace("$(MSBuildThisFileDirectory)", folder + "/", StringComparison.Ordinal);
-            string resolved = Path.GetRelativePath("/pkg", Path.GetFullPath(include, "/pkg")).Replace('\\', '/');
-            Assert.Equal("models/dit-shapes-32.safetensors", resolved);
-            Assert.Contains(resolved, entries);
-            Assert.Equal("models/dit-shapes-32.safetensors", item.Attribute("Link")?.Value);
-            Assert.Equal("PreserveNewest", item.Attribute("CopyToOutputDirectory")?.Value);
+            Assert.Equal(files.Length, items.Length);
+            foreach (var (item, file) in items.Zip(files))
+            {
+                string include = item.Attribute("Include")!.Value.Replace("$(MSBuildThisFileDirectory)", folder + "/", StringComparison.Ordinal);
+                string resolved = Path.GetRelativePath("/pkg", Path.GetFullPath(include, "/pkg")).Replace('\\', '/');
+                Assert.Equal("models/" + file, resolved);
+                Assert.Contains(resolved, entries);
+                Assert.Equal("models/" + file, item.Attribute("Link")?.Value);
+                Assert.Equal("PreserveNewest", item.Attribute("CopyToOutputDirectory")?.Value);
+            }
         }
     }
 }
