@@ -712,7 +712,7 @@ def cmd_export(args):
              "train_starts_per_update": str(hp["starts"]), "train_samples_per_start": str(hp["samples"]),
              "pool": f"{hp['pool']} starts, seed {hp['pool_seed']}",
              "quality_reward": "SSIM (Gaussian sigma 1.5, data range 2, clamped to [-1,1]) against the uncached "
-                               "sample of the same start",
+                               "sample of the same start" + (", the mean over the clip's frames" if cfg.num_frames > 1 else ""),
              "baseline": "leave-one-out mean of the other samples of the same start",
              "final_reward_last20": f"{mean('reward'):.4f}", "final_C_last20": f"{mean('C'):.4f}",
              "final_Q_last20": f"{mean('Q'):.4f}", "final_macs_saved_last20": f"{mean('macs_saved'):.4f}",

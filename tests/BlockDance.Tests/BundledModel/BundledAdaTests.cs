@@ -1,12 +1,17 @@
 using System.Text.Json;
+using BlockDance.Dit;
+using BlockDance.Dit.Caching;
 using BlockDance.Dit.Pipeline;
+using BlockDance.Runtime;
+using BlockDance.Runtime.Safetensors;
 using Xunit;
 
 namespace BlockDance.Tests.BundledModel;
 
 /// <summary>
-/// The shipped BlockDance-Ada network (models/ada-dit-shapes-32.safetensors) deciding for the bundled DiT exactly as
-/// <c>./blockdance generate --cache ada</c> runs it (DDIM 50, guidance 4, ρ = 0.4).
+/// The shipped BlockDance-Ada networks deciding for the bundled models exactly as <c>./blockdance generate --cache ada</c>
+/// runs them (DDIM 50, guidance 4, ρ = 0.4): models/ada-dit-shapes-32.safetensors for the image DiT,
+/// models/ada-latte-shapes-video-32.safetensors for the video Latte (per clip).
 /// </summary>
 public sealed class BundledAdaTests
 {
@@ -39,5 +44,74 @@ public sealed class BundledAdaTests
         for (int i = 0; i < labels.Length; i++)
             Assert.True(plans[i] == (labels[i] == Bars ? BarsPlan : OtherPlan), $"image {i} (class {labels[i]}): plan {plans[i]}");
         Assert.True(BarsPlan.Count(c => c == 'R') < OtherPlan.Count(c => c == 'R'));
+    }
+
+    private const string VideoOtherPlan = "FFFFFFFFFFFFFFFFFFFCCCRCCRCRRCRCRCRRRCRRRCRRRCRCCR";
+    private const string VideoDiscLeftPlan = "FFFFFFFFFFFFFFFFFFFCCCRCCRCRRCRCRCRRRCRRRCRRCRRCCR";
+    private const int DiscLeft = 1;
+
+    private static string VideoNetwork => DitPipeline.FindModelsFile(AdaPolicy.BundledVideoWeights, out _)
+        ?? throw new FileNotFoundException($"the bundled video decision network models/{AdaPolicy.BundledVideoWeights} is missing from the repository");
+
+    /// <summary>
+    /// The shipped video network on the inputs it meets in a real run: the clips' latents after 20 steps of six held-out
+    /// starts (tools/ada_train.py's pool, seed 2, one clip per class), run through PyTorch's network by
+    /// <c>tools/ada_net.py dump --inputs</c> (tests/fixtures/README.md). The C# network gives the same blocks,
+    /// probabilities and greedy plans on the CPU and cuda-emu; the plans differ between the clips.
+    /// </summary>
+    [Theory]
+    [InlineData("cpu")]
+    [InlineData("cuda-emu")]
+    public void The_shipped_video_network_gives_pytorchs_probabilities_and_plans_on_real_latents(string device)
+    {
+        const string dumpName = "ada_latte_shapes_video_pool.dump.safetensors";
+        Assert.Equal(8, AdaConfig.Read(VideoNetwork).Frames);
+        using var ops = Model.AdaNetTests.Open(device, DType.F32);
+        var r = Model.AdaNetTests.Run(ops, VideoNetwork, Fixtures.Path(dumpName));
+        using var dump = SafetensorsFile.Open(Fixtures.Path(dumpName));
+        foreach (var (key, values) in new[] { ("pooled", r.Pooled), ("logits", r.Logits), ("probs", r.Probs) })
+        {
+            var (rel, report) = Reference.Compare(values, dump.ReadFloat32("outputs." + key));
+            Assert.True(rel <= 1e-4, $"{key}: {report}");
+        }
+        var expected = JsonSerializer.Deserialize<string[]>(dump.Metadata["plans"])!;
+        Assert.Equal(expected, r.Plans);
+        Assert.True(expected.Distinct().Count() > 1, "the shipped network gives these clips different plans");
+    }
+
+    /// <summary>
+    /// <c>generate --model shapes-video --cache ada</c> with no weights takes the shipped video network and executes a
+    /// plan per clip: the run report's <c>image_plans</c> has one plan per clip, each starting with 19 Full steps and
+    /// the Cache step 19, with at most <c>max_reuse</c> = 3 Reuse steps in a row, the plans PyTorch gives each class,
+    /// and fewer MACs than without cache (the per-clip execution itself is tested against clips run alone in
+    /// LatteAdaptiveTests).
+    /// </summary>
+    [Fact]
+    public void Generate_on_the_bundled_video_model_plans_each_clip_with_the_shipped_network()
+    {
+        using var dir = new Fixtures.TempDir();
+        string report = dir.File("report.json");
+        int[] labels = [0, 1, 2, 3, 4, 5];
+        var (code, _, err) = Cli.CliTests.Run("generate", "--model", "shapes-video", "--cache", "ada", "--labels", string.Join(',', labels),
+            "--steps", "50", "--seed", "5", "--quiet", "--out", dir.File("clips.safetensors"), "--report", report);
+        Assert.True(code == 0, err);
+        using var doc = JsonDocument.Parse(File.ReadAllText(report));
+        var root = doc.RootElement;
+        Assert.Equal("ada", root.GetProperty("policy").GetString());
+        string[] plans = root.GetProperty("image_plans").EnumerateArray().Select(x => x.GetString()!).ToArray();
+        Assert.Equal(labels.Length, plans.Length);
+        foreach (string plan in plans)
+        {
+            Assert.Equal(50, plan.Length);
+            Assert.StartsWith(new string('F', 19) + "C", plan, StringComparison.Ordinal);
+            Assert.DoesNotContain("RRRR", plan, StringComparison.Ordinal);
+            Assert.Matches("^[FCR]+$", plan);
+        }
+        // The plans PyTorch's network and rollout give on the 12 held-out starts and the 32 training starts
+        // (tools/ada_train.py evaluate; models/README.md), and the C# quality benchmark on 24 more clips: the disc-left
+        // clips get one plan, every other class another, both with 17 Reuse steps, differing at steps 44 and 45.
+        for (int i = 0; i < labels.Length; i++)
+            Assert.True(plans[i] == (labels[i] == DiscLeft ? VideoDiscLeftPlan : VideoOtherPlan), $"clip {i} (class {labels[i]}): plan {plans[i]}");
+        Assert.True(root.GetProperty("macs").GetDouble() < root.GetProperty("macs_without_cache").GetDouble());
     }
 }

@@ -57,19 +57,6 @@ public sealed class AdaCliTests
     }
 
     [Fact]
-    public void Ada_on_the_bundled_video_model_takes_the_bundled_video_network()
-    {
-        // Until models/ada-latte-shapes-video-32.safetensors is committed, the run says it was not found and how to give one.
-        if (BlockDance.Dit.Pipeline.DitPipeline.FindModelsFile(BlockDance.Dit.Caching.AdaPolicy.BundledVideoWeights, out _) is not null)
-            return;
-        using var dir = new Fixtures.TempDir();
-        var (code, _, err) = CliTests.Run("generate", "--model", "shapes-video", "--labels", "1", "--cache", "ada", "--quiet", "--out", dir.File("v.safetensors"));
-        Assert.NotEqual(0, code);
-        Assert.Contains("models/ada-latte-shapes-video-32.safetensors", err, StringComparison.Ordinal);
-        Assert.Contains("ada:weights=FILE", err, StringComparison.Ordinal);
-    }
-
-    [Fact]
     public void Compare_on_the_bundled_video_model_runs_an_adaptive_policy_and_measures_ssim_frame_by_frame()
     {
         var (code, output, err) = CliTests.Run("compare", "--model", "shapes-video", "--labels", "2", "--steps", "4", "--cache", "teacache:threshold=0.2", "--quiet");

@@ -23,12 +23,13 @@ public sealed class AdaNetTests
         public void OnBlockOutput(int block, Tensor x) => Blocks.Add(x.ToFloatArray());
     }
 
-    private sealed record Result(float[][] Blocks, float[] Pooled, float[] Logits, float[] Probs, string[] Plans);
+    internal sealed record Result(float[][] Blocks, float[] Pooled, float[] Logits, float[] Probs, string[] Plans);
 
-    private static Result Run(IOps ops, string weights, string dumpName)
+    /// <summary>The network of <paramref name="weights"/> (a path) on the inputs of the dump at <paramref name="dumpPath"/>.</summary>
+    internal static Result Run(IOps ops, string weights, string dumpPath)
     {
-        using var net = AdaDecisionNet.Load(Fixtures.Path(weights), ops);
-        using var dump = SafetensorsFile.Open(Fixtures.Path(dumpName));
+        using var net = AdaDecisionNet.Load(weights, ops);
+        using var dump = SafetensorsFile.Open(dumpPath);
         var xInfo = dump["inputs.x"];
         int batch = xInfo.Shape[0];
         using var latent = ops.Device.FromFloats(dump.ReadFloat32("inputs.x"), ops.ActivationType, xInfo.ShapeToArray());
@@ -52,7 +53,7 @@ public sealed class AdaNetTests
         return new([.. recorder.Blocks], pooled, logits, probs, plans);
     }
 
-    private static IOps Open(string device, DType type) => device == "cpu" ? new CpuOps() : Backends.Open(device, 0, type);
+    internal static IOps Open(string device, DType type) => device == "cpu" ? new CpuOps() : Backends.Open(device, 0, type);
 
     [Theory]
     [InlineData("cpu", "ada_small")]
@@ -64,7 +65,7 @@ public sealed class AdaNetTests
     public void The_network_matches_pytorch_and_gives_its_greedy_plans(string device, string name)
     {
         using var ops = Open(device, DType.F32);
-        var r = Run(ops, name + ".safetensors", name + ".dump.safetensors");
+        var r = Run(ops, Fixtures.Path(name + ".safetensors"), Fixtures.Path(name + ".dump.safetensors"));
         using var dump = SafetensorsFile.Open(Fixtures.Path(name + ".dump.safetensors"));
         int depth = dump.Tensors.Count(t => t.Name.StartsWith("outputs.blocks.", StringComparison.Ordinal));
         Assert.Equal(depth, r.Blocks.Length);
@@ -92,7 +93,7 @@ public sealed class AdaNetTests
     {
         // f16 keeps 11 significant bits, bf16 8: a 2- or 3-block network rounds every activation and weight.
         using var ops = Backends.Open("cuda-emu", 0, type);
-        var r = Run(ops, name + ".safetensors", name + ".dump.safetensors");
+        var r = Run(ops, Fixtures.Path(name + ".safetensors"), Fixtures.Path(name + ".dump.safetensors"));
         using var dump = SafetensorsFile.Open(Fixtures.Path(name + ".dump.safetensors"));
         var (rel, report) = Reference.Compare(r.Logits, dump.ReadFloat32("outputs.logits"));
         Assert.True(rel <= tolerance, $"{type}: {report}");

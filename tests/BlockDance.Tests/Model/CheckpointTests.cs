@@ -144,17 +144,6 @@ public sealed class CheckpointTests
         }
     }
 
-    [Fact]
-    public void Weights_of_a_cpu_float32_checkpoint_are_views_of_the_mapped_file()
-    {
-        using var c = DitCheckpoint.Open(Fixtures.TinyOriginal);
-        using var ops = new Kernels.Cpu.CpuOps();
-        long before = ops.Device.LiveBytes;
-        using var model = DitModel.Load(c, ops);
-        Assert.Equal(before, ops.Device.LiveBytes);   // no weight was copied
-        Assert.Equal(c.File.GetAddress("blocks.0.attn.qkv.weight"), model.Blocks[0].Qkv.Weight.Address);
-    }
-
     /// <summary>Copies a checkpoint tensor by tensor through <paramref name="map"/> (null drops a tensor).</summary>
     internal static void Rewrite(string source, string target, Func<string, int[], byte[], (string, int[], byte[])?> map,
         (string Name, int[] Shape, byte[] Data)? extra = null, bool dropMetadata = false)
@@ -170,5 +159,24 @@ public sealed class CheckpointTests
             foreach (var (k, v) in file.Metadata)
                 writer.SetMetadata(k, v);
         writer.Save(target);
+    }
+}
+
+/// <summary>
+/// Zero-copy loading, measured on the CPU device's live-byte count. The CPU device is one per process, so the test runs
+/// in the collection that no other test runs beside (a parallel test's allocation would change the count).
+/// </summary>
+[Collection(nameof(ProcessWideSettings))]
+public sealed class CheckpointZeroCopyTests
+{
+    [Fact]
+    public void Weights_of_a_cpu_float32_checkpoint_are_views_of_the_mapped_file()
+    {
+        using var c = DitCheckpoint.Open(Fixtures.TinyOriginal);
+        using var ops = new Kernels.Cpu.CpuOps();
+        long before = ops.Device.LiveBytes;
+        using var model = DitModel.Load(c, ops);
+        Assert.Equal(before, ops.Device.LiveBytes);   // no weight was copied
+        Assert.Equal(c.File.GetAddress("blocks.0.attn.qkv.weight"), model.Blocks[0].Qkv.Weight.Address);
     }
 }

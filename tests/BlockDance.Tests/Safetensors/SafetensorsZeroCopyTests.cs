@@ -6,7 +6,9 @@ using Xunit;
 
 namespace BlockDance.Tests.Safetensors;
 
-/// <summary>Proof that reading hands out views of the mapping, not copies.</summary>
+/// <summary>Proof that reading hands out views of the mapping, not copies. One test reads the CPU device's live-byte
+/// count, which is per process: the class runs in the collection no other test runs beside.</summary>
+[Collection(nameof(ProcessWideSettings))]
 public sealed class SafetensorsZeroCopyTests : IDisposable
 {
     private readonly TempDirectory _dir = new();
