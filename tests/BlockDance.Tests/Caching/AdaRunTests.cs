@@ -20,27 +20,9 @@ public sealed class AdaRunTests
 {
     private const int Boundary = 2;
 
-    /// <summary>A dynamic policy whose controller gives image i the fixed plan plans[i] (as a learned policy would).</summary>
-    private sealed class PerImagePolicy(string[] plans) : CachePolicy
-    {
-        public override string Spec => "per-image:" + string.Join('/', plans);
-        public override bool IsDynamic => true;
-        public override StepPlan Plan(int steps, int depth) => throw new PlanException("per image");
-        public override StepController CreateController(int steps, int depth, int images) => new Controller(plans, steps, depth, images);
+    private static FixedPlansPolicy PerImagePolicy(string[] plans) => new(plans, Boundary);
 
-        private sealed class Controller(string[] plans, int steps, int depth, int images) : StepController(steps, depth, images)
-        {
-            public override int Boundary => AdaRunTests.Boundary;
-            public override void Decide(int step, ReadOnlySpan<float> probe, Span<StepKind> kinds)
-            {
-                for (int i = 0; i < kinds.Length; i++)
-                    kinds[i] = plans[i][step] switch { 'C' => StepKind.Cache, 'R' => StepKind.Reuse, _ => StepKind.Full };
-            }
-        }
-    }
-
-    private static StepPlan Static(string letters) =>
-        new(letters.Select(c => c switch { 'C' => StepKind.Cache, 'R' => StepKind.Reuse, _ => StepKind.Full }).ToArray(), Boundary, 4);
+    private static StepPlan Static(string letters) => FixedPlansPolicy.Static(letters, Boundary, 4);
 
     private static (float[] Latent, RunReport Report) Generate(IOps ops, CachePolicy policy, int[] labels, float[] noise, float guidance, int steps = 8)
     {
@@ -72,11 +54,11 @@ public sealed class AdaRunTests
         const int per = 4 * 8 * 8;
         var noise = Noise(labels.Length);
         using var ops = Open(device);
-        var (batched, report) = Generate(ops, new PerImagePolicy(plans), labels, noise, guidance);
+        var (batched, report) = Generate(ops, PerImagePolicy(plans), labels, noise, guidance);
         Assert.Equal(plans, report.ImagePlans.Select(p => p.Letters).ToArray());
         Assert.True(report.PlansDiffer);
         // The same images with other plans for their neighbours: image 0 keeps its plan, the others swap theirs.
-        var (shuffled, _) = Generate(ops, new PerImagePolicy([plans[0], plans[3], plans[1], plans[2]]), labels, noise, guidance);
+        var (shuffled, _) = Generate(ops, PerImagePolicy([plans[0], plans[3], plans[1], plans[2]]), labels, noise, guidance);
         Assert.Equal(batched.AsSpan(0, per).ToArray(), shuffled.AsSpan(0, per).ToArray());
         int halves = guidance > 1 ? 2 : 1;
         for (int i = 0; i < labels.Length; i++)
@@ -93,7 +75,7 @@ public sealed class AdaRunTests
     {
         using var ops = new CpuOps();
         var e = Assert.Throws<InvalidOperationException>(() =>
-            Generate(ops, new PerImagePolicy(["FFCRFFFF", "FFFRFFFF"]), [1, 2], Noise(2), 4f));
+            Generate(ops, PerImagePolicy(["FFCRFFFF", "FFFRFFFF"]), [1, 2], Noise(2), 4f));
         Assert.Contains("image 1", e.Message, StringComparison.Ordinal);
     }
 

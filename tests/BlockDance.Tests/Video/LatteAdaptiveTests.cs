@@ -4,6 +4,7 @@ using BlockDance.Dit.Pipeline;
 using BlockDance.Kernels;
 using BlockDance.Kernels.Cpu;
 using BlockDance.Runtime;
+using BlockDance.Tests.Caching;
 using BlockDance.Tests.Pipeline;
 using Xunit;
 
@@ -22,28 +23,9 @@ public sealed class LatteAdaptiveTests
 {
     private const int Boundary = 2, Depth = 4, PerClip = 5 * 4 * 4 * 4;
 
-    /// <summary>A dynamic policy whose controller gives clip i the fixed plan plans[i] (as a learned policy would).</summary>
-    private sealed class PerClipPolicy(string[] plans) : CachePolicy
-    {
-        public override string Spec => "per-clip:" + string.Join('/', plans);
-        public override bool IsDynamic => true;
-        public override StepPlan Plan(int steps, int depth) => throw new PlanException("per clip");
-        public override StepController CreateController(int steps, int depth, int images) => new Controller(plans, steps, depth, images);
+    private static FixedPlansPolicy PerClipPolicy(string[] plans) => new(plans, Boundary);
 
-        private sealed class Controller(string[] plans, int steps, int depth, int images) : StepController(steps, depth, images)
-        {
-            public override int Boundary => LatteAdaptiveTests.Boundary;
-            public override void Decide(int step, ReadOnlySpan<float> probe, Span<StepKind> kinds)
-            {
-                for (int i = 0; i < kinds.Length; i++)
-                    kinds[i] = Kind(plans[i][step]);
-            }
-        }
-    }
-
-    private static StepKind Kind(char c) => c switch { 'C' => StepKind.Cache, 'R' => StepKind.Reuse, 'S' => StepKind.Skip, _ => StepKind.Full };
-
-    private static StepPlan Static(string letters) => new(letters.Select(Kind).ToArray(), Boundary, Depth);
+    private static StepPlan Static(string letters) => FixedPlansPolicy.Static(letters, Boundary, Depth);
 
     private static IOps Open(string device) => device == "cpu" ? new CpuOps() : Backends.Open(device, 0, DType.F32);
 
@@ -80,7 +62,7 @@ public sealed class LatteAdaptiveTests
         int[] labels = [1, 4, 2];
         var noise = Noise(labels.Length);
         using var ops = Open(device);
-        var (batched, report) = Generate(ops, new PerClipPolicy(plans), labels, noise, guidance);
+        var (batched, report) = Generate(ops, PerClipPolicy(plans), labels, noise, guidance);
         Assert.Equal(plans, report.ImagePlans.Select(p => p.Letters).ToArray());
         Assert.True(report.PlansDiffer);
         int halves = guidance > 1 ? 2 : 1;
@@ -91,7 +73,7 @@ public sealed class LatteAdaptiveTests
             Assert.Equal(single.Macs, report.ImageMacs(i) * halves);   // per clip: F frames' worth
         }
         // The neighbours' plans do not matter: clip 0 keeps its plan, the others swap theirs.
-        var (swapped, _) = Generate(ops, new PerClipPolicy([plans[0], plans[2], plans[1]]), labels, noise, guidance);
+        var (swapped, _) = Generate(ops, PerClipPolicy([plans[0], plans[2], plans[1]]), labels, noise, guidance);
         Assert.Equal(Clip(batched, 0), Clip(swapped, 0));
         Assert.True(report.ImageMacs(0) > report.ImageMacs(1), "BlockDance-2 reuses less than BlockDance-3");
     }
@@ -170,7 +152,7 @@ public sealed class LatteAdaptiveTests
         using var checkpoint = DitCheckpoint.Open(Latte.Weights("latte_deep"));
         using var ops = Open(device);
         using var model = LatteModel.Load(checkpoint, ops);
-        var cache = policy == "per-clip" ? new PerClipPolicy(["FFCRCRCRCRCRCRCF", "FFCRRCRRCRRCRRCF", "FFCCCCCCCCCCCCCF"]) : CachePolicy.Parse(policy);
+        var cache = policy == "per-clip" ? PerClipPolicy(["FFCRCRCRCRCRCRCF", "FFCRRCRRCRRCRRCF", "FFCCCCCCCCCCCCCF"]) : CachePolicy.Parse(policy);
         using var run = new SamplingRun(model, new GenerationRequest { Labels = [1, 4, 2], Steps = 16, Seed = 5, Cache = cache });
         for (int k = 0; k < 6; k++)
             run.Step();
@@ -204,7 +186,7 @@ public sealed class LatteAdaptiveTests
         Assert.Contains("image_plans", report.ToJson(), StringComparison.Ordinal);
         for (int i = 0; i < labels.Length; i++)
         {
-            var plan = new StepPlan(plans[i].Select(Kind).ToArray(), Boundary, Depth);
+            var plan = Static(plans[i]);
             var (alone, single) = Generate(ops, new FixedPlan(plan), [labels[i]], Clip(noise, i), steps: 10);
             Assert.True(Clip(batched, i).SequenceEqual(alone), $"clip {i} ({plans[i]}) differs from its static plan alone");
             Assert.Equal(single.Macs, report.ImageMacs(i) * 2);
