@@ -65,8 +65,17 @@ public sealed class AdaNetTests
     public void The_network_matches_pytorch_and_gives_its_greedy_plans(string device, string name)
     {
         using var ops = Open(device, DType.F32);
-        var r = Run(ops, Fixtures.Path(name + ".safetensors"), Fixtures.Path(name + ".dump.safetensors"));
-        using var dump = SafetensorsFile.Open(Fixtures.Path(name + ".dump.safetensors"));
+        AssertMatchesDump(ops, Fixtures.Path(name + ".safetensors"), Fixtures.Path(name + ".dump.safetensors"));
+    }
+
+    /// <summary>
+    /// The network of <paramref name="weights"/> on the dump's inputs gives PyTorch's blocks, pooled features, logits and
+    /// probabilities (1e-4 relative) and its greedy plans, and the dump's items get more than one plan.
+    /// </summary>
+    internal static void AssertMatchesDump(IOps ops, string weights, string dumpPath)
+    {
+        var r = Run(ops, weights, dumpPath);
+        using var dump = SafetensorsFile.Open(dumpPath);
         int depth = dump.Tensors.Count(t => t.Name.StartsWith("outputs.blocks.", StringComparison.Ordinal));
         Assert.Equal(depth, r.Blocks.Length);
         for (int i = 0; i < depth; i++)
@@ -81,7 +90,7 @@ public sealed class AdaNetTests
         }
         var expected = JsonSerializer.Deserialize<string[]>(dump.Metadata["plans"])!;
         Assert.Equal(expected, r.Plans);
-        Assert.True(expected.Distinct().Count() > 1, "the fixture's images must get different plans");
+        Assert.True(expected.Distinct().Count() > 1, "the dump's items must get different plans");
     }
 
     [Theory]
