@@ -36,10 +36,18 @@ internal static unsafe class CpuAttention
                 float* v = k + D;                                     // value row t at v + t·3D
                 float* kt = Kt + (long)bh * Dh * T;                   // [Dh, T]
                 float* vp = Vp + (long)bh * T * Dh;                   // [T, Dh]
+                int t0 = 0, d0 = 0;
+                if (Avx.IsSupported)   // 8 × 8 blocks of the keys transposed in registers, the rest one by one
+                {
+                    for (; t0 + 8 <= T; t0 += 8)
+                        for (d0 = 0; d0 + 8 <= Dh; d0 += 8)
+                            CpuGemm.Transpose8x8(k + (long)t0 * 3 * D + d0, 3 * D, kt + (long)d0 * T + t0, T);
+                    d0 = Dh - Dh % 8;
+                }
                 for (int t = 0; t < T; t++)
                 {
                     float* row = k + (long)t * 3 * D;
-                    for (int d = 0; d < Dh; d++)
+                    for (int d = t < t0 ? d0 : 0; d < Dh; d++)
                         kt[(long)d * T + t] = row[d];
                     new ReadOnlySpan<float>(v + (long)t * 3 * D, Dh).CopyTo(new Span<float>(vp + (long)t * Dh, Dh));
                 }

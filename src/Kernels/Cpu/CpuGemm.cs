@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -83,34 +82,34 @@ internal static unsafe class CpuGemm
                 int rows = Math.Min(MR, M - blk * MR), k = 0;
                 if (rows == MR && Avx.IsSupported)
                     for (; k + 8 <= K; k += 8)
-                        Transpose8x8(src + k, K, dst + (long)k * MR);
+                        Transpose8x8(src + k, K, dst + (long)k * MR, MR);
                 for (; k < K; k++)
                     for (int i = 0; i < MR; i++)
                         dst[(long)k * MR + i] = i < rows ? src[(long)i * K + k] : 0f;
             }
         }
+    }
 
-        /// <summary>dst[j·8 + i] = src[i·ld + j] for i, j &lt; 8.</summary>
-        private static void Transpose8x8(float* src, int ld, float* dst)
-        {
-            var r0 = Vector256.Load(src); var r1 = Vector256.Load(src + ld);
-            var r2 = Vector256.Load(src + 2 * ld); var r3 = Vector256.Load(src + 3 * ld);
-            var r4 = Vector256.Load(src + 4 * ld); var r5 = Vector256.Load(src + 5 * ld);
-            var r6 = Vector256.Load(src + 6 * ld); var r7 = Vector256.Load(src + 7 * ld);
-            // Pairs of rows interleaved, then quadruples, then the 128-bit halves swapped into columns.
-            var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
-            var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
-            var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
-            var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
-            var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
-            var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
-            var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
-            var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
-            Avx.Permute2x128(u0, u4, 0x20).Store(dst); Avx.Permute2x128(u1, u5, 0x20).Store(dst + 8);
-            Avx.Permute2x128(u2, u6, 0x20).Store(dst + 16); Avx.Permute2x128(u3, u7, 0x20).Store(dst + 24);
-            Avx.Permute2x128(u0, u4, 0x31).Store(dst + 32); Avx.Permute2x128(u1, u5, 0x31).Store(dst + 40);
-            Avx.Permute2x128(u2, u6, 0x31).Store(dst + 48); Avx.Permute2x128(u3, u7, 0x31).Store(dst + 56);
-        }
+    /// <summary>dst[j·ldd + i] = src[i·lds + j] for i, j &lt; 8 (AVX).</summary>
+    internal static void Transpose8x8(float* src, int lds, float* dst, int ldd)
+    {
+        var r0 = Vector256.Load(src); var r1 = Vector256.Load(src + lds);
+        var r2 = Vector256.Load(src + 2 * lds); var r3 = Vector256.Load(src + 3 * lds);
+        var r4 = Vector256.Load(src + 4 * lds); var r5 = Vector256.Load(src + 5 * lds);
+        var r6 = Vector256.Load(src + 6 * lds); var r7 = Vector256.Load(src + 7 * lds);
+        // Pairs of rows interleaved, then quadruples, then the 128-bit halves swapped into columns.
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Permute2x128(u0, u4, 0x20).Store(dst); Avx.Permute2x128(u1, u5, 0x20).Store(dst + ldd);
+        Avx.Permute2x128(u2, u6, 0x20).Store(dst + 2 * ldd); Avx.Permute2x128(u3, u7, 0x20).Store(dst + 3 * ldd);
+        Avx.Permute2x128(u0, u4, 0x31).Store(dst + 4 * ldd); Avx.Permute2x128(u1, u5, 0x31).Store(dst + 5 * ldd);
+        Avx.Permute2x128(u2, u6, 0x31).Store(dst + 6 * ldd); Avx.Permute2x128(u3, u7, 0x31).Store(dst + 7 * ldd);
     }
 
     /// <summary>One product on packed X and W: work items are (panel, row chunk) pairs, panel-major, so a thread's panels stay in its caches.</summary>
@@ -154,38 +153,77 @@ internal static unsafe class CpuGemm
             int n0 = panel * NR, cols = Math.Min(NR, N - n0);
             float* b = Packed + (long)panel * K * NR + (long)k0 * NR;
             bool accumulate = k0 > 0, last = k0 + kc == K;
+            // The epilogue's bias for this panel: the bias itself, or for the last, partial panel a copy padded with zeros.
+            float* bias = Bias is null ? null : Bias + n0;
+            float* padded = stackalloc float[NR];
+            if (bias is not null && cols < NR)
+            {
+                new Span<float>(padded, NR).Clear();
+                new ReadOnlySpan<float>(bias, cols).CopyTo(new Span<float>(padded, NR));
+                bias = padded;
+            }
             for (int r = r0; r < r1; r += MR)
             {
                 int rows = Math.Min(MR, r1 - r);
                 float* a = PackedX + (long)r * K + (long)k0 * MR;
                 float* y = Y + (long)r * N + n0;
                 if (rows == MR && cols == NR)
-                    Tile(Kernel, a, b, kc, y, N, accumulate);
-                else
                 {
-                    // A partial tile (the last rows or the last panel): through a full-size tile, the valid part in and out.
-                    if (accumulate)
-                        for (int i = 0; i < rows; i++)
-                            new ReadOnlySpan<float>(y + (long)i * N, cols).CopyTo(new Span<float>(tile + i * NR, cols));
-                    Tile(Kernel, a, b, kc, tile, NR, accumulate);
-                    for (int i = 0; i < rows; i++)
-                        new ReadOnlySpan<float>(tile + i * NR, cols).CopyTo(new Span<float>(y + (long)i * N, cols));
+                    Tile(Kernel, a, b, kc, y, N, accumulate);
+                    if (last)
+                        Epilogue(y, N, bias, Act);
+                    continue;
                 }
-                if (last)
+                // A partial tile (the last rows or the last panel): through a full-size tile, the valid part in and out.
+                if (accumulate)
                     for (int i = 0; i < rows; i++)
-                        Epilogue(y + (long)i * N, n0, cols);
+                        new ReadOnlySpan<float>(y + (long)i * N, cols).CopyTo(new Span<float>(tile + i * NR, cols));
+                Tile(Kernel, a, b, kc, tile, NR, accumulate);
+                if (last)
+                    Epilogue(tile, NR, bias, Act);
+                for (int i = 0; i < rows; i++)
+                    new ReadOnlySpan<float>(tile + i * NR, cols).CopyTo(new Span<float>(y + (long)i * N, cols));
             }
         }
+    }
 
-        private readonly void Epilogue(float* y, int n0, int cols)
-        {
-            if (Bias is null && Act == Activation.None)
-                return;
-            var span = new Span<float>(y, cols);
-            if (Bias is not null)
-                TensorPrimitives.Add(span, new ReadOnlySpan<float>(Bias + n0, cols), span);
-            CpuMath.Activate(span, Act);
-        }
+    /// <summary>
+    /// <c>C[MR, NR] = act(C + bias)</c> on a tile still in L1, 16 lanes at a time (8 without 512-bit vectors; the same
+    /// bits, see <see cref="CpuMath"/>). Whichever micro-kernel made the tile, the epilogue is this one.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Epilogue(float* c, int ldc, float* bias, Activation act)
+    {
+        if (bias is null && act == Activation.None)
+            return;
+        if (Vector512.IsHardwareAccelerated)
+            for (int j = 0; j < NR; j += 16)
+            {
+                var bj = bias is null ? Vector512<float>.Zero : Vector512.Load(bias + j);
+                for (int i = 0; i < MR; i++)
+                {
+                    float* ci = c + (long)i * ldc + j;
+                    var v = Vector512.Load(ci);
+                    if (bias is not null)
+                        v += bj;
+                    v = act switch { Activation.GeluTanh => CpuMath.GeluTanh(v), Activation.Silu => CpuMath.Silu(v), _ => v };
+                    v.Store(ci);
+                }
+            }
+        else
+            for (int j = 0; j < NR; j += 8)
+            {
+                var bj = bias is null ? Vector256<float>.Zero : Vector256.Load(bias + j);
+                for (int i = 0; i < MR; i++)
+                {
+                    float* ci = c + (long)i * ldc + j;
+                    var v = Vector256.Load(ci);
+                    if (bias is not null)
+                        v += bj;
+                    v = act switch { Activation.GeluTanh => CpuMath.GeluTanh(v), Activation.Silu => CpuMath.Silu(v), _ => v };
+                    v.Store(ci);
+                }
+            }
     }
 
     /// <summary>C[MR, NR] (+)= A[kc][MR] · P[kc][NR], C's row stride ldc, on the given micro-kernel.</summary>

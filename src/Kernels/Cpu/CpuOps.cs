@@ -39,7 +39,8 @@ public sealed unsafe partial class CpuOps : IOps
 
     /// <param name="threads">
     /// Threads for the managed loops and OpenBLAS, 0 for every core. The setting is process-wide (OpenBLAS has one
-    /// thread pool per process), so the last CpuOps created decides.
+    /// thread pool per process), so the last CpuOps created decides. So is <c>BLOCKDANCE_CPU_SPIN_US</c>, how long an
+    /// idle worker thread spins before it sleeps (<see cref="CpuParallel.SpinMicroseconds"/>).
     /// </param>
     public CpuOps(int threads = 0)
     {
@@ -64,6 +65,10 @@ public sealed unsafe partial class CpuOps : IOps
         if (!CpuGemm.Supported(isa))
             throw new ArgumentException($"BLOCKDANCE_CPU_ISA={isa}: this CPU runs at most {CpuGemm.Best}");
         GemmKernel = isa;
+        string? spin = Environment.GetEnvironmentVariable("BLOCKDANCE_CPU_SPIN_US");
+        if (!string.IsNullOrEmpty(spin))
+            CpuParallel.SpinMicroseconds = int.TryParse(spin, out int us) && us is >= 0 and <= 1_000_000 ? us
+                : throw new ArgumentException($"BLOCKDANCE_CPU_SPIN_US='{spin}': expected microseconds from 0 to 1000000");
     }
 
     /// <summary>
@@ -344,28 +349,56 @@ public sealed unsafe partial class CpuOps : IOps
     /// <summary>Numerically stable softmax: subtract the row maximum, exponentiate, divide by the sum.</summary>
     internal static void SoftmaxInPlace(Span<float> row)
     {
-        float max = TensorPrimitives.Max(row);
-        int i = 0;
-        float sum = 0;
-        if (Vector256.IsHardwareAccelerated)
+        ref float r0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(row);
+        int n = row.Length, i = 0;
+        float max = float.NegativeInfinity, sum = 0;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
         {
-            var vmax = Vector256.Create(max);
-            var vsum = Vector256<float>.Zero;
-            ref float r0 = ref row[0];
-            for (; i + 8 <= row.Length; i += 8)
+            var vmax = Vector512.Create(float.NegativeInfinity);
+            for (; i + 16 <= n; i += 16)
+                vmax = Vector512.Max(vmax, Vector512.LoadUnsafe(ref r0, (nuint)i));
+            max = MaxAcross(vmax);
+            for (; i < n; i++)
+                max = MathF.Max(max, row[i]);
+            var vm = Vector512.Create(max);
+            var vsum = Vector512<float>.Zero;
+            for (i = 0; i + 16 <= n; i += 16)
             {
-                var e = CpuMath.Exp(Vector256.LoadUnsafe(ref r0, (nuint)i) - vmax);
+                var e = CpuMath.Exp(Vector512.LoadUnsafe(ref r0, (nuint)i) - vm);
                 e.StoreUnsafe(ref r0, (nuint)i);
                 vsum += e;
             }
-            sum = Vector256.Sum(vsum);
+            sum = Vector512.Sum(vsum);
         }
-        for (; i < row.Length; i++)
+        else
+        {
+            max = TensorPrimitives.Max(row);
+            if (Vector256.IsHardwareAccelerated)
+            {
+                var vm = Vector256.Create(max);
+                var vsum = Vector256<float>.Zero;
+                for (; i + 8 <= n; i += 8)
+                {
+                    var e = CpuMath.Exp(Vector256.LoadUnsafe(ref r0, (nuint)i) - vm);
+                    e.StoreUnsafe(ref r0, (nuint)i);
+                    vsum += e;
+                }
+                sum = Vector256.Sum(vsum);
+            }
+        }
+        for (; i < n; i++)
         {
             row[i] = MathF.Exp(row[i] - max);
             sum += row[i];
         }
         TensorPrimitives.Multiply(row, 1f / sum, row);
+    }
+
+    private static float MaxAcross(Vector512<float> v)
+    {
+        var h = Vector256.Max(v.GetLower(), v.GetUpper());
+        var q = Vector128.Max(h.GetLower(), h.GetUpper());
+        return MathF.Max(MathF.Max(q[0], q[1]), MathF.Max(q[2], q[3]));
     }
 
     // ---------------------------------------------------------------------------------------------------------------
