@@ -32,8 +32,6 @@ public sealed unsafe partial class CpuOps : IOps
     private long _packedFloats, _packTicks;
     private float* _packScratch;  // the packed form of an owned weight, remade on every call
     private long _packScratchFloats;
-    private float* _packX;       // the current product's input, packed into blocks of CpuGemm.MR rows
-    private long _packXFloats;
     private float* _scratch;     // attention: keys transposed and values packed, grown to the largest 2·B·T·D seen
     private long _scratchFloats;
 
@@ -80,6 +78,7 @@ public sealed unsafe partial class CpuOps : IOps
     /// </summary>
     public bool PackWeights { get; set; }
 
+
     /// <summary>
     /// The micro-kernel of the packed GEMM: the widest this CPU runs, or the one named by <c>BLOCKDANCE_CPU_ISA</c>
     /// (avx512, avx2, scalar); tests set it to cover every path. All give the same bits.
@@ -102,7 +101,7 @@ public sealed unsafe partial class CpuOps : IOps
     public DType ActivationType => DType.F32;
 
     /// <summary>Bytes of the scratch: attention (keys transposed, values packed), the packed form of owned weights and of the GEMM's input.</summary>
-    public long ScratchBytes => (_scratchFloats + _packScratchFloats + _packXFloats) * sizeof(float);
+    public long ScratchBytes => (_scratchFloats + _packScratchFloats) * sizeof(float);
 
     /// <summary>Threads the managed loops use.</summary>
     public static int Threads => CpuParallel.ThreadCount;
@@ -132,13 +131,10 @@ public sealed unsafe partial class CpuOps : IOps
             }
             else
                 panels = Packed(w, n, k).Data;
-            Grow(ref _packX, ref _packXFloats, CpuGemm.PackedXFloats(m, k));
-            var packX = new CpuGemm.PackXJob { X = F(x), Dst = _packX, M = m, K = k };
-            CpuParallel.For((m + CpuGemm.MR - 1) / CpuGemm.MR, ref packX, minChunk: 4);
             int chunks = CpuGemm.Job.ChunksFor(m, n, CpuParallel.ThreadCount);
             var gemm = new CpuGemm.Job
             {
-                PackedX = _packX, Packed = panels, Bias = b is null ? null : F(b), Y = F(y), M = m, N = n, K = k,
+                X = F(x), Packed = panels, Bias = b is null ? null : F(b), Y = F(y), M = m, N = n, K = k,
                 RowChunks = chunks, Act = act, Kernel = GemmKernel,
             };
             CpuParallel.For((n + CpuGemm.NR - 1) / CpuGemm.NR * chunks, ref gemm);
@@ -634,9 +630,6 @@ public sealed unsafe partial class CpuOps : IOps
         System.Runtime.InteropServices.NativeMemory.AlignedFree(_packScratch);
         _packScratch = null;
         _packScratchFloats = 0;
-        System.Runtime.InteropServices.NativeMemory.AlignedFree(_packX);
-        _packX = null;
-        _packXFloats = 0;
         System.Runtime.InteropServices.NativeMemory.AlignedFree(_scratch);
         _scratch = null;
         _scratchFloats = 0;
