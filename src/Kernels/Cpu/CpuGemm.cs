@@ -8,10 +8,9 @@ namespace BlockDance.Kernels.Cpu;
 /// <summary>
 /// The CPU device's own GEMM for <c>Y[M, N] = act(X[M, K] · Wᵀ + b)</c>. The weight W [N, K] is packed once into
 /// panels of <see cref="NR"/> output columns, k-major (<c>P[panel][k][j] = W[panel·NR + j, k]</c>, the last panel
-/// zero-padded). X is read in place: the micro-kernel broadcasts MR elements of X per k, one from each of its rows
-/// (MR short contiguous streams; packing X into k-major blocks first measured no faster and cost a pass and M × K
-/// floats of scratch), and reads one row of the panel per k as vectors; the last, partial row block is packed on the
-/// stack, zero-padded, so that no row past M is read. The K dimension is
+/// zero-padded); before each product X is packed into blocks of <see cref="MR"/> rows, k-major
+/// (<c>A[block][k][i] = X[block·MR + i, k]</c>, the last block zero-padded), so that the micro-kernel reads two
+/// contiguous streams: one row of the panel per k as vectors, and MR elements of X per k, broadcast. The K dimension is
 /// walked in blocks of <see cref="KC"/>, outermost: a panel's K block (24 KiB) stays in L1 while every row block of X
 /// streams past it from L2, and X's K block (M × KC) stays in L2 while the panels stream past it. Each output element is
 /// one FMA chain in k order, whatever the thread count and whichever micro-kernel runs (AVX-512, AVX2 or scalar all give
@@ -22,7 +21,7 @@ internal static unsafe class CpuGemm
 {
     /// <summary>Output columns per packed panel: three 16-float AVX-512 vectors, divides every DiT width (384, 768, 1152 and their multiples).</summary>
     public const int NR = 48;
-    /// <summary>Rows of X per micro-tile.</summary>
+    /// <summary>Rows per packed block of X and per micro-tile.</summary>
     public const int MR = 8;
     /// <summary>Depth of a K block.</summary>
     public const int KC = 128;
@@ -47,6 +46,9 @@ internal static unsafe class CpuGemm
     /// <summary>Floats of the packed form of an [n, k] weight.</summary>
     public static long PackedFloats(int n, int k) => (long)((n + NR - 1) / NR) * NR * k;
 
+    /// <summary>Floats of the packed form of an [m, k] input (<see cref="PackXJob"/>).</summary>
+    public static long PackedXFloats(int m, int k) => (long)((m + MR - 1) / MR) * MR * k;
+
     /// <summary>Packs W [n, k] (row-major) into <paramref name="dst"/> (<see cref="PackedFloats"/> floats).</summary>
     public static void Pack(float* w, int n, int k, float* dst)
     {
@@ -62,6 +64,28 @@ internal static unsafe class CpuGemm
                 float* src = w + (long)(p * NR + j) * k;
                 for (int kk = 0; kk < k; kk++)
                     panel[(long)kk * NR + j] = src[kk];
+            }
+        }
+    }
+
+    /// <summary>Packs X [m, k] into blocks of MR rows, k-major (<see cref="PackedXFloats"/> floats): one work item per row block.</summary>
+    public struct PackXJob : IRangeJob
+    {
+        public float* X, Dst;
+        public int M, K;
+
+        public readonly void Execute(int start, int end)
+        {
+            for (int blk = start; blk < end; blk++)
+            {
+                float* src = X + (long)blk * MR * K, dst = Dst + (long)blk * MR * K;
+                int rows = Math.Min(MR, M - blk * MR), k = 0;
+                if (rows == MR && Avx.IsSupported)
+                    for (; k + 8 <= K; k += 8)
+                        Transpose8x8(src + k, K, dst + (long)k * MR, MR);
+                for (; k < K; k++)
+                    for (int i = 0; i < MR; i++)
+                        dst[(long)k * MR + i] = i < rows ? src[(long)i * K + k] : 0f;
             }
         }
     }
@@ -91,9 +115,7 @@ internal static unsafe class CpuGemm
     /// <summary>One product on packed X and W: work items are (panel, row chunk) pairs, panel-major, so a thread's panels stay in its caches.</summary>
     public struct Job : IRangeJob
     {
-        /// <summary>The input X [M, K], row-major, read in place.</summary>
-        public float* X;
-        public float* Packed, Bias, Y;
+        public float* PackedX, Packed, Bias, Y;
         public int M, N, K, RowChunks;
         public Activation Act;
         public Isa Kernel;
@@ -110,7 +132,6 @@ internal static unsafe class CpuGemm
         public readonly void Execute(int start, int end)
         {
             float* tile = stackalloc float[MR * NR];
-            float* rowsPacked = stackalloc float[MR * KC];
             int blocks = (M + MR - 1) / MR;
             for (int k0 = 0; k0 < K; k0 += KC)
             {
@@ -122,12 +143,12 @@ internal static unsafe class CpuGemm
                     int r0 = Math.Min(M, (int)((long)blocks * chunk / RowChunks) * MR);
                     int r1 = Math.Min(M, (int)((long)blocks * (chunk + 1) / RowChunks) * MR);
                     if (r0 < r1)
-                        Panel(panel, r0, r1, k0, kc, tile, rowsPacked);
+                        Panel(panel, r0, r1, k0, kc, tile);
                 }
             }
         }
 
-        private readonly void Panel(int panel, int r0, int r1, int k0, int kc, float* tile, float* rowsPacked)
+        private readonly void Panel(int panel, int r0, int r1, int k0, int kc, float* tile)
         {
             int n0 = panel * NR, cols = Math.Min(NR, N - n0);
             float* b = Packed + (long)panel * K * NR + (long)k0 * NR;
@@ -144,23 +165,11 @@ internal static unsafe class CpuGemm
             for (int r = r0; r < r1; r += MR)
             {
                 int rows = Math.Min(MR, r1 - r);
-                // Element (i, k) of the row block's K block at a[i·rs + k·cs]: in X itself (rs = K, cs = 1).
-                float* a = X + (long)r * K + k0;
-                nint rs = K, cs = 1;
-                if (rows < MR)
-                {
-                    // The last, partial row block: its rows packed here, zero-padded, so the kernel reads no row past M.
-                    for (int kk = 0; kk < kc; kk++)
-                        for (int i = 0; i < MR; i++)
-                            rowsPacked[kk * MR + i] = i < rows ? X[(long)(r + i) * K + k0 + kk] : 0f;
-                    a = rowsPacked;
-                    rs = 1;
-                    cs = MR;
-                }
+                float* a = PackedX + (long)r * K + (long)k0 * MR;
                 float* y = Y + (long)r * N + n0;
                 if (rows == MR && cols == NR)
                 {
-                    Tile(Kernel, a, rs, cs, b, kc, y, N, accumulate);
+                    Tile(Kernel, a, b, kc, y, N, accumulate);
                     if (last)
                         Epilogue(y, N, bias, Act);
                     continue;
@@ -169,7 +178,7 @@ internal static unsafe class CpuGemm
                 if (accumulate)
                     for (int i = 0; i < rows; i++)
                         new ReadOnlySpan<float>(y + (long)i * N, cols).CopyTo(new Span<float>(tile + i * NR, cols));
-                Tile(Kernel, a, rs, cs, b, kc, tile, NR, accumulate);
+                Tile(Kernel, a, b, kc, tile, NR, accumulate);
                 if (last)
                     Epilogue(tile, NR, bias, Act);
                 for (int i = 0; i < rows; i++)
@@ -217,31 +226,30 @@ internal static unsafe class CpuGemm
             }
     }
 
-    /// <summary>C[MR, NR] (+)= A · P[kc][NR] with A's element (i, k) at a[i·rs + k·cs], C's row stride ldc, on the given micro-kernel.</summary>
-    private static void Tile(Isa isa, float* a, nint rs, nint cs, float* p, int kc, float* c, int ldc, bool accumulate)
+    /// <summary>C[MR, NR] (+)= A[kc][MR] · P[kc][NR], C's row stride ldc, on the given micro-kernel.</summary>
+    private static void Tile(Isa isa, float* a, float* p, int kc, float* c, int ldc, bool accumulate)
     {
         switch (isa)
         {
             case Isa.Avx512:
-                Kernel8x48(a, rs, cs, p, kc, c, ldc, accumulate);
+                Kernel8x48(a, p, kc, c, ldc, accumulate);
                 break;
             case Isa.Avx2:
-                Kernel4x24(a, rs, cs, p, kc, c, ldc, accumulate);
-                Kernel4x24(a, rs, cs, p + 24, kc, c + 24, ldc, accumulate);
-                Kernel4x24(a + 4 * rs, rs, cs, p, kc, c + 4L * ldc, ldc, accumulate);
-                Kernel4x24(a + 4 * rs, rs, cs, p + 24, kc, c + 4L * ldc + 24, ldc, accumulate);
+                Kernel4x24(a, p, kc, c, ldc, accumulate);
+                Kernel4x24(a, p + 24, kc, c + 24, ldc, accumulate);
+                Kernel4x24(a + 4, p, kc, c + 4L * ldc, ldc, accumulate);
+                Kernel4x24(a + 4, p + 24, kc, c + 4L * ldc + 24, ldc, accumulate);
                 break;
             default:
-                Scalar(a, rs, cs, p, kc, c, ldc, accumulate);
+                Scalar(a, p, kc, c, ldc, accumulate);
                 break;
         }
     }
 
-    /// <summary>AVX-512: C[8, 48] (+)= A[8, kc] · P[kc][48] in 24 accumulators, A's element (i, k) at a[i·rs + k·cs].</summary>
+    /// <summary>AVX-512: C[8, 48] (+)= A[kc][8] · P[kc][48] in 24 accumulators.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x48(float* a, nint rs, nint cs, float* p, int kc, float* c, int ldc, bool accumulate)
+    private static void Kernel8x48(float* a, float* p, int kc, float* c, int ldc, bool accumulate)
     {
-        float* a0 = a, a1 = a0 + rs, a2 = a1 + rs, a3 = a2 + rs, a4 = a3 + rs, a5 = a4 + rs, a6 = a5 + rs, a7 = a6 + rs;
         Vector512<float> c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32;
         Vector512<float> c40, c41, c42, c50, c51, c52, c60, c61, c62, c70, c71, c72;
         float* cr = c;
@@ -261,26 +269,26 @@ internal static unsafe class CpuGemm
             c00 = c01 = c02 = c10 = c11 = c12 = c20 = c21 = c22 = c30 = c31 = c32 = Vector512<float>.Zero;
             c40 = c41 = c42 = c50 = c51 = c52 = c60 = c61 = c62 = c70 = c71 = c72 = Vector512<float>.Zero;
         }
-        for (nint k = 0, end = kc * cs; k < end; k += cs, p += NR)
+        for (float* end = a + (long)kc * MR; a < end; a += MR, p += NR)
         {
             var b0 = Vector512.Load(p);
             var b1 = Vector512.Load(p + 16);
             var b2 = Vector512.Load(p + 32);
-            var x = Vector512.Create(a0[k]);
+            var x = Vector512.Create(a[0]);
             c00 = Avx512F.FusedMultiplyAdd(x, b0, c00); c01 = Avx512F.FusedMultiplyAdd(x, b1, c01); c02 = Avx512F.FusedMultiplyAdd(x, b2, c02);
-            x = Vector512.Create(a1[k]);
+            x = Vector512.Create(a[1]);
             c10 = Avx512F.FusedMultiplyAdd(x, b0, c10); c11 = Avx512F.FusedMultiplyAdd(x, b1, c11); c12 = Avx512F.FusedMultiplyAdd(x, b2, c12);
-            x = Vector512.Create(a2[k]);
+            x = Vector512.Create(a[2]);
             c20 = Avx512F.FusedMultiplyAdd(x, b0, c20); c21 = Avx512F.FusedMultiplyAdd(x, b1, c21); c22 = Avx512F.FusedMultiplyAdd(x, b2, c22);
-            x = Vector512.Create(a3[k]);
+            x = Vector512.Create(a[3]);
             c30 = Avx512F.FusedMultiplyAdd(x, b0, c30); c31 = Avx512F.FusedMultiplyAdd(x, b1, c31); c32 = Avx512F.FusedMultiplyAdd(x, b2, c32);
-            x = Vector512.Create(a4[k]);
+            x = Vector512.Create(a[4]);
             c40 = Avx512F.FusedMultiplyAdd(x, b0, c40); c41 = Avx512F.FusedMultiplyAdd(x, b1, c41); c42 = Avx512F.FusedMultiplyAdd(x, b2, c42);
-            x = Vector512.Create(a5[k]);
+            x = Vector512.Create(a[5]);
             c50 = Avx512F.FusedMultiplyAdd(x, b0, c50); c51 = Avx512F.FusedMultiplyAdd(x, b1, c51); c52 = Avx512F.FusedMultiplyAdd(x, b2, c52);
-            x = Vector512.Create(a6[k]);
+            x = Vector512.Create(a[6]);
             c60 = Avx512F.FusedMultiplyAdd(x, b0, c60); c61 = Avx512F.FusedMultiplyAdd(x, b1, c61); c62 = Avx512F.FusedMultiplyAdd(x, b2, c62);
-            x = Vector512.Create(a7[k]);
+            x = Vector512.Create(a[7]);
             c70 = Avx512F.FusedMultiplyAdd(x, b0, c70); c71 = Avx512F.FusedMultiplyAdd(x, b1, c71); c72 = Avx512F.FusedMultiplyAdd(x, b2, c72);
         }
         cr = c;
@@ -294,11 +302,10 @@ internal static unsafe class CpuGemm
         c70.Store(cr); c71.Store(cr + 16); c72.Store(cr + 32);
     }
 
-    /// <summary>AVX2: C[4, 24] (+)= A[4, kc] · P[kc][24 of NR] in 12 accumulators, A's element (i, k) at a[i·rs + k·cs].</summary>
+    /// <summary>AVX2: C[4, 24] (+)= A[kc][4 of MR] · P[kc][24 of NR] in 12 accumulators.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel4x24(float* a, nint rs, nint cs, float* p, int kc, float* c, int ldc, bool accumulate)
+    private static void Kernel4x24(float* a, float* p, int kc, float* c, int ldc, bool accumulate)
     {
-        float* a0 = a, a1 = a0 + rs, a2 = a1 + rs, a3 = a2 + rs;
         Vector256<float> c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32;
         float* c1 = c + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
         if (accumulate)
@@ -310,18 +317,18 @@ internal static unsafe class CpuGemm
         }
         else
             c00 = c01 = c02 = c10 = c11 = c12 = c20 = c21 = c22 = c30 = c31 = c32 = Vector256<float>.Zero;
-        for (nint k = 0, end = kc * cs; k < end; k += cs, p += NR)
+        for (float* end = a + (long)kc * MR; a < end; a += MR, p += NR)
         {
             var b0 = Vector256.Load(p);
             var b1 = Vector256.Load(p + 8);
             var b2 = Vector256.Load(p + 16);
-            var x = Vector256.Create(a0[k]);
+            var x = Vector256.Create(a[0]);
             c00 = Fma.MultiplyAdd(x, b0, c00); c01 = Fma.MultiplyAdd(x, b1, c01); c02 = Fma.MultiplyAdd(x, b2, c02);
-            x = Vector256.Create(a1[k]);
+            x = Vector256.Create(a[1]);
             c10 = Fma.MultiplyAdd(x, b0, c10); c11 = Fma.MultiplyAdd(x, b1, c11); c12 = Fma.MultiplyAdd(x, b2, c12);
-            x = Vector256.Create(a2[k]);
+            x = Vector256.Create(a[2]);
             c20 = Fma.MultiplyAdd(x, b0, c20); c21 = Fma.MultiplyAdd(x, b1, c21); c22 = Fma.MultiplyAdd(x, b2, c22);
-            x = Vector256.Create(a3[k]);
+            x = Vector256.Create(a[3]);
             c30 = Fma.MultiplyAdd(x, b0, c30); c31 = Fma.MultiplyAdd(x, b1, c31); c32 = Fma.MultiplyAdd(x, b2, c32);
         }
         c00.Store(c); c01.Store(c + 8); c02.Store(c + 16);
@@ -330,15 +337,15 @@ internal static unsafe class CpuGemm
         c30.Store(c3); c31.Store(c3 + 8); c32.Store(c3 + 16);
     }
 
-    /// <summary>Without wide vectors: C[MR, NR] (+)= A[MR, kc] · P[kc][NR], one fused multiply-add per term.</summary>
-    private static void Scalar(float* a, nint rs, nint cs, float* p, int kc, float* c, int ldc, bool accumulate)
+    /// <summary>Without wide vectors: C[MR, NR] (+)= A[kc][MR] · P[kc][NR], one fused multiply-add per term.</summary>
+    private static void Scalar(float* a, float* p, int kc, float* c, int ldc, bool accumulate)
     {
         for (int i = 0; i < MR; i++)
             for (int j = 0; j < NR; j++)
             {
                 float acc = accumulate ? c[(long)i * ldc + j] : 0f;
                 for (int k = 0; k < kc; k++)
-                    acc = MathF.FusedMultiplyAdd(a[i * rs + k * cs], p[(long)k * NR + j], acc);
+                    acc = MathF.FusedMultiplyAdd(a[k * MR + i], p[(long)k * NR + j], acc);
                 c[(long)i * ldc + j] = acc;
             }
     }

@@ -32,13 +32,14 @@ public sealed unsafe partial class CpuOps : IOps
     private long _packedFloats, _packTicks;
     private float* _packScratch;  // the packed form of an owned weight, remade on every call
     private long _packScratchFloats;
+    private float* _packX;       // the current product's input, packed into blocks of CpuGemm.MR rows
+    private long _packXFloats;
     private float* _scratch;     // attention: keys transposed and values packed, grown to the largest 2·B·T·D seen
     private long _scratchFloats;
 
     /// <param name="threads">
     /// Threads for the managed loops and OpenBLAS, 0 for every core. The setting is process-wide (OpenBLAS has one
-    /// thread pool per process), so the last CpuOps created decides. So is <c>BLOCKDANCE_CPU_SPIN_US</c>, how long an
-    /// idle worker thread spins before it sleeps (<see cref="CpuParallel.SpinMicroseconds"/>).
+    /// thread pool per process), so the last CpuOps created decides.
     /// </param>
     public CpuOps(int threads = 0)
     {
@@ -63,10 +64,6 @@ public sealed unsafe partial class CpuOps : IOps
         if (!CpuGemm.Supported(isa))
             throw new ArgumentException($"BLOCKDANCE_CPU_ISA={isa}: this CPU runs at most {CpuGemm.Best}");
         GemmKernel = isa;
-        string? spin = Environment.GetEnvironmentVariable("BLOCKDANCE_CPU_SPIN_US");
-        if (!string.IsNullOrEmpty(spin))
-            CpuParallel.SpinMicroseconds = int.TryParse(spin, out int us) && us is >= 0 and <= 1_000_000 ? us
-                : throw new ArgumentException($"BLOCKDANCE_CPU_SPIN_US='{spin}': expected microseconds from 0 to 1000000");
     }
 
     /// <summary>
@@ -77,7 +74,6 @@ public sealed unsafe partial class CpuOps : IOps
     /// <c>BLOCKDANCE_CPU_GEMM=openblas</c> turns it off for a whole process.
     /// </summary>
     public bool PackWeights { get; set; }
-
 
     /// <summary>
     /// The micro-kernel of the packed GEMM: the widest this CPU runs, or the one named by <c>BLOCKDANCE_CPU_ISA</c>
@@ -101,7 +97,7 @@ public sealed unsafe partial class CpuOps : IOps
     public DType ActivationType => DType.F32;
 
     /// <summary>Bytes of the scratch: attention (keys transposed, values packed), the packed form of owned weights and of the GEMM's input.</summary>
-    public long ScratchBytes => (_scratchFloats + _packScratchFloats) * sizeof(float);
+    public long ScratchBytes => (_scratchFloats + _packScratchFloats + _packXFloats) * sizeof(float);
 
     /// <summary>Threads the managed loops use.</summary>
     public static int Threads => CpuParallel.ThreadCount;
@@ -131,10 +127,13 @@ public sealed unsafe partial class CpuOps : IOps
             }
             else
                 panels = Packed(w, n, k).Data;
+            Grow(ref _packX, ref _packXFloats, CpuGemm.PackedXFloats(m, k));
+            var packX = new CpuGemm.PackXJob { X = F(x), Dst = _packX, M = m, K = k };
+            CpuParallel.For((m + CpuGemm.MR - 1) / CpuGemm.MR, ref packX, minChunk: 4);
             int chunks = CpuGemm.Job.ChunksFor(m, n, CpuParallel.ThreadCount);
             var gemm = new CpuGemm.Job
             {
-                X = F(x), Packed = panels, Bias = b is null ? null : F(b), Y = F(y), M = m, N = n, K = k,
+                PackedX = _packX, Packed = panels, Bias = b is null ? null : F(b), Y = F(y), M = m, N = n, K = k,
                 RowChunks = chunks, Act = act, Kernel = GemmKernel,
             };
             CpuParallel.For((n + CpuGemm.NR - 1) / CpuGemm.NR * chunks, ref gemm);
@@ -630,6 +629,9 @@ public sealed unsafe partial class CpuOps : IOps
         System.Runtime.InteropServices.NativeMemory.AlignedFree(_packScratch);
         _packScratch = null;
         _packScratchFloats = 0;
+        System.Runtime.InteropServices.NativeMemory.AlignedFree(_packX);
+        _packX = null;
+        _packXFloats = 0;
         System.Runtime.InteropServices.NativeMemory.AlignedFree(_scratch);
         _scratch = null;
         _scratchFloats = 0;

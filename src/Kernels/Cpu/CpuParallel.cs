@@ -140,19 +140,12 @@ internal static unsafe class CpuParallel
         }
     }
 
-    /// <summary>
-    /// A pool thread. Between loops it spins for up to <see cref="SpinMicroseconds"/> on its state word before it
-    /// sleeps on a semaphore: a DiT forward starts a hundred or more loops, a few microseconds of serial work apart,
-    /// and waking a sleeping thread costs tens of microseconds (more in a VM), each time.
-    /// </summary>
     private sealed class Worker
     {
-        private const int Idle = 0, Sleeping = 1, Posted = 2;
         private readonly SemaphoreSlim _start = new(0);
         private Queue* _queue;
         private CountdownSlim* _done;
         private Exception? _error;
-        private int _state = Idle;
 
         public Worker(int index)
         {
@@ -164,9 +157,7 @@ internal static unsafe class CpuParallel
         {
             _queue = queue;
             _done = done;
-            // The exchange publishes the queue; a worker that went to sleep is woken, a spinning one sees Posted.
-            if (Interlocked.Exchange(ref _state, Posted) == Sleeping)
-                _start.Release();
+            _start.Release();
         }
 
         public Exception? TakeError()
@@ -176,29 +167,12 @@ internal static unsafe class CpuParallel
             return e;
         }
 
-        private void AwaitPosted()
-        {
-            long deadline = System.Diagnostics.Stopwatch.GetTimestamp() + Volatile.Read(ref s_spinTicks);
-            while (Volatile.Read(ref _state) != Posted)
-            {
-                if (System.Diagnostics.Stopwatch.GetTimestamp() < deadline)
-                {
-                    Thread.SpinWait(16);
-                    continue;
-                }
-                // Sleep unless a loop was posted in between; Start releases the semaphore only after seeing Sleeping.
-                if (Interlocked.CompareExchange(ref _state, Sleeping, Idle) == Idle)
-                    _start.Wait();
-            }
-            Volatile.Write(ref _state, Idle);
-        }
-
         private void Loop()
         {
             t_inJob = true;
             while (true)
             {
-                AwaitPosted();
+                _start.Wait();
                 try
                 {
                     _queue->Drain();
@@ -212,20 +186,4 @@ internal static unsafe class CpuParallel
             }
         }
     }
-
-    /// <summary>
-    /// How long an idle worker spins before it sleeps, in microseconds (default 200; 0: sleep at once, for a machine
-    /// shared with other work). Process-wide, like <see cref="ThreadCount"/>.
-    /// </summary>
-    public static int SpinMicroseconds
-    {
-        get => (int)(Volatile.Read(ref s_spinTicks) * 1_000_000 / System.Diagnostics.Stopwatch.Frequency);
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfNegative(value);
-            Volatile.Write(ref s_spinTicks, System.Diagnostics.Stopwatch.Frequency * value / 1_000_000);
-        }
-    }
-
-    private static long s_spinTicks = System.Diagnostics.Stopwatch.Frequency * 200 / 1_000_000;
 }
