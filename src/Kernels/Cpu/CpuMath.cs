@@ -71,8 +71,9 @@ internal static class CpuMath
     }
 
     // exp(x): range reduction x = n·ln2 + r (Cody–Waite: ln2 split into a part exact in float and a correction) and a
-    // degree-6 polynomial; relative error about 2 ulp over the float range, inputs below −87.3 flush to 0 and above 88.7
-    // saturate to +∞ (2^n through the exponent bits; n is in [−126, 128] after the clamp, 128 giving ∞).
+    // degree-6 polynomial; relative error about 2 ulp where the result is a normal float. Inputs below −87.3 flush to
+    // 0; 2^n is built from the exponent bits, so from x ≈ 88.03 on (n = 128) the result is +∞, a little before float's
+    // own overflow at 88.72 (harmless here: softmax takes exp of x − max ≤ 0, GELU and SiLU divide by 1 + exp).
     private const float ExpLo = -87.33654f, ExpHi = 88.72283f, Log2E = 1.44269504088896341f, Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f;
     private const float P0 = 1.9875691500e-4f, P1 = 1.3981999507e-3f, P2 = 8.3334519073e-3f, P3 = 4.1665795894e-2f, P4 = 1.6666665459e-1f, P5 = 5.0000001201e-1f;
 
