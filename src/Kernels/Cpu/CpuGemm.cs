@@ -187,43 +187,13 @@ internal static unsafe class CpuGemm
         }
     }
 
-    /// <summary>
-    /// <c>C[MR, NR] = act(C + bias)</c> on a tile still in L1, 16 lanes at a time (8 without 512-bit vectors; the same
-    /// bits, see <see cref="CpuMath"/>). Whichever micro-kernel made the tile, the epilogue is this one.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    /// <summary><c>C[MR, NR] = act(C + bias)</c> on a tile still in L1, whichever micro-kernel made it: row by row, <see cref="CpuMath.BiasActivate"/>.</summary>
     private static void Epilogue(float* c, int ldc, float* bias, Activation act)
     {
         if (bias is null && act == Activation.None)
             return;
-        if (Vector512.IsHardwareAccelerated)
-            for (int j = 0; j < NR; j += 16)
-            {
-                var bj = bias is null ? Vector512<float>.Zero : Vector512.Load(bias + j);
-                for (int i = 0; i < MR; i++)
-                {
-                    float* ci = c + (long)i * ldc + j;
-                    var v = Vector512.Load(ci);
-                    if (bias is not null)
-                        v += bj;
-                    v = act switch { Activation.GeluTanh => CpuMath.GeluTanh(v), Activation.Silu => CpuMath.Silu(v), _ => v };
-                    v.Store(ci);
-                }
-            }
-        else
-            for (int j = 0; j < NR; j += 8)
-            {
-                var bj = bias is null ? Vector256<float>.Zero : Vector256.Load(bias + j);
-                for (int i = 0; i < MR; i++)
-                {
-                    float* ci = c + (long)i * ldc + j;
-                    var v = Vector256.Load(ci);
-                    if (bias is not null)
-                        v += bj;
-                    v = act switch { Activation.GeluTanh => CpuMath.GeluTanh(v), Activation.Silu => CpuMath.Silu(v), _ => v };
-                    v.Store(ci);
-                }
-            }
+        for (int i = 0; i < MR; i++)
+            CpuMath.BiasActivate(c + (long)i * ldc, bias, NR, act);
     }
 
     /// <summary>C[MR, NR] (+)= A[kc][MR] · P[kc][NR], C's row stride ldc, on the given micro-kernel.</summary>

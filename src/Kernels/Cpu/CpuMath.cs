@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics;
 namespace BlockDance.Kernels.Cpu;
 
 /// <summary>Scalar and vector math shared by the CPU kernels (float32, written to match PyTorch's float32 formulas).</summary>
-internal static class CpuMath
+internal static unsafe class CpuMath
 {
     /// <summary>√(2/π), PyTorch's <c>kBeta = M_SQRT2 * M_2_SQRTPI * 0.5</c>.</summary>
     public const float GeluBeta = 0.7978845608028654f;
@@ -47,27 +47,38 @@ internal static class CpuMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Silu(Vector512<float> x) => x / (Vector512<float>.One + Exp(-x));
 
-    /// <summary>Applies an activation to a span in place: 16 lanes at a time where the CPU has 512-bit vectors, else 8.</summary>
-    public static void Activate(Span<float> y, Activation act)
+    /// <summary>
+    /// <c>y[j] = act(y[j] + bias[j])</c> for j &lt; n, in place (no bias: <c>act(y[j])</c>): 16 lanes at a time where the
+    /// CPU has 512-bit vectors, then 8, then one; the vector widths give the same bits. The GEMM's epilogue (a row of
+    /// its tile) and the OpenBLAS path's bias and activation both come here.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void BiasActivate(float* y, float* bias, int n, Activation act)
     {
-        if (act == Activation.None)
+        if (bias is null && act == Activation.None)
             return;
         int i = 0;
-        ref float r = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(y);
         if (Vector512.IsHardwareAccelerated)
-            for (; i + 16 <= y.Length; i += 16)
+            for (; i + 16 <= n; i += 16)
             {
-                var v = Vector512.LoadUnsafe(ref r, (nuint)i);
-                (act == Activation.GeluTanh ? GeluTanh(v) : Silu(v)).StoreUnsafe(ref r, (nuint)i);
+                var v = Vector512.Load(y + i);
+                if (bias is not null)
+                    v += Vector512.Load(bias + i);
+                (act switch { Activation.GeluTanh => GeluTanh(v), Activation.Silu => Silu(v), _ => v }).Store(y + i);
             }
         if (Vector256.IsHardwareAccelerated)
-            for (; i + 8 <= y.Length; i += 8)
+            for (; i + 8 <= n; i += 8)
             {
-                var v = Vector256.LoadUnsafe(ref r, (nuint)i);
-                (act == Activation.GeluTanh ? GeluTanh(v) : Silu(v)).StoreUnsafe(ref r, (nuint)i);
+                var v = Vector256.Load(y + i);
+                if (bias is not null)
+                    v += Vector256.Load(bias + i);
+                (act switch { Activation.GeluTanh => GeluTanh(v), Activation.Silu => Silu(v), _ => v }).Store(y + i);
             }
-        for (; i < y.Length; i++)
-            y[i] = act == Activation.GeluTanh ? GeluTanh(y[i]) : Silu(y[i]);
+        for (; i < n; i++)
+        {
+            float v = bias is null ? y[i] : y[i] + bias[i];
+            y[i] = act switch { Activation.GeluTanh => GeluTanh(v), Activation.Silu => Silu(v), _ => v };
+        }
     }
 
     // exp(x): range reduction x = n·ln2 + r (Cody–Waite: ln2 split into a part exact in float and a correction) and a

@@ -174,12 +174,7 @@ public sealed unsafe partial class CpuOps : IOps
         public readonly void Execute(int start, int end)
         {
             for (int row = start; row < end; row++)
-            {
-                var y = new Span<float>(Y + (long)row * N, N);
-                if (Bias is not null)
-                    TensorPrimitives.Add(y, new ReadOnlySpan<float>(Bias, N), y);
-                CpuMath.Activate(y, Act);
-            }
+                CpuMath.BiasActivate(Y + (long)row * N, Bias, N, Act);
         }
     }
 
@@ -202,7 +197,7 @@ public sealed unsafe partial class CpuOps : IOps
         public readonly void Execute(int start, int end)
         {
             new ReadOnlySpan<float>(X + start, end - start).CopyTo(new Span<float>(Y + start, end - start));
-            CpuMath.Activate(new Span<float>(Y + start, end - start), Activation.Silu);
+            CpuMath.BiasActivate(Y + start, null, end - start, Activation.Silu);
         }
     }
 
