@@ -19,6 +19,8 @@ using Microsoft.ML.OnnxRuntime;
 //       GFLOP/s of the CPU device's GEMM and of OpenBLAS sgemm on DiT-S/2's and B/2's products, 1 and 2 threads
 //       (bench/CpuBench/Gemm.cs); --out puts the run at the top of FILE, earlier runs kept below; --core-peak: one
 //       core's FMA peak measured on a quiet machine, for the % columns (default: measured at the start of the run).
+//   CpuBench regions [--threads 2] [--calls 2000]
+//       what one parallel region costs beyond its work, back to back and after the caller worked alone (Regions.cs).
 //   CpuBench peak [--threads 2] [--repeat 5]
 //       the roofline of this machine: peak FMA GFLOP/s of the threads and memory read bandwidth (bench/CpuBench/Peak.cs).
 // Environment: CPUBENCH_ORT_OPT=none|basic|extended|all sets the graph optimisation level (default all).
@@ -33,6 +35,11 @@ if (mode == "peak")
     double bw = BlockDance.Bench.Peak.ReadBandwidth(n, rep);
     Console.WriteLine(string.Create(ci, $"peak_fma_gflops={gflops:F1}  ({n} threads, {isa}, best of {rep})"));
     Console.WriteLine(string.Create(ci, $"read_bandwidth_gbs={bw:F1}  ({n} threads, 1 GiB buffer, best of {rep})"));
+    return 0;
+}
+if (mode == "regions")
+{
+    BlockDance.Bench.Regions.Run(Int(opts, "--threads", 2), Int(opts, "--calls", 2000));
     return 0;
 }
 if (mode == "gemm")

@@ -112,6 +112,13 @@ internal static unsafe class CpuGemm
         Avx.Permute2x128(u2, u6, 0x31).Store(dst + 6 * ldd); Avx.Permute2x128(u3, u7, 0x31).Store(dst + 7 * ldd);
     }
 
+    /// <summary>
+    /// Bytes of packed X above which a product hands each thread one contiguous run of panels (<see cref="Job.MinItems"/>):
+    /// half of a core's L2 on the machine of bench/results/forward-cpu.md (2 MiB); a CPU with a smaller L2 loses more
+    /// to the re-reads, so the figure errs low.
+    /// </summary>
+    public const long XReuseBytes = 1 << 20;
+
     /// <summary>One product on packed X and W: work items are (panel, row chunk) pairs, panel-major, so a thread's panels stay in its caches.</summary>
     public struct Job : IRangeJob
     {
@@ -129,6 +136,16 @@ internal static unsafe class CpuGemm
             return Math.Max(1, Math.Min((m + MR - 1) / MR, 2 * threads));
         }
 
+        /// <summary>
+        /// The fewest work items per chunk of the parallel loop. A chunk walks the K blocks outermost over its panels,
+        /// so it reads each K block of X once, whatever its number of panels: the more chunks, the more passes over X.
+        /// While packed X stays in a core's L2 the passes are cheap and small chunks balance the threads (the default
+        /// of <see cref="CpuParallel"/>); above <see cref="XReuseBytes"/> each pass comes from L3 or memory, and one
+        /// chunk per thread reads X once per thread (DiT-S/2's fc2, X 3 MiB: 32.3 → 27.7 ms per forward, forward-cpu.md).
+        /// </summary>
+        public static int MinItems(int m, int k, int items, int threads) =>
+            PackedXFloats(m, k) * sizeof(float) > XReuseBytes ? (items + threads - 1) / threads : 1;
+
         public readonly void Execute(int start, int end)
         {
             float* tile = stackalloc float[MR * NR];
@@ -142,14 +159,28 @@ internal static unsafe class CpuGemm
                     // Row ranges in multiples of MR, so that micro-tiles are full wherever possible.
                     int r0 = Math.Min(M, (int)((long)blocks * chunk / RowChunks) * MR);
                     int r1 = Math.Min(M, (int)((long)blocks * (chunk + 1) / RowChunks) * MR);
+                    // The panel block this chunk reads next: the next item's at this K block, or the first item's at the
+                    // next one (none after the last, or when it is this same block).
+                    int nextPanel = item + 1 < end ? (item + 1) / RowChunks : k0 + KC < K ? start / RowChunks : -1;
+                    int nextK = item + 1 < end ? k0 : k0 + KC;
+                    float* next = nextPanel < 0 || (nextPanel == panel && nextK == k0) ? null : Packed + (long)nextPanel * K * NR + (long)nextK * NR;
                     if (r0 < r1)
-                        Panel(panel, r0, r1, k0, kc, tile);
+                        Panel(panel, r0, r1, k0, kc, tile, next, next is null ? 0 : Math.Min(KC, K - nextK));
                 }
             }
         }
 
-        private readonly void Panel(int panel, int r0, int r1, int k0, int kc, float* tile)
+        /// <summary>
+        /// The tiles of one panel's K block for rows [r0, r1), prefetching the next panel block (<paramref name="nextKc"/>
+        /// rows of NR floats) into L2 a few lines per tile, so that it arrives while this block is computed instead of
+        /// when its first tile asks for it: a forward reads each weight once, from memory (DiT-B/2's forward 378 → 360 ms
+        /// with the chunking of <see cref="MinItems"/>, prefetching into L1 instead gained less; bench/results/forward-cpu.md).
+        /// </summary>
+        private readonly void Panel(int panel, int r0, int r1, int k0, int kc, float* tile, float* next, int nextKc)
         {
+            const int LineFloats = 16;
+            int nextLines = Sse.IsSupported ? nextKc * NR / LineFloats : 0, tiles = (r1 - r0 + MR - 1) / MR;
+            int linesPerTile = (nextLines + tiles - 1) / tiles, line = 0;
             int n0 = panel * NR, cols = Math.Min(NR, N - n0);
             float* b = Packed + (long)panel * K * NR + (long)k0 * NR;
             bool accumulate = k0 > 0, last = k0 + kc == K;
@@ -165,6 +196,8 @@ internal static unsafe class CpuGemm
             for (int r = r0; r < r1; r += MR)
             {
                 int rows = Math.Min(MR, r1 - r);
+                for (int end = Math.Min(nextLines, line + linesPerTile); line < end; line++)
+                    Sse.Prefetch1(next + (long)line * LineFloats);
                 float* a = PackedX + (long)r * K + (long)k0 * MR;
                 float* y = Y + (long)r * N + n0;
                 if (rows == MR && cols == NR)

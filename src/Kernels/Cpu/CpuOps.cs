@@ -136,7 +136,8 @@ public sealed unsafe partial class CpuOps : IOps
                 PackedX = _packX, Packed = panels, Bias = b is null ? null : F(b), Y = F(y), M = m, N = n, K = k,
                 RowChunks = chunks, Act = act, Kernel = GemmKernel,
             };
-            CpuParallel.For((n + CpuGemm.NR - 1) / CpuGemm.NR * chunks, ref gemm);
+            int items = (n + CpuGemm.NR - 1) / CpuGemm.NR * chunks;
+            CpuParallel.For(items, ref gemm, CpuGemm.Job.MinItems(m, k, items, CpuParallel.ThreadCount));
             return;
         }
         OpenBlas.cblas_sgemm(OpenBlas.RowMajor, OpenBlas.NoTrans, OpenBlas.Trans, m, n, k,

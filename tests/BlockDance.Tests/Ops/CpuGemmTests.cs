@@ -22,6 +22,7 @@ public sealed class CpuGemmTests
     {
         { 1, 1, 1 }, { 2, 33, 5 }, { 7, 32, 300 }, { 9, 70, 257 }, { 16, 64, 512 }, { 513, 100, 17 }, { 8, 32, 256 },
         { 2, 2304, 384 }, { 512, 384, 1536 },
+        { 300, 96, 1100 },   // packed X over CpuGemm.XReuseBytes with row chunks: one run of items per thread
     };
 
     [Theory]
@@ -41,10 +42,12 @@ public sealed class CpuGemmTests
             }
     }
 
-    [Fact]
-    public void Packed_linear_is_bit_identical_across_thread_counts_and_calls()
+    /// <summary>The same bits with 1 and 2 threads, small chunks (packed X in L2) and one run of panels per thread (packed X above <see cref="CpuGemm.XReuseBytes"/>).</summary>
+    [Theory]
+    [InlineData(100, 200, 600)]
+    [InlineData(300, 200, 1100)]
+    public void Packed_linear_is_bit_identical_across_thread_counts_and_calls(int m, int n, int k)
     {
-        const int m = 100, n = 200, k = 600;
         var (x, w, b) = Operands(m, n, k);
         float[] one, two;
         using (var ops = new CpuOps(1))
