@@ -17,15 +17,24 @@ namespace BlockDance.Kernels.Cpu;
 public sealed unsafe partial class CpuOps : IOps
 {
     /// <summary>
-    /// Elementwise and row-wise loops (bias, activation, norms, residuals) smaller than this many floats run on the
-    /// calling thread: they are memory-bound, and handing half of one to a sleeping pool thread right after a matrix
-    /// product costs more than it saves (DiT-S/2, 512 × 384 floats: LayerNormModulate 0.25 → 0.04 ms per call,
-    /// GatedResidualAdd 0.25 → 0.02 ms; bench/results/forward-cpu.md).
+    /// Row-wise loops (bias and activation, norms, residuals) over fewer floats than this run on the calling thread:
+    /// they are memory-bound, and handing half of a small one to a pool thread that has gone to sleep (about 30 µs to
+    /// wake, `CpuBench regions`) costs more than it saves. Measured per call (bench/results/forward-cpu.md): DiT-S/2,
+    /// 512 × 384 floats, GatedResidualAdd 0.050 ms inline, 0.063 ms on 2 threads; DiT-B/2, 512 × 768,
+    /// LayerNormModulate 0.174 → 0.099 ms and GatedResidualAdd 0.115 → 0.064 ms on 2 threads.
     /// </summary>
-    private const int InlineFloats = 1 << 20;
+    private const int InlineFloats = 1 << 18;
 
-    /// <summary>The fewest rows of <paramref name="rowLength"/> floats worth a part of their own (see <see cref="InlineFloats"/>).</summary>
-    private static int MinRows(int rowLength) => Math.Max(1, InlineFloats / Math.Max(1, rowLength));
+    /// <summary>Floats of the smallest part of a row-wise loop that does run in parallel.</summary>
+    private const int PartFloats = 1 << 13;
+
+    /// <summary>
+    /// The fewest rows per part for <see cref="CpuParallel.For{T}"/> over <paramref name="rows"/> rows of
+    /// <paramref name="rowLength"/> floats: all of them (one part, on the calling thread) below <see cref="InlineFloats"/>,
+    /// else parts of at least <see cref="PartFloats"/>.
+    /// </summary>
+    private static int MinRows(int rows, int rowLength) =>
+        (long)rows * rowLength < InlineFloats ? Math.Max(1, rows) : Math.Max(1, PartFloats / Math.Max(1, rowLength));
 
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<Tensor, CpuGemm.PackedWeight> _packed = new();
     private readonly object _packLock = new();
@@ -145,7 +154,7 @@ public sealed unsafe partial class CpuOps : IOps
         if (b is null && act == Activation.None)
             return;
         var job = new BiasActivationJob { Y = F(y), Bias = b is null ? null : F(b), N = n, Act = act };
-        CpuParallel.For(m, ref job, minChunk: MinRows(n));
+        CpuParallel.For(m, ref job, minChunk: MinRows(m, n));
     }
 
     private CpuGemm.PackedWeight Packed(Tensor w, int n, int k)
@@ -226,7 +235,7 @@ public sealed unsafe partial class CpuOps : IOps
             X = F(x), Y = F(y), Mod = F(mod), Tokens = tokens, D = d, ModStride = chunks * d,
             Shift = shiftChunk * d, Scale = scaleChunk * d, Eps = eps,
         };
-        CpuParallel.For(batch * tokens, ref job, minChunk: MinRows(d));
+        CpuParallel.For(batch * tokens, ref job, minChunk: MinRows(batch * tokens, d));
     }
 
     private struct LayerNormJob : IRangeJob
@@ -241,38 +250,71 @@ public sealed unsafe partial class CpuOps : IOps
             {
                 float* x = X + (long)row * D, y = Y + (long)row * D;
                 float* m = Mod + (long)(row / Tokens) * ModStride;
-                float* shift = m + Shift, scale = m + Scale;
                 // Two passes, as PyTorch: the mean, then the mean of squared deviations (biased variance).
                 float mean = TensorPrimitives.Sum(new ReadOnlySpan<float>(x, D)) / D;
-                var vmean = Vector256.Create(mean);
-                float var = 0;
-                int i = 0;
-                if (Vector256.IsHardwareAccelerated)
-                {
-                    var acc = Vector256<float>.Zero;
-                    for (; i + 8 <= D; i += 8)
-                    {
-                        var c = Vector256.Load(x + i) - vmean;
-                        acc += c * c;
-                    }
-                    var = Vector256.Sum(acc);
-                }
-                for (; i < D; i++)
-                    var += (x[i] - mean) * (x[i] - mean);
-                float rstd = 1f / MathF.Sqrt(var / D + Eps);
-                i = 0;
-                if (Vector256.IsHardwareAccelerated)
-                {
-                    var vrstd = Vector256.Create(rstd);
-                    for (; i + 8 <= D; i += 8)
-                    {
-                        var n = (Vector256.Load(x + i) - vmean) * vrstd;
-                        (n * (Vector256<float>.One + Vector256.Load(scale + i)) + Vector256.Load(shift + i)).Store(y + i);
-                    }
-                }
-                for (; i < D; i++)
-                    y[i] = (x[i] - mean) * rstd * (1f + scale[i]) + shift[i];
+                float rstd = 1f / MathF.Sqrt(SquaredDeviations(x, D, mean) / D + Eps);
+                Modulate(x, y, D, mean, rstd, m + Scale, m + Shift);
             }
+        }
+
+        /// <summary><c>y = (x − mean)·rstd·(1 + scale) + shift</c>, the same operations at every width (16, 8, 1 lanes).</summary>
+        private static void Modulate(float* x, float* y, int d, float mean, float rstd, float* scale, float* shift)
+        {
+            int i = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var vm = Vector512.Create(mean);
+                var vr = Vector512.Create(rstd);
+                for (; i + 16 <= d; i += 16)
+                    ((Vector512.Load(x + i) - vm) * vr * (Vector512<float>.One + Vector512.Load(scale + i)) + Vector512.Load(shift + i)).Store(y + i);
+            }
+            if (Vector256.IsHardwareAccelerated)
+            {
+                var vm = Vector256.Create(mean);
+                var vr = Vector256.Create(rstd);
+                for (; i + 8 <= d; i += 8)
+                    ((Vector256.Load(x + i) - vm) * vr * (Vector256<float>.One + Vector256.Load(scale + i)) + Vector256.Load(shift + i)).Store(y + i);
+            }
+            for (; i < d; i++)
+                y[i] = (x[i] - mean) * rstd * (1f + scale[i]) + shift[i];
+        }
+
+        /// <summary>
+        /// Σ (x − mean)² over a row (in L1 by now), in four independent accumulators of 16 lanes so that the adds do
+        /// not wait on one another (one accumulator made the row's variance latency-bound: DiT-B/2, 1024 rows of 768,
+        /// 0.25 ms per call).
+        /// </summary>
+        private static float SquaredDeviations(float* x, int d, float mean)
+        {
+            int i = 0;
+            float sum = 0;
+            if (Vector512.IsHardwareAccelerated && d >= 64)
+            {
+                var vm = Vector512.Create(mean);
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                for (; i + 64 <= d; i += 64)
+                {
+                    var c0 = Vector512.Load(x + i) - vm; var c1 = Vector512.Load(x + i + 16) - vm;
+                    var c2 = Vector512.Load(x + i + 32) - vm; var c3 = Vector512.Load(x + i + 48) - vm;
+                    a0 += c0 * c0; a1 += c1 * c1; a2 += c2 * c2; a3 += c3 * c3;
+                }
+                sum = Vector512.Sum((a0 + a1) + (a2 + a3));
+            }
+            else if (Vector256.IsHardwareAccelerated && d >= 32)
+            {
+                var vm = Vector256.Create(mean);
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                for (; i + 32 <= d; i += 32)
+                {
+                    var c0 = Vector256.Load(x + i) - vm; var c1 = Vector256.Load(x + i + 8) - vm;
+                    var c2 = Vector256.Load(x + i + 16) - vm; var c3 = Vector256.Load(x + i + 24) - vm;
+                    a0 += c0 * c0; a1 += c1 * c1; a2 += c2 * c2; a3 += c3 * c3;
+                }
+                sum = Vector256.Sum((a0 + a1) + (a2 + a3));
+            }
+            for (; i < d; i++)
+                sum += (x[i] - mean) * (x[i] - mean);
+            return sum;
         }
     }
 
@@ -284,7 +326,7 @@ public sealed unsafe partial class CpuOps : IOps
         Check.SameCount(x, h, "GatedResidualAdd");
         int chunks = Check.Modulation(mod, batch, d, "GatedResidualAdd", gateChunk, gateChunk);
         var job = new GatedAddJob { X = F(x), H = F(h), Mod = F(mod), Tokens = tokens, D = d, ModStride = chunks * d, Gate = gateChunk * d };
-        CpuParallel.For(batch * tokens, ref job, minChunk: MinRows(d));
+        CpuParallel.For(batch * tokens, ref job, minChunk: MinRows(batch * tokens, d));
     }
 
     private struct GatedAddJob : IRangeJob
