@@ -10,7 +10,7 @@ namespace BlockDance.Bench;
 /// What one parallel region of the CPU device costs beyond its work: <c>CpuOps.Silu</c> on 16 384 floats (two parts of
 /// a few microseconds each, so the time is almost all hand-over) called back to back, and called after the caller has
 /// worked alone for a while (the pool thread has gone to sleep and must be woken). Each figure is the median and the
-/// 10th percentile over <c>calls</c> calls; the same op on one thread is the floor.
+/// 10th and 90th percentiles over <c>calls</c> calls; the same op on one thread is the floor.
 /// </summary>
 internal static class Regions
 {

@@ -280,7 +280,7 @@ public sealed unsafe partial class CpuOps : IOps
         }
 
         /// <summary>
-        /// Σ (x − mean)² over a row (in L1 by now), in four independent accumulators of 16 lanes so that the adds do
+        /// Σ (x − mean)² over a row (in L1 by now), in four independent accumulators (16 lanes, or 8 without AVX-512) so that the adds do
         /// not wait on one another (one accumulator made the row's variance latency-bound: DiT-B/2, 1024 rows of 768,
         /// 0.25 ms per call).
         /// </summary>
