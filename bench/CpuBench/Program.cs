@@ -19,6 +19,8 @@ using Microsoft.ML.OnnxRuntime;
 //       GFLOP/s of the CPU device's GEMM and of OpenBLAS sgemm on DiT-S/2's and B/2's products, 1 and 2 threads
 //       (bench/CpuBench/Gemm.cs); --out puts the run at the top of FILE, earlier runs kept below; --core-peak: one
 //       core's FMA peak measured on a quiet machine, for the % columns (default: measured at the start of the run).
+//   CpuBench cold [--threads 2]
+//       a product with its packed weight in cache vs from memory (ColdGemm.cs).
 //   CpuBench regions [--threads 2] [--calls 2000]
 //       what one parallel region costs beyond its work, back to back and after the caller worked alone (Regions.cs).
 //   CpuBench peak [--threads 2] [--repeat 5]
@@ -35,6 +37,11 @@ if (mode == "peak")
     double bw = BlockDance.Bench.Peak.ReadBandwidth(n, rep);
     Console.WriteLine(string.Create(ci, $"peak_fma_gflops={gflops:F1}  ({n} threads, {isa}, best of {rep})"));
     Console.WriteLine(string.Create(ci, $"read_bandwidth_gbs={bw:F1}  ({n} threads, 1 GiB buffer, best of {rep})"));
+    return 0;
+}
+if (mode == "cold")
+{
+    BlockDance.Bench.ColdGemm.Run(Int(opts, "--threads", 2));
     return 0;
 }
 if (mode == "regions")
