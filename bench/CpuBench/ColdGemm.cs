@@ -20,9 +20,9 @@ internal static class ColdGemm
         {
             using var ops = new CpuOps(threads);
             var dev = ops.Device;
-            var rng = new Random(1);
-            using var x = dev.FromFloats(Enumerable.Range(0, m * k).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), DType.F32, m, k);
-            using var owner = dev.FromFloats(Enumerable.Range(0, n * k).Select(_ => (float)(rng.NextDouble() * 0.1 - 0.05)).ToArray(), DType.F32, n * k);
+            var (x, owner) = Gemm.Operands(dev, m, n, k);
+            using var xOwned = x;
+            using var wOwned = owner;
             int copies = (int)Math.Max(2, 320L * 1024 * 1024 / ((long)n * k * 4));
             var ws = Enumerable.Range(0, copies).Select(_ => owner.View(0, n, k)).ToArray();
             using var y = dev.Allocate(DType.F32, m, n);

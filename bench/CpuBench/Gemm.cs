@@ -80,12 +80,11 @@ internal static class Gemm
     private static (double Ours, double Blas, double OursCpu, double BlasCpu) Measure(int m, int n, int k, int threads, int rounds)
     {
         using var ops = new CpuOps(threads);
-        var dev = ops.Device;
-        var rng = new Random(1);
-        using var x = dev.FromFloats(Enumerable.Range(0, m * k).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), DType.F32, m, k);
-        using var owner = dev.FromFloats(Enumerable.Range(0, n * k).Select(_ => (float)(rng.NextDouble() * 0.1 - 0.05)).ToArray(), DType.F32, n * k);
+        var (x, owner) = Operands(ops.Device, m, n, k);
+        using var xOwned = x;
+        using var wOwned = owner;
         var w = owner.View(0, n, k);   // a view, like a checkpoint's weight: packed once, on the first call
-        using var y = dev.Allocate(DType.F32, m, n);
+        using var y = ops.Device.Allocate(DType.F32, m, n);
         double[] ours = new double[rounds], blas = new double[rounds], oursCpu = new double[rounds], blasCpu = new double[rounds];
         for (int r = 0; r < rounds; r++)
         {
@@ -95,6 +94,15 @@ internal static class Gemm
             (blas[r], blasCpu[r]) = Best(() => ops.Linear(x, w, null, y));
         }
         return (Median(ours), Median(blas), Median(oursCpu), Median(blasCpu));
+    }
+
+    /// <summary>Seeded operands of an [m, k] · [n, k]ᵀ product: X in [−1, 1), and the weight's storage [n·k] in [−0.05, 0.05).</summary>
+    internal static (Tensor X, Tensor WeightStorage) Operands(Device dev, int m, int n, int k)
+    {
+        var rng = new Random(1);
+        var x = dev.FromFloats(Enumerable.Range(0, m * k).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), DType.F32, m, k);
+        var w = dev.FromFloats(Enumerable.Range(0, n * k).Select(_ => (float)(rng.NextDouble() * 0.1 - 0.05)).ToArray(), DType.F32, n * k);
+        return (x, w);
     }
 
     private static double Median(double[] v)
