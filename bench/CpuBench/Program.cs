@@ -23,6 +23,8 @@ using Microsoft.ML.OnnxRuntime;
 //       a product with its packed weight in cache vs from memory (ColdGemm.cs).
 //   CpuBench regions [--threads 2] [--calls 2000]
 //       what one parallel region costs beyond its work, back to back and after the caller worked alone (Regions.cs).
+//   CpuBench attention [--threads 2] [--rounds 5]
+//       the attention op alone on DiT-S/2's, B/2's and XL/2's shapes, its qkv in cache (AttentionBench.cs).
 //   CpuBench peak [--threads 2] [--repeat 5]
 //       the roofline of this machine: peak FMA GFLOP/s of the threads and memory read bandwidth (bench/CpuBench/Peak.cs).
 // Environment: CPUBENCH_ORT_OPT=none|basic|extended|all sets the graph optimisation level (default all).
@@ -42,6 +44,11 @@ if (mode == "peak")
 if (mode == "cold")
 {
     BlockDance.Bench.ColdGemm.Run(Int(opts, "--threads", 2));
+    return 0;
+}
+if (mode == "attention")
+{
+    BlockDance.Bench.AttentionBench.Run(Int(opts, "--threads", 2), Int(opts, "--rounds", 5));
     return 0;
 }
 if (mode == "regions")

@@ -19,6 +19,9 @@ internal static unsafe class CpuAttention
 {
     public const int RowBlock = 32;
 
+    /// <summary>log2(e): the scores are scaled by it so that the softmax's exp is 2^x.</summary>
+    public const float Log2E = 1.44269504088896341f;
+
     /// <summary>Floats of packing scratch for a qkv of <paramref name="batch"/> × T × 3D: keys and values, B·T·D each.</summary>
     public static long ScratchFloats(int batch, int tokens, int d) => 2L * batch * tokens * d;
 
@@ -64,6 +67,7 @@ internal static unsafe class CpuAttention
         public readonly void Execute(int start, int end)
         {
             float[] rented = ArrayPool<float>.Shared.Rent(RowBlock * T);
+            float* inverseSums = stackalloc float[RowBlock];
             fixed (float* scores = rented)
             {
                 for (int item = start; item < end; item++)
@@ -77,12 +81,83 @@ internal static unsafe class CpuAttention
                     float* y = Y + ((long)b * T + q0) * D + h * Dh;          // output row r at y + r·D
                     Scores(q, 3 * D, kt, T, Dh, rows, Scale, scores);
                     for (int r = 0; r < rows; r++)
-                        CpuOps.SoftmaxInPlace(new Span<float>(scores + (long)r * T, T));
-                    WeightedValues(scores, T, v, Dh, Dh, rows, y, D);
+                        inverseSums[r] = 1f / Exp2Shifted(scores + (long)r * T, T);
+                    WeightedValues(scores, T, v, Dh, Dh, rows, inverseSums, y, D);
                 }
             }
             ArrayPool<float>.Shared.Return(rented);
         }
+    }
+
+    /// <summary>
+    /// The numerator of a numerically stable softmax of scores in base 2 (scaled by log2(e)):
+    /// <c>row[i] = 2^(row[i] − max(row))</c> in place; returns the sum, the denominator (the weighted sum of the values
+    /// is divided by it, not each probability).
+    /// </summary>
+    private static float Exp2Shifted(float* row, int n)
+    {
+        float max = RowMax(row, n), sum = 0;
+        int i = 0;
+        if (Avx512F.IsSupported)
+        {
+            var vm = Vector512.Create(max);
+            var vsum = Vector512<float>.Zero;
+            for (; i + 16 <= n; i += 16)
+            {
+                var e = CpuMath.Exp2NonPositive(Vector512.Load(row + i) - vm);
+                e.Store(row + i);
+                vsum += e;
+            }
+            sum = Vector512.Sum(vsum);
+        }
+        else if (Avx.IsSupported)
+        {
+            var vm = Vector256.Create(max);
+            var vsum = Vector256<float>.Zero;
+            for (; i + 8 <= n; i += 8)
+            {
+                var e = CpuMath.Exp2NonPositive(Vector256.Load(row + i) - vm);
+                e.Store(row + i);
+                vsum += e;
+            }
+            sum = Vector256.Sum(vsum);
+        }
+        for (; i < n; i++)
+        {
+            row[i] = float.Exp2(row[i] - max);
+            sum += row[i];
+        }
+        return sum;
+    }
+
+    /// <summary>
+    /// The largest of <c>row[0..n)</c>, with vmaxps itself: Vector512.Max and Vector256.Max add two fix-ups per call for
+    /// IEEE's rules on −0 and NaN, a chain of three dependent instructions per step. (A NaN may be skipped here; it
+    /// still reaches the sum of the exponentials, and so the output.)
+    /// </summary>
+    private static float RowMax(float* row, int n)
+    {
+        int i = 0;
+        var max8 = Vector256.Create(float.NegativeInfinity);
+        if (Avx512F.IsSupported && n >= 32)
+        {
+            Vector512<float> a = Vector512.Load(row), b = Vector512.Load(row + 16);   // two independent chains
+            for (i = 32; i + 32 <= n; i += 32)
+            {
+                a = Avx512F.Max(a, Vector512.Load(row + i));
+                b = Avx512F.Max(b, Vector512.Load(row + i + 16));
+            }
+            a = Avx512F.Max(a, b);
+            max8 = Avx.Max(a.GetLower(), a.GetUpper());
+        }
+        if (Avx.IsSupported)
+            for (; i + 8 <= n; i += 8)
+                max8 = Avx.Max(max8, Vector256.Load(row + i));
+        var max4 = Sse.Max(max8.GetLower(), max8.GetUpper());
+        float max = MathF.Max(MathF.Max(max4[0], max4[1]), MathF.Max(max4[2], max4[3]));
+        for (; i < n; i++)
+            max = MathF.Max(max, row[i]);
+        return max;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -94,9 +169,13 @@ internal static unsafe class CpuAttention
     {
         int r = 0;
         if (Avx512F.IsSupported && T % 32 == 0)
-            for (; r + 8 <= rows; r += 8)
-                for (int t = 0; t < T; t += 32)
-                    Rows8x32(q + (long)r * qStride, qStride, kt + t, T, dh, scale, s + (long)r * T + t, T);
+        {
+            int full = rows - rows % 8;   // each 32-key slab of kt (Dh × 32) stays in L1 while every 8-row group uses it
+            for (int t = 0; t < T; t += 32)
+                for (r = 0; r < full; r += 8)
+                    Rows8x32(q + (long)r * qStride, qStride, kt + t, T, dh, &scale, 0, s + (long)r * T + t, T);
+            r = full;
+        }
         for (; r + 4 <= rows; r += 4)
         {
             float* q0 = q + (long)r * qStride, q1 = q0 + qStride, q2 = q1 + qStride, q3 = q2 + qStride;
@@ -157,7 +236,7 @@ internal static unsafe class CpuAttention
     /// probabilities, b = values (k = t), scale 1 (exact).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Rows8x32(float* a, int lda, float* b, int ldb, int n, float scale, float* c, int ldc)
+    private static void Rows8x32(float* a, int lda, float* b, int ldb, int n, float* scale, int scaleStride, float* c, int ldc)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
@@ -175,14 +254,14 @@ internal static unsafe class CpuAttention
             x = Vector512.Create(a6[k]); c60 = Avx512F.FusedMultiplyAdd(x, b0, c60); c61 = Avx512F.FusedMultiplyAdd(x, b1, c61);
             x = Vector512.Create(a7[k]); c70 = Avx512F.FusedMultiplyAdd(x, b0, c70); c71 = Avx512F.FusedMultiplyAdd(x, b1, c71);
         }
-        var vs = Vector512.Create(scale);
-        (c00 * vs).Store(c); (c01 * vs).Store(c + 16); c += ldc;
-        (c10 * vs).Store(c); (c11 * vs).Store(c + 16); c += ldc;
-        (c20 * vs).Store(c); (c21 * vs).Store(c + 16); c += ldc;
-        (c30 * vs).Store(c); (c31 * vs).Store(c + 16); c += ldc;
-        (c40 * vs).Store(c); (c41 * vs).Store(c + 16); c += ldc;
-        (c50 * vs).Store(c); (c51 * vs).Store(c + 16); c += ldc;
-        (c60 * vs).Store(c); (c61 * vs).Store(c + 16); c += ldc;
+        var vs = Vector512.Create(scale[0]);
+        (c00 * vs).Store(c); (c01 * vs).Store(c + 16); c += ldc; vs = Vector512.Create(scale[scaleStride]);
+        (c10 * vs).Store(c); (c11 * vs).Store(c + 16); c += ldc; vs = Vector512.Create(scale[2 * scaleStride]);
+        (c20 * vs).Store(c); (c21 * vs).Store(c + 16); c += ldc; vs = Vector512.Create(scale[3 * scaleStride]);
+        (c30 * vs).Store(c); (c31 * vs).Store(c + 16); c += ldc; vs = Vector512.Create(scale[4 * scaleStride]);
+        (c40 * vs).Store(c); (c41 * vs).Store(c + 16); c += ldc; vs = Vector512.Create(scale[5 * scaleStride]);
+        (c50 * vs).Store(c); (c51 * vs).Store(c + 16); c += ldc; vs = Vector512.Create(scale[6 * scaleStride]);
+        (c60 * vs).Store(c); (c61 * vs).Store(c + 16); c += ldc; vs = Vector512.Create(scale[7 * scaleStride]);
         (c70 * vs).Store(c); (c71 * vs).Store(c + 16);
     }
 
@@ -197,14 +276,18 @@ internal static unsafe class CpuAttention
         }
     }
 
-    /// <summary>y[r, d] = Σ_t p[r, t]·v[t, d] for r &lt; rows, d &lt; Dh.</summary>
-    private static void WeightedValues(float* p, int T, float* v, int vStride, int dh, int rows, float* y, int yStride)
+    /// <summary>y[r, d] = rowScale[r] · Σ_t p[r, t]·v[t, d] for r &lt; rows, d &lt; Dh.</summary>
+    private static void WeightedValues(float* p, int T, float* v, int vStride, int dh, int rows, float* rowScale, float* y, int yStride)
     {
         int r = 0;
         if (Avx512F.IsSupported && dh % 32 == 0)
-            for (; r + 8 <= rows; r += 8)
-                for (int d = 0; d < dh; d += 32)
-                    Rows8x32(p + (long)r * T, T, v + d, vStride, T, 1f, y + (long)r * yStride + d, yStride);
+        {
+            int full = rows - rows % 8;   // each 32-column slab of the values stays in cache while every 8-row group uses it
+            for (int d = 0; d < dh; d += 32)
+                for (r = 0; r < full; r += 8)
+                    Rows8x32(p + (long)r * T, T, v + d, vStride, T, rowScale + r, 1, y + (long)r * yStride + d, yStride);
+            r = full;
+        }
         for (; r + 4 <= rows; r += 4)
         {
             float* p0 = p + (long)r * T, p1 = p0 + T, p2 = p1 + T, p3 = p2 + T;
@@ -225,10 +308,12 @@ internal static unsafe class CpuAttention
                         var b3 = Vector512.Create(p3[t]); a30 = Avx512F.FusedMultiplyAdd(b3, v0, a30); a31 = Avx512F.FusedMultiplyAdd(b3, v1, a31);
                     }
                     float* y0 = y + (long)r * yStride + d;
-                    a00.Store(y0); a01.Store(y0 + 16);
-                    a10.Store(y0 + yStride); a11.Store(y0 + yStride + 16);
-                    a20.Store(y0 + 2 * yStride); a21.Store(y0 + 2 * yStride + 16);
-                    a30.Store(y0 + 3 * yStride); a31.Store(y0 + 3 * yStride + 16);
+                    var s0 = Vector512.Create(rowScale[r]); var s1 = Vector512.Create(rowScale[r + 1]);
+                    var s2 = Vector512.Create(rowScale[r + 2]); var s3 = Vector512.Create(rowScale[r + 3]);
+                    (a00 * s0).Store(y0); (a01 * s0).Store(y0 + 16);
+                    (a10 * s1).Store(y0 + yStride); (a11 * s1).Store(y0 + yStride + 16);
+                    (a20 * s2).Store(y0 + 2 * yStride); (a21 * s2).Store(y0 + 2 * yStride + 16);
+                    (a30 * s3).Store(y0 + 3 * yStride); (a31 * s3).Store(y0 + 3 * yStride + 16);
                 }
             for (; d + 16 <= dh; d += 16)
             {
@@ -245,10 +330,12 @@ internal static unsafe class CpuAttention
                     var b3 = Vector256.Create(p3[t]); a30 = Fmadd(b3, v0, a30); a31 = Fmadd(b3, v1, a31);
                 }
                 float* y0 = y + (long)r * yStride + d;
-                a00.Store(y0); a01.Store(y0 + 8);
-                a10.Store(y0 + yStride); a11.Store(y0 + yStride + 8);
-                a20.Store(y0 + 2 * yStride); a21.Store(y0 + 2 * yStride + 8);
-                a30.Store(y0 + 3 * yStride); a31.Store(y0 + 3 * yStride + 8);
+                var s0 = Vector256.Create(rowScale[r]); var s1 = Vector256.Create(rowScale[r + 1]);
+                var s2 = Vector256.Create(rowScale[r + 2]); var s3 = Vector256.Create(rowScale[r + 3]);
+                (a00 * s0).Store(y0); (a01 * s0).Store(y0 + 8);
+                (a10 * s1).Store(y0 + yStride); (a11 * s1).Store(y0 + yStride + 8);
+                (a20 * s2).Store(y0 + 2 * yStride); (a21 * s2).Store(y0 + 2 * yStride + 8);
+                (a30 * s3).Store(y0 + 3 * yStride); (a31 * s3).Store(y0 + 3 * yStride + 8);
             }
             for (; d + 8 <= dh; d += 8)   // e.g. the last 8 of DiT-XL's 72
             {
@@ -262,23 +349,24 @@ internal static unsafe class CpuAttention
                     a3 = Fmadd(Vector256.Create(p3[t]), v0, a3);
                 }
                 float* y0 = y + (long)r * yStride + d;
-                a0.Store(y0); a1.Store(y0 + yStride); a2.Store(y0 + 2 * yStride); a3.Store(y0 + 3 * yStride);
+                (a0 * Vector256.Create(rowScale[r])).Store(y0); (a1 * Vector256.Create(rowScale[r + 1])).Store(y0 + yStride);
+                (a2 * Vector256.Create(rowScale[r + 2])).Store(y0 + 2 * yStride); (a3 * Vector256.Create(rowScale[r + 3])).Store(y0 + 3 * yStride);
             }
             for (int i = 0; i < 4; i++)
-                ScalarValues(p + (long)(r + i) * T, T, v, vStride, d, dh, y + (long)(r + i) * yStride);
+                ScalarValues(p + (long)(r + i) * T, T, v, vStride, d, dh, rowScale[r + i], y + (long)(r + i) * yStride);
         }
         for (; r < rows; r++)
-            ScalarValues(p + (long)r * T, T, v, vStride, 0, dh, y + (long)r * yStride);
+            ScalarValues(p + (long)r * T, T, v, vStride, 0, dh, rowScale[r], y + (long)r * yStride);
     }
 
-    private static void ScalarValues(float* p, int T, float* v, int vStride, int from, int to, float* y)
+    private static void ScalarValues(float* p, int T, float* v, int vStride, int from, int to, float scale, float* y)
     {
         for (int d = from; d < to; d++)
         {
             float acc = 0;
             for (int t = 0; t < T; t++)
                 acc += p[t] * v[(long)t * vStride + d];
-            y[d] = acc;
+            y[d] = acc * scale;
         }
     }
 }

@@ -123,4 +123,43 @@ internal static unsafe class CpuMath
         var scale = ((Vector512.ConvertToInt32(n) + Vector512.Create(127)) << 23).AsSingle();
         return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(-87.3365f)), Vector512<float>.Zero, p * scale);
     }
+
+    // 2^x for softmax's shifted scores, x ≤ 0 (attention scales its scores by log2(e) so that exp becomes exp2, as
+    // flash attention does): n = round(x), f = x − n (exact), 2^f by a degree-6 minimax polynomial on [−½, ½] (relative
+    // error under 1.4 ulp in float), times 2^n. x is clamped at −127 first, so −∞ and NaN-free underflow give 0 at 8
+    // lanes (2^n from the exponent bits) and at most 2^−127·p, a subnormal, at 16 (vscalefps): beside the row's largest
+    // term, 1, neither counts. The widths differ only there.
+    private const float E0 = 6.931471825e-01f, E1 = 2.402264625e-01f, E2 = 5.550328642e-02f, E3 = 9.618489072e-03f, E4 = 1.339993090e-03f, E5 = 1.534581243e-04f;
+
+    /// <summary>2^x for x ≤ 0, 8 lanes (see above).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Exp2NonPositive(Vector256<float> x)
+    {
+        x = Vector256.Max(x, Vector256.Create(-127f));
+        var n = Vector256.Round(x);
+        var f = x - n;
+        var p = Vector256.FusedMultiplyAdd(Vector256.Create(E5), f, Vector256.Create(E4));
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(E3));
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(E2));
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(E1));
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(E0));
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256<float>.One);
+        return p * ((Vector256.ConvertToInt32(n) + Vector256.Create(127)) << 23).AsSingle();
+    }
+
+    /// <summary>2^x for x ≤ 0, 16 lanes: the polynomial of the 8-lane form, 2^n applied by vscalefps.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Exp2NonPositive(Vector512<float> x)
+    {
+        x = Vector512.Max(x, Vector512.Create(-127f));
+        var n = Vector512.Round(x);
+        var f = x - n;
+        var p = Vector512.FusedMultiplyAdd(Vector512.Create(E5), f, Vector512.Create(E4));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(E3));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(E2));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(E1));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(E0));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512<float>.One);
+        return System.Runtime.Intrinsics.X86.Avx512F.Scale(p, n);
+    }
 }

@@ -362,7 +362,7 @@ public sealed unsafe partial class CpuOps : IOps
         var rows = new CpuAttention.RowsJob
         {
             Qkv = F(qkv), Kt = kt, Vp = vp, Y = F(y), T = tokens, D = d, Dh = dh, Heads = heads, RowBlocks = rowBlocks,
-            Scale = 1f / MathF.Sqrt(dh),
+            Scale = CpuAttention.Log2E / MathF.Sqrt(dh),   // scores in base 2: the softmax takes 2^x
         };
         CpuParallel.For(batch * heads * rowBlocks, ref rows);
     }
@@ -377,61 +377,6 @@ public sealed unsafe partial class CpuOps : IOps
         System.Runtime.InteropServices.NativeMemory.AlignedFree(buffer);
         buffer = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
         have = floats;
-    }
-
-    /// <summary>Numerically stable softmax: subtract the row maximum, exponentiate, divide by the sum.</summary>
-    internal static void SoftmaxInPlace(Span<float> row)
-    {
-        ref float r0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(row);
-        int n = row.Length, i = 0;
-        float max = float.NegativeInfinity, sum = 0;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
-        {
-            var vmax = Vector512.Create(float.NegativeInfinity);
-            for (; i + 16 <= n; i += 16)
-                vmax = Vector512.Max(vmax, Vector512.LoadUnsafe(ref r0, (nuint)i));
-            max = MaxAcross(vmax);
-            for (; i < n; i++)
-                max = MathF.Max(max, row[i]);
-            var vm = Vector512.Create(max);
-            var vsum = Vector512<float>.Zero;
-            for (i = 0; i + 16 <= n; i += 16)
-            {
-                var e = CpuMath.Exp(Vector512.LoadUnsafe(ref r0, (nuint)i) - vm);
-                e.StoreUnsafe(ref r0, (nuint)i);
-                vsum += e;
-            }
-            sum = Vector512.Sum(vsum);
-        }
-        else
-        {
-            max = TensorPrimitives.Max(row);
-            if (Vector256.IsHardwareAccelerated)
-            {
-                var vm = Vector256.Create(max);
-                var vsum = Vector256<float>.Zero;
-                for (; i + 8 <= n; i += 8)
-                {
-                    var e = CpuMath.Exp(Vector256.LoadUnsafe(ref r0, (nuint)i) - vm);
-                    e.StoreUnsafe(ref r0, (nuint)i);
-                    vsum += e;
-                }
-                sum = Vector256.Sum(vsum);
-            }
-        }
-        for (; i < n; i++)
-        {
-            row[i] = MathF.Exp(row[i] - max);
-            sum += row[i];
-        }
-        TensorPrimitives.Multiply(row, 1f / sum, row);
-    }
-
-    private static float MaxAcross(Vector512<float> v)
-    {
-        var h = Vector256.Max(v.GetLower(), v.GetUpper());
-        var q = Vector128.Max(h.GetLower(), h.GetUpper());
-        return MathF.Max(MathF.Max(q[0], q[1]), MathF.Max(q[2], q[3]));
     }
 
     // ---------------------------------------------------------------------------------------------------------------

@@ -54,4 +54,47 @@ public sealed class CpuMathTests
                 }
             }
     }
+
+    /// <summary>
+    /// The softmax's 2^x (attention's scores are in base 2) for x ≤ 0: within 1.5e-7 relative of double precision where
+    /// the result is a normal float, the same bits at both widths there; below −127 (−∞ included) 0 at 8 lanes and at
+    /// most 2^−127 at 16 (vscalefps keeps subnormals), never negative or NaN.
+    /// </summary>
+    [Fact]
+    public void Exp2_of_non_positive_inputs_matches_double_precision_at_8_and_16_lanes()
+    {
+        Assert.SkipUnless(Vector256.IsHardwareAccelerated, "no 256-bit vectors on this CPU");
+        var values = new List<float> { 0f, -0f, -1e-30f, -0.5f, -0.49999997f, -0.50000006f, -1.5f, -125.5f, -126f, -126.4f, -127f, -127.5f, -130f, -1000f, float.MinValue, float.NegativeInfinity };
+        var rng = new Random(6);
+        for (int i = 0; i < 4000; i++)
+            values.Add(-(float)(rng.NextDouble() * (i % 2 == 0 ? 30 : 126)));
+        while (values.Count % 16 != 0)
+            values.Add(-0.25f);
+        float[] x = [.. values];
+        bool wide = System.Runtime.Intrinsics.X86.Avx512F.IsSupported;
+        for (int i = 0; i < x.Length; i += 16)
+        {
+            var lo = CpuMath.Exp2NonPositive(Vector256.Create(x, i));
+            var hi = CpuMath.Exp2NonPositive(Vector256.Create(x, i + 8));
+            var w = wide ? CpuMath.Exp2NonPositive(Vector512.Create(x, i)) : default;
+            for (int j = 0; j < 16; j++)
+            {
+                float narrow = j < 8 ? lo[j] : hi[j - 8];
+                double want = Math.Pow(2, x[i + j]);
+                if (x[i + j] >= -126)
+                {
+                    Assert.True(Math.Abs(narrow - want) <= 1.5e-7 * want, $"2^{x[i + j]:R} = {narrow:R} at 8 lanes, want {want:R}");
+                    if (wide)
+                        Assert.True(BitConverter.SingleToInt32Bits(narrow) == BitConverter.SingleToInt32Bits(w[j]),
+                            $"2^{x[i + j]:R}: {narrow:R} at 8 lanes, {w[j]:R} at 16");
+                }
+                else if (x[i + j] < -127)
+                {
+                    Assert.Equal(0f, narrow);
+                    if (wide)
+                        Assert.True(w[j] >= 0 && w[j] <= MathF.ScaleB(1f, -127), $"2^{x[i + j]:R} = {w[j]:R} at 16 lanes");
+                }
+            }
+        }
+    }
 }
