@@ -19,9 +19,6 @@ internal static unsafe class CpuAttention
 {
     public const int RowBlock = 32;
 
-    /// <summary>log2(e): the scores are scaled by it so that the softmax's exp is 2^x.</summary>
-    public const float Log2E = 1.44269504088896341f;
-
     /// <summary>Floats of packing scratch for a qkv of <paramref name="batch"/> × T × 3D: keys and values, B·T·D each.</summary>
     public static long ScratchFloats(int batch, int tokens, int d) => 2L * batch * tokens * d;
 

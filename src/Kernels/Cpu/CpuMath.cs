@@ -9,10 +9,12 @@ internal static unsafe class CpuMath
     /// <summary>√(2/π), PyTorch's <c>kBeta = M_SQRT2 * M_2_SQRTPI * 0.5</c>.</summary>
     public const float GeluBeta = 0.7978845608028654f;
     public const float GeluKappa = 0.044715f;
+    /// <summary>−2·√(2/π)·log2(e): the vector forms take e^(−2u) as 2^(GeluExp2Beta·(x + κx³)).</summary>
+    private const float GeluExp2Beta = (float)(-2 * 0.7978845608028654 * 1.4426950408889634);
 
     /// <summary>
     /// <c>0.5·x·(1 + tanh(u))</c> with <c>u = √(2/π)·(x + 0.044715·x³)</c>, evaluated as <c>x / (1 + exp(−2u))</c>
-    /// (the identity ½(1 + tanh u) = σ(2u)), which vectorises with one exponential.
+    /// (the identity ½(1 + tanh u) = σ(2u)), which vectorises with one exponential (a power of two in the vector forms).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float GeluTanh(float x)
@@ -30,22 +32,22 @@ internal static unsafe class CpuMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> GeluTanh(Vector256<float> x)
     {
-        var inner = Vector256.Create(GeluBeta) * Vector256.FusedMultiplyAdd(Vector256.Create(GeluKappa), x * x * x, x);
-        return x / (Vector256<float>.One + Exp(Vector256.Create(-2f) * inner));
+        var t = Vector256.Create(GeluExp2Beta) * Vector256.FusedMultiplyAdd(Vector256.Create(GeluKappa), x * x * x, x);
+        return x / (Vector256<float>.One + Exp2(t));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> GeluTanh(Vector512<float> x)
     {
-        var inner = Vector512.Create(GeluBeta) * Vector512.FusedMultiplyAdd(Vector512.Create(GeluKappa), x * x * x, x);
-        return x / (Vector512<float>.One + Exp(Vector512.Create(-2f) * inner));
+        var t = Vector512.Create(GeluExp2Beta) * Vector512.FusedMultiplyAdd(Vector512.Create(GeluKappa), x * x * x, x);
+        return x / (Vector512<float>.One + Exp2(t));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Silu(Vector256<float> x) => x / (Vector256<float>.One + Exp(-x));
+    public static Vector256<float> Silu(Vector256<float> x) => x / (Vector256<float>.One + Exp2(x * Vector256.Create(-Log2E)));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Silu(Vector512<float> x) => x / (Vector512<float>.One + Exp(-x));
+    public static Vector512<float> Silu(Vector512<float> x) => x / (Vector512<float>.One + Exp2(x * Vector512.Create(-Log2E)));
 
     /// <summary>
     /// <c>y[j] = act(y[j] + bias[j])</c> for j &lt; n, in place (no bias: <c>act(y[j])</c>): 16 lanes at a time where the
@@ -81,55 +83,59 @@ internal static unsafe class CpuMath
         }
     }
 
-    // exp(x): range reduction x = n·ln2 + r (Cody–Waite: ln2 split into a part exact in float and a correction) and a
-    // degree-6 polynomial; relative error about 2 ulp where the result is a normal float. Inputs below −87.3 flush to
-    // 0; 2^n is built from the exponent bits, so from x ≈ 88.03 on (n = 128) the result is +∞, a little before float's
-    // own overflow at 88.72 (harmless here: softmax takes exp of x − max ≤ 0, GELU and SiLU divide by 1 + exp).
-    private const float ExpLo = -87.33654f, ExpHi = 88.72283f, Log2E = 1.44269504088896341f, Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f;
-    private const float P0 = 1.9875691500e-4f, P1 = 1.3981999507e-3f, P2 = 8.3334519073e-3f, P3 = 4.1665795894e-2f, P4 = 1.6666665459e-1f, P5 = 5.0000001201e-1f;
+    /// <summary>log2(e).</summary>
+    public const float Log2E = 1.44269504088896341f;
 
-    /// <summary>exp(x) for 8 lanes (see above).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Exp(Vector256<float> x)
-    {
-        x = Vector256.Min(Vector256.Max(x, Vector256.Create(ExpLo)), Vector256.Create(ExpHi));
-        var n = Vector256.Round(x * Vector256.Create(Log2E));
-        var r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-Ln2Hi), x);
-        r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-Ln2Lo), r);
-        var p = Vector256.FusedMultiplyAdd(Vector256.Create(P0), r, Vector256.Create(P1));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(P2));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(P3));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(P4));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(P5));
-        p = Vector256.FusedMultiplyAdd(p, r * r, r) + Vector256<float>.One;
-        var scale = ((Vector256.ConvertToInt32(n) + Vector256.Create(127)) << 23).AsSingle();
-        return Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256.Create(-87.3365f)), Vector256<float>.Zero, p * scale);
-    }
-
-    /// <summary>exp(x) for 16 lanes: the 8-lane form's operations, lane for lane.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Exp(Vector512<float> x)
-    {
-        x = Vector512.Min(Vector512.Max(x, Vector512.Create(ExpLo)), Vector512.Create(ExpHi));
-        var n = Vector512.Round(x * Vector512.Create(Log2E));
-        var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Hi), x);
-        r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Lo), r);
-        var p = Vector512.FusedMultiplyAdd(Vector512.Create(P0), r, Vector512.Create(P1));
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P2));
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P3));
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P4));
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P5));
-        p = Vector512.FusedMultiplyAdd(p, r * r, r) + Vector512<float>.One;
-        var scale = ((Vector512.ConvertToInt32(n) + Vector512.Create(127)) << 23).AsSingle();
-        return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(-87.3365f)), Vector512<float>.Zero, p * scale);
-    }
-
-    // 2^x for softmax's shifted scores, x ≤ 0 (attention scales its scores by log2(e) so that exp becomes exp2, as
-    // flash attention does): n = round(x), f = x − n (exact), 2^f by a degree-6 minimax polynomial on [−½, ½] (relative
-    // error under 1.4 ulp in float), times 2^n. x is clamped at −127 first, so −∞ and NaN-free underflow give 0 at 8
-    // lanes (2^n from the exponent bits) and at most 2^−127·p, a subnormal, at 16 (vscalefps): beside the row's largest
-    // term, 1, neither counts. The widths differ only there.
+    // 2^x: n = round(x), f = x − n (exact), 2^f by a degree-6 minimax polynomial on [−½, ½] (relative error under
+    // 1.4 ulp in float), times 2^n; no Cody–Waite reduction and no select, about half of Exp's instructions. Attention's
+    // softmax takes it (its scores are scaled by log2 e, as flash attention does), and GELU (e^(−2u) = 2^(−2·log2(e)·u)).
+    // - Exp2: x clamped to [−127, 128], 2^n built from the exponent bits: 0 below −126.5 (where 2^x would be
+    //   subnormal), +∞ from 127.5 on (a little before float's own overflow at 128); the same bits at both widths.
+    // - Exp2NonPositive, for x ≤ 0 (the softmax's shifted scores): clamped at −127 only, and at 16 lanes 2^n applied by
+    //   vscalefps (one instruction for four): below −126.5 a subnormal there and 0 at 8 lanes, elsewhere the same bits.
     private const float E0 = 6.931471825e-01f, E1 = 2.402264625e-01f, E2 = 5.550328642e-02f, E3 = 9.618489072e-03f, E4 = 1.339993090e-03f, E5 = 1.534581243e-04f;
+
+    /// <summary>2^f for |f| ≤ ½, 8 lanes: the polynomial (see above).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Exp2Fraction(Vector256<float> f)
+    {
+        var p = Vector256.FusedMultiplyAdd(Vector256.Create(E5), f, Vector256.Create(E4));
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(E3));
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(E2));
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(E1));
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(E0));
+        return Vector256.FusedMultiplyAdd(p, f, Vector256<float>.One);
+    }
+
+    /// <summary>2^f for |f| ≤ ½, 16 lanes: the 8-lane form's operations, lane for lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Exp2Fraction(Vector512<float> f)
+    {
+        var p = Vector512.FusedMultiplyAdd(Vector512.Create(E5), f, Vector512.Create(E4));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(E3));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(E2));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(E1));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(E0));
+        return Vector512.FusedMultiplyAdd(p, f, Vector512<float>.One);
+    }
+
+    /// <summary>2^x for 8 lanes (see above).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Exp2(Vector256<float> x)
+    {
+        x = Vector256.Min(Vector256.Max(x, Vector256.Create(-127f)), Vector256.Create(128f));
+        var n = Vector256.Round(x);
+        return Exp2Fraction(x - n) * ((Vector256.ConvertToInt32(n) + Vector256.Create(127)) << 23).AsSingle();
+    }
+
+    /// <summary>2^x for 16 lanes: the 8-lane form's operations, lane for lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Exp2(Vector512<float> x)
+    {
+        x = Vector512.Min(Vector512.Max(x, Vector512.Create(-127f)), Vector512.Create(128f));
+        var n = Vector512.Round(x);
+        return Exp2Fraction(x - n) * ((Vector512.ConvertToInt32(n) + Vector512.Create(127)) << 23).AsSingle();
+    }
 
     /// <summary>2^x for x ≤ 0, 8 lanes (see above).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -137,29 +143,15 @@ internal static unsafe class CpuMath
     {
         x = Vector256.Max(x, Vector256.Create(-127f));
         var n = Vector256.Round(x);
-        var f = x - n;
-        var p = Vector256.FusedMultiplyAdd(Vector256.Create(E5), f, Vector256.Create(E4));
-        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(E3));
-        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(E2));
-        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(E1));
-        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(E0));
-        p = Vector256.FusedMultiplyAdd(p, f, Vector256<float>.One);
-        return p * ((Vector256.ConvertToInt32(n) + Vector256.Create(127)) << 23).AsSingle();
+        return Exp2Fraction(x - n) * ((Vector256.ConvertToInt32(n) + Vector256.Create(127)) << 23).AsSingle();
     }
 
-    /// <summary>2^x for x ≤ 0, 16 lanes: the polynomial of the 8-lane form, 2^n applied by vscalefps.</summary>
+    /// <summary>2^x for x ≤ 0, 16 lanes: 2^n applied by vscalefps.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Exp2NonPositive(Vector512<float> x)
     {
         x = Vector512.Max(x, Vector512.Create(-127f));
         var n = Vector512.Round(x);
-        var f = x - n;
-        var p = Vector512.FusedMultiplyAdd(Vector512.Create(E5), f, Vector512.Create(E4));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(E3));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(E2));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(E1));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(E0));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512<float>.One);
-        return System.Runtime.Intrinsics.X86.Avx512F.Scale(p, n);
+        return System.Runtime.Intrinsics.X86.Avx512F.Scale(Exp2Fraction(x - n), n);
     }
 }

@@ -362,7 +362,7 @@ public sealed unsafe partial class CpuOps : IOps
         var rows = new CpuAttention.RowsJob
         {
             Qkv = F(qkv), Kt = kt, Vp = vp, Y = F(y), T = tokens, D = d, Dh = dh, Heads = heads, RowBlocks = rowBlocks,
-            Scale = CpuAttention.Log2E / MathF.Sqrt(dh),   // scores in base 2: the softmax takes 2^x
+            Scale = CpuMath.Log2E / MathF.Sqrt(dh),   // scores in base 2: the softmax takes 2^x
         };
         CpuParallel.For(batch * heads * rowBlocks, ref rows);
     }
