@@ -87,8 +87,9 @@ internal static unsafe class CpuMath
     public const float Log2E = 1.44269504088896341f;
 
     // 2^x: n = round(x), f = x − n (exact), 2^f by a degree-6 minimax polynomial on [−½, ½] (relative error under
-    // 1.4 ulp in float), times 2^n; no Cody–Waite reduction and no select, about half of Exp's instructions. Attention's
-    // softmax takes it (its scores are scaled by log2 e, as flash attention does), and GELU (e^(−2u) = 2^(−2·log2(e)·u)).
+    // 1.4 ulp in float), times 2^n: no Cody–Waite reduction and no select, about half the instructions of an exp.
+    // Attention's softmax takes it (its scores are scaled by log2 e, as flash attention does), GELU (e^(−2u) =
+    // 2^(−2·log2(e)·u)) and SiLU (e^(−x) = 2^(−log2(e)·x)).
     // - Exp2: x clamped to [−127, 128], 2^n built from the exponent bits: 0 below −126.5 (where 2^x would be
     //   subnormal), +∞ from 127.5 on (a little before float's own overflow at 128); the same bits at both widths.
     // - Exp2NonPositive, for x ≤ 0 (the softmax's shifted scores): clamped at −127 only, and at 16 lanes 2^n applied by
