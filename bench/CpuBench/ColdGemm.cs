@@ -6,7 +6,7 @@ using BlockDance.Runtime;
 namespace BlockDance.Bench;
 
 /// <summary>
-/// What a cold weight costs a product: DiT-S/2's and B/2's largest products and B/2's modulation GEMV (M = 2), each
+/// What a cold weight costs a product: DiT-S/2's and B/2's largest products and their modulation GEMVs (M = 2), each
 /// called alternately with the same packed weight (hot: in cache after the first call) and with the next of enough
 /// packed copies to exceed this machine's 260 MiB L3 (cold: from memory, as in a forward whose weights do not fit).
 /// Median milliseconds per call over one pass of the copies, three rounds.
@@ -16,7 +16,7 @@ internal static class ColdGemm
     public static void Run(int threads)
     {
         var ci = CultureInfo.InvariantCulture;
-        foreach (var (name, m, n, k) in new[] { ("S/2 qkv", 512, 1152, 384), ("S/2 fc2", 512, 384, 1536), ("B/2 qkv", 512, 2304, 768), ("B/2 fc2", 512, 768, 3072), ("B/2 adaLN", 2, 4608, 768) })
+        foreach (var (name, m, n, k) in new[] { ("S/2 qkv", 512, 1152, 384), ("S/2 fc2", 512, 384, 1536), ("B/2 qkv", 512, 2304, 768), ("B/2 fc2", 512, 768, 3072), ("S/2 adaLN", 2, 2304, 384), ("B/2 adaLN", 2, 4608, 768) })
         {
             using var ops = new CpuOps(threads);
             var dev = ops.Device;

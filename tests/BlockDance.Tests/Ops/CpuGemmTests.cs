@@ -9,9 +9,10 @@ namespace BlockDance.Tests.Ops;
 /// The CPU device's packed-weight GEMM (<c>CpuGemm</c>, issue 16) through <see cref="CpuOps.Linear"/> with weights
 /// that do not own their memory (checkpoint views: packed once and kept; owned weights are packed per call and covered
 /// by the op tests): against the naive double-precision <see cref="Reference.Linear"/>
-/// on shapes that cover full and partial panels (32 columns), full and leftover micro-tile rows (8), K blocks (256) and
-/// their remainders, every activation, with and without bias; the same bits whatever the thread count and on a second
-/// call (the packed copy reused); and the OpenBLAS path within the same tolerance.
+/// on shapes that cover full and partial panels (48 columns), full and leftover micro-tile rows (8), K blocks (128) and
+/// their remainders, a single row block (panels streamed whole), every activation, with and without bias; the same
+/// bits whatever the thread count and on a second call (the packed copy reused); and the OpenBLAS path within the same
+/// tolerance.
 /// </summary>
 [Collection(nameof(ProcessWideSettings))]
 public sealed class CpuGemmTests
@@ -55,6 +56,26 @@ public sealed class CpuGemmTests
         using (var ops = new CpuOps(2))
             two = Run(ops, x, w, b, m, n, k, Activation.GeluTanh, calls: 2);   // the second call reuses the packed copy
         Assert.Equal(one, two);
+    }
+
+    /// <summary>
+    /// A product of at most one row block (<see cref="CpuGemm.MR"/> rows) walks each panel whole, K innermost, with its
+    /// own prefetching; its rows must be bit for bit those of the same rows inside a larger product, which takes the
+    /// K-blocked path: each element is the same FMA chain in k order either way.
+    /// </summary>
+    [Theory]
+    [InlineData(2, 200, 1100)]
+    [InlineData(8, 96, 300)]
+    [InlineData(1, 48, 7)]
+    public void A_single_row_block_gives_the_bits_of_the_same_rows_in_a_larger_product(int m, int n, int k)
+    {
+        const int larger = 3 * CpuGemm.MR + 1;
+        var (x, w, b) = Operands(larger, n, k);
+        using var ops = new CpuOps(2);
+        float[] all = Run(ops, x, w, b, larger, n, k, Activation.GeluTanh);
+        float[] few = Run(ops, x[..(m * k)], w, b, m, n, k, Activation.GeluTanh);
+        Assert.Equal(all[..(m * n)], few);
+        AssertClose(Reference.Linear(x[..(m * k)], w, b, m, n, k, Reference.GeluTanh), few, $"{m}x{n}x{k}");
     }
 
     [Fact]
