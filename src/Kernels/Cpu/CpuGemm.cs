@@ -184,8 +184,7 @@ internal static unsafe class CpuGemm
         /// rows of NR floats) into L2 a few lines per tile, so that it arrives while this block is computed instead of
         /// when its first tile asks for it: a forward reads each weight once, from memory (DiT-B/2's forward 378 → 360 ms
         /// with the chunking of <see cref="MinItems"/>, prefetching into L1 instead gained less; bench/results/forward-cpu.md).
-        /// The next tile's rows of Y are prefetched into L1 too: Y is read back at every K block after the first, and a
-        /// thread's part of it outgrows L2 in DiT-B/2's qkv and fc1 (B/2's forward about 1.5 % faster).
+        /// The kernels prefetch the rows of the next tile of Y as well (<see cref="PrefetchRow"/>).
         /// </summary>
         private readonly void Panel<TPrefetch>(int panel, int r0, int r1, int k0, int kc, float* tile, float* next, int nextKc)
             where TPrefetch : struct, IPanelPrefetch
@@ -212,17 +211,10 @@ internal static unsafe class CpuGemm
                     Sse.Prefetch1(next + (long)line * LineFloats);
                 float* a = PackedX + (long)r * K + (long)k0 * MR;
                 float* y = Y + (long)r * N + n0;
-                if (Sse.IsSupported && r + MR < r1 && cols == NR)   // the next tile's rows of Y, into L1
-                    for (int i = 0; i < MR; i++)
-                    {
-                        float* row = y + (long)(MR + i) * N;
-                        Sse.Prefetch0(row);
-                        Sse.Prefetch0(row + LineFloats);
-                        Sse.Prefetch0(row + 2 * LineFloats);
-                    }
                 if (rows == MR && cols == NR)
                 {
-                    Tile<TPrefetch>(Kernel, a, b, kc, y, N, accumulate);
+                    float* yNext = r + 2 * MR <= r1 ? y + (long)MR * N : null;   // the next tile, if a full one follows
+                    Tile<TPrefetch>(Kernel, a, b, kc, y, N, accumulate, yNext);
                     if (last)
                         Epilogue(y, N, bias, Act);
                     continue;
@@ -231,7 +223,7 @@ internal static unsafe class CpuGemm
                 if (accumulate)
                     for (int i = 0; i < rows; i++)
                         new ReadOnlySpan<float>(y + (long)i * N, cols).CopyTo(new Span<float>(tile + i * NR, cols));
-                Tile<TPrefetch>(Kernel, a, b, kc, tile, NR, accumulate);
+                Tile<TPrefetch>(Kernel, a, b, kc, tile, NR, accumulate, null);
                 if (last)
                     Epilogue(tile, NR, bias, Act);
                 for (int i = 0; i < rows; i++)
@@ -288,20 +280,40 @@ internal static unsafe class CpuGemm
         }
     }
 
-    /// <summary>C[MR, NR] (+)= A[kc][MR] · P[kc][NR], C's row stride ldc, on the given micro-kernel.</summary>
-    private static void Tile<TPrefetch>(Isa isa, float* a, float* p, int kc, float* c, int ldc, bool accumulate)
+    /// <summary>
+    /// One row of a tile of Y (NR floats, three cache lines) into L1. The micro-kernels prefetch the next tile's rows
+    /// one every 16 k steps while they compute this one: Y is read back at every K block after the first and a
+    /// thread's part of it outgrows L2 in DiT-B/2's qkv and fc1, and the eight rows prefetched at once before each tile
+    /// stalled on the free fill buffers instead (B/2's forward medians 333/343/347/344 → 318/326/321/322 ms, S/2's
+    /// 98.4/97.3/100.5/98.4 → 96.7/90.9/98.2/98.0 ms, alternating).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchRow(float* row)
+    {
+        if (!Sse.IsSupported)
+            return;
+        Sse.Prefetch0(row);
+        Sse.Prefetch0(row + 16);
+        Sse.Prefetch0(row + 32);
+    }
+
+    /// <summary>
+    /// C[MR, NR] (+)= A[kc][MR] · P[kc][NR], C's row stride ldc, on the given micro-kernel, prefetching the rows of the
+    /// next tile of Y at <paramref name="yNext"/> (same stride) unless null.
+    /// </summary>
+    private static void Tile<TPrefetch>(Isa isa, float* a, float* p, int kc, float* c, int ldc, bool accumulate, float* yNext)
         where TPrefetch : struct, IPanelPrefetch
     {
         switch (isa)
         {
             case Isa.Avx512:
-                Kernel8x48<TPrefetch>(a, p, kc, c, ldc, accumulate);
+                Kernel8x48<TPrefetch>(a, p, kc, c, ldc, accumulate, yNext);
                 break;
-            case Isa.Avx2:   // the first call streams the panel rows (and prefetches all NR columns of them)
-                Kernel4x24<TPrefetch>(a, p, kc, c, ldc, accumulate);
-                Kernel4x24<NoPrefetch>(a, p + 24, kc, c + 24, ldc, accumulate);
-                Kernel4x24<NoPrefetch>(a + 4, p, kc, c + 4L * ldc, ldc, accumulate);
-                Kernel4x24<NoPrefetch>(a + 4, p + 24, kc, c + 4L * ldc + 24, ldc, accumulate);
+            case Isa.Avx2:   // the first call streams the panel rows and prefetches (all NR columns of them, and of Y's next tile)
+                Kernel4x24<TPrefetch>(a, p, kc, c, ldc, accumulate, yNext);
+                Kernel4x24<NoPrefetch>(a, p + 24, kc, c + 24, ldc, accumulate, null);
+                Kernel4x24<NoPrefetch>(a + 4, p, kc, c + 4L * ldc, ldc, accumulate, null);
+                Kernel4x24<NoPrefetch>(a + 4, p + 24, kc, c + 4L * ldc + 24, ldc, accumulate, null);
                 break;
             default:
                 Scalar(a, p, kc, c, ldc, accumulate);
@@ -311,7 +323,7 @@ internal static unsafe class CpuGemm
 
     /// <summary>AVX-512: C[8, 48] (+)= A[kc][8] · P[kc][48] in 24 accumulators.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x48<TPrefetch>(float* a, float* p, int kc, float* c, int ldc, bool accumulate)
+    private static void Kernel8x48<TPrefetch>(float* a, float* p, int kc, float* c, int ldc, bool accumulate, float* yNext)
         where TPrefetch : struct, IPanelPrefetch
     {
         Vector512<float> c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32;
@@ -333,9 +345,12 @@ internal static unsafe class CpuGemm
             c00 = c01 = c02 = c10 = c11 = c12 = c20 = c21 = c22 = c30 = c31 = c32 = Vector512<float>.Zero;
             c40 = c41 = c42 = c50 = c51 = c52 = c60 = c61 = c62 = c70 = c71 = c72 = Vector512<float>.Zero;
         }
-        for (float* end = a + (long)kc * MR; a < end; a += MR, p += NR)
+        int k = 0;
+        for (float* end = a + (long)kc * MR; a < end; a += MR, p += NR, k++)
         {
             TPrefetch.Ahead(p);
+            if ((k & 15) == 0 && yNext != null)
+                PrefetchRow(yNext + (long)(k >> 4) * ldc);
             var b0 = Vector512.Load(p);
             var b1 = Vector512.Load(p + 16);
             var b2 = Vector512.Load(p + 32);
@@ -369,7 +384,7 @@ internal static unsafe class CpuGemm
 
     /// <summary>AVX2: C[4, 24] (+)= A[kc][4 of MR] · P[kc][24 of NR] in 12 accumulators.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel4x24<TPrefetch>(float* a, float* p, int kc, float* c, int ldc, bool accumulate)
+    private static void Kernel4x24<TPrefetch>(float* a, float* p, int kc, float* c, int ldc, bool accumulate, float* yNext)
         where TPrefetch : struct, IPanelPrefetch
     {
         Vector256<float> c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32;
@@ -383,9 +398,12 @@ internal static unsafe class CpuGemm
         }
         else
             c00 = c01 = c02 = c10 = c11 = c12 = c20 = c21 = c22 = c30 = c31 = c32 = Vector256<float>.Zero;
-        for (float* end = a + (long)kc * MR; a < end; a += MR, p += NR)
+        int k = 0;
+        for (float* end = a + (long)kc * MR; a < end; a += MR, p += NR, k++)
         {
             TPrefetch.Ahead(p);
+            if ((k & 15) == 0 && yNext != null)
+                PrefetchRow(yNext + (long)(k >> 4) * ldc);
             var b0 = Vector256.Load(p);
             var b1 = Vector256.Load(p + 8);
             var b2 = Vector256.Load(p + 16);
