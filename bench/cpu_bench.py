@@ -93,15 +93,41 @@ def analytic_work(preset):
     depth, d, heads = {"S/2": (12, 384, 6), "B/2": (12, 768, 12), "L/2": (24, 1024, 16), "XL/2": (28, 1152, 16)}[preset]
     b, t, p, c_in, c_out = 2, 256, 2, 4, 8
     m = b * t
-    gelu = depth * 2 * m * 4 * d * d
-    linear = (depth * (2 * m * 3 * d * d + 2 * m * d * d + 2 * m * d * 4 * d + 2 * b * 6 * d * d)
-              + 2 * m * d * c_in * p * p + 2 * b * d * d + 2 * b * 2 * d * d + 2 * m * p * p * c_out * d)
-    silu = 2 * b * d * 256
     attention = depth * b * 4 * t * t * d
     ln_bytes = (2 * depth + 1) * 2 * m * d * 4
     gated_bytes = 2 * depth * 3 * m * d * 4
-    return {"Linear": linear, "Linear+GeluTanh": gelu, "Linear+Silu": silu, "Attention": attention}, \
-        {"LayerNormModulate": ln_bytes, "GatedResidualAdd": gated_bytes}
+    return {"Attention": attention}, {"LayerNormModulate": ln_bytes, "GatedResidualAdd": gated_bytes}
+
+
+def product_rows(text):
+    """The per-product table of `bench forward --profile`: (M, N, K, activation, ms per forward, calls per forward)."""
+    rows = []
+    for line in text.splitlines():
+        mm = re.match(r"^(\d+)×(\d+)×(\d+)\s+(\w+)\s+([0-9.]+)\s+[0-9.]+\s+(\d+)$", line.strip())
+        if mm:
+            rows.append((int(mm.group(1)), int(mm.group(2)), int(mm.group(3)), mm.group(4), float(mm.group(5)), int(mm.group(6))))
+    return rows
+
+
+def product_roofline(preset, rows, peak, bw):
+    """Roofline rows of the products: those of the tokens (M > 8) against the FMA peak, one per activation; those of one
+    row block (M = 2 at batch 2: the modulation GEMVs and the embeddings) against the read bandwidth, as they read each
+    weight once for two rows."""
+    out = []
+    for act, label in (("None", "Linear, M > 8 (qkv, proj, fc2, patch embedding, final)"), ("GeluTanh", "Linear+GeluTanh, M > 8 (fc1)")):
+        sel = [r for r in rows if r[0] > 8 and r[3] == act]
+        if sel:
+            ms = sum(r[4] for r in sel)
+            f = sum(2 * r[0] * r[1] * r[2] * r[5] for r in sel)
+            g = f / ms / 1e6
+            out.append(f"| DiT-{preset} | {label} | {ms:.2f} | {f / 1e9:.2f} GFLOP | {g:.1f} GFLOP/s | {g / peak:.1%} of FMA peak |")
+    sel = [r for r in rows if r[0] <= 8]
+    if sel:
+        ms = sum(r[4] for r in sel)
+        by = sum(4 * r[1] * r[2] * r[5] for r in sel)
+        gb = by / ms / 1e6
+        out.append(f"| DiT-{preset} | Linear, M ≤ 8 (modulation GEMVs, embeddings) | {ms:.2f} | {by / 1e6:.1f} MB of weights | {gb:.1f} GB/s | {gb / bw:.1%} of read bandwidth |")
+    return out
 
 
 def profile_rows(text, prefix=""):
@@ -159,6 +185,7 @@ def forward(args):
         print(rows[-1], flush=True)
         flops, bytes_ = analytic_work(preset)
         ms = profile_rows(prof)
+        roofline.extend(product_roofline(preset, product_rows(prof), peak, bw))
         for op, f in flops.items():
             if op in ms and ms[op] > 0:
                 g = f / ms[op] / 1e6
@@ -195,8 +222,9 @@ def forward(args):
             f"**{peak:.1f} GFLOP/s** peak FMA rate, **{bw:.1f} GB/s** memory read bandwidth.\n\n"
             "```\n" + peak_text.strip() + "\n```\n",
             "Each op's achieved rate in the last round's profile (FLOPs counted from the shapes: 2·M·N·K per product, "
-            "4·T²·D per image and block for attention; bytes: LayerNormModulate reads x and writes y, GatedResidualAdd reads "
-            "x and h and writes x; the small modulation vectors are left out):\n",
+            "summed over the profile's per-product table, 4·T²·D per image and block for attention; bytes: a product of "
+            "M ≤ 8 rows reads its weight, N·K floats, LayerNormModulate reads x and writes y, GatedResidualAdd reads x and h "
+            "and writes x; the small modulation vectors are left out):\n",
             "| model | op | ms/forward | work | achieved | of the roofline |", "|---|---|---|---|---|---|"] + roofline
     write("forward-cpu.md", "\n".join(head + rows) + "\n" + "\n".join(roof) + "\n\n" + "\n".join(details))
 

@@ -86,6 +86,9 @@ internal static class Gemm
         var w = owner.View(0, n, k);   // a view, like a checkpoint's weight: packed once, on the first call
         using var y = ops.Device.Allocate(DType.F32, m, n);
         double[] ours = new double[rounds], blas = new double[rounds], oursCpu = new double[rounds], blasCpu = new double[rounds];
+        ops.PackWeights = true;
+        for (long t0 = Stopwatch.GetTimestamp(); Stopwatch.GetElapsedTime(t0).TotalMilliseconds < 300;)
+            ops.Linear(x, w, null, y);   // warm-up: the JIT's tiers settle (the first cell of a run was sometimes half speed)
         for (int r = 0; r < rounds; r++)
         {
             ops.PackWeights = true;

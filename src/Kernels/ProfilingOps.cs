@@ -15,6 +15,7 @@ internal class ProfilingOps : DispatchProxy
 {
     private readonly Dictionary<string, (double Ms, long Calls)> _totals = [];
     private readonly List<(int M, int N, int K)> _gemms = [];
+    private readonly Dictionary<(int M, int N, int K, Activation Act), (double Ms, long Calls)> _products = [];
     private IOps? _inner;
 
     /// <summary>The profiling wrapper of <paramref name="inner"/>: an <see cref="IOps"/> that is also a <see cref="ProfilingOps"/>.</summary>
@@ -33,6 +34,14 @@ internal class ProfilingOps : DispatchProxy
     public IReadOnlyList<(string Op, double Milliseconds, long Calls)> Totals =>
         _totals.Select(p => (p.Key, p.Value.Ms, p.Value.Calls)).OrderByDescending(p => p.Ms).ToList();
 
+    /// <summary>
+    /// Per Linear shape (X [M, K] · Wᵀ [K, N]) and activation: total milliseconds and calls, largest first. The roofline
+    /// of bench/cpu_bench.py takes each product's own work from it (a GEMV of M = 2 is measured against the memory
+    /// bandwidth, not the FMA peak).
+    /// </summary>
+    public IReadOnlyList<(int M, int N, int K, Activation Act, double Milliseconds, long Calls)> ProductTotals =>
+        _products.Select(p => (p.Key.M, p.Key.N, p.Key.K, p.Key.Act, p.Value.Ms, p.Value.Calls)).OrderByDescending(p => p.Ms).ToList();
+
     /// <summary>The matrix products of the recorded ops as (M, N, K) row-major shapes: every Linear, and per attention call its Q·Kᵀ and P·V per batch item and head.</summary>
     public IReadOnlyList<(int M, int N, int K)> GemmShapes => _gemms;
 
@@ -41,6 +50,7 @@ internal class ProfilingOps : DispatchProxy
     {
         _totals.Clear();
         _gemms.Clear();
+        _products.Clear();
     }
 
     /// <summary>When false, ops pass straight through (no timing, no synchronization).</summary>
@@ -55,9 +65,11 @@ internal class ProfilingOps : DispatchProxy
         if (!isOp)
             return targetMethod.Invoke(inner, BindingFlags.DoNotWrapExceptions, null, args, null);
         string name = targetMethod.Name;
+        (int M, int N, int K, Activation Act)? product = null;
         if (name == nameof(IOps.Linear) && args is [Tensor x, Tensor w, _, _, Activation act])
         {
-            _gemms.Add(((int)(x.Count / w.Dim(1)), w.Dim(0), w.Dim(1)));
+            product = ((int)(x.Count / w.Dim(1)), w.Dim(0), w.Dim(1), act);
+            _gemms.Add((product.Value.M, product.Value.N, product.Value.K));
             if (act != Activation.None)
                 name = $"Linear+{act}";
         }
@@ -76,6 +88,11 @@ internal class ProfilingOps : DispatchProxy
         double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         var (total, calls) = _totals.GetValueOrDefault(name);
         _totals[name] = (total + ms, calls + 1);
+        if (product is { } key)
+        {
+            (total, calls) = _products.GetValueOrDefault(key);
+            _products[key] = (total + ms, calls + 1);
+        }
         return result;
     }
 }

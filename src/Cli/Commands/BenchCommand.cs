@@ -104,6 +104,9 @@ public sealed class BenchCommand : ICommand
                 console.Out.WriteLine(string.Create(ci, $"{op,-22} {ms / repeat,11:F2} {ms / total,7:P1} {calls / repeat,7}"));
             double gemm = profiler.Totals.Where(p => p.Op.StartsWith("Linear", StringComparison.Ordinal) || p.Op == "Attention").Sum(p => p.Milliseconds);
             console.Out.WriteLine(string.Create(ci, $"gemm_share={gemm / total:F4}  (Linear and attention of the op total)"));
+            console.Out.WriteLine($"{"product M×N×K",-22} {"activation",-10} {"ms/forward",11} {"GFLOP/s",9} {"calls",7}");
+            foreach (var (m, n, k, act, ms, calls) in profiler.ProductTotals)
+                console.Out.WriteLine(string.Create(ci, $"{$"{m}×{n}×{k}",-22} {act,-10} {ms / repeat,11:F3} {2.0 * m * n * k * calls / ms / 1e6,9:F1} {calls / repeat,7}"));
             // OpenBLAS alone on the forward's products: the speed limit of the OpenBLAS path (issue 7); the packed GEMM
             // has the roofline of bench/cpu_bench.py forward instead (issue 16).
             if (ops.Device.IsHostMemory && Unwrap(ops) is Kernels.Cpu.CpuOps { PackWeights: false })

@@ -5,8 +5,8 @@ using Xunit;
 
 namespace BlockDance.Tests.Ops;
 
-/// <summary><see cref="ProfilingOps"/>: every IOps method forwarded (results unchanged), timed per op name while
-/// enabled, GEMM shapes recorded, errors passed through as thrown.</summary>
+/// <summary><see cref="ProfilingOps"/>: every IOps method forwarded (results unchanged), timed per op name and per
+/// product shape while enabled, GEMM shapes recorded, errors passed through as thrown.</summary>
 public sealed class ProfilingOpsTests
 {
     [Fact]
@@ -39,12 +39,17 @@ public sealed class ProfilingOpsTests
         Assert.All(totals.Values, t => Assert.True(t.Milliseconds >= 0));
         // Linear: (M, N, K) = (3, 5, 8); attention: per item and head Q·Kᵀ (T, T, Dh) and P·V (T, Dh, T).
         Assert.Equal([(3, 5, 8), (4, 4, 4), (4, 4, 4), (4, 4, 4), (4, 4, 4), (4, 4, 4), (4, 4, 4), (4, 4, 4), (4, 4, 4)], profiler.GemmShapes);
+        ops.Linear(x, w, null, y, Activation.GeluTanh);
+        ops.Linear(x, w, null, y);
+        var products = profiler.ProductTotals.ToDictionary(p => (p.M, p.N, p.K, p.Act), p => p.Calls);
+        Assert.Equal(new Dictionary<(int, int, int, Activation), long> { [(3, 5, 8, Activation.GeluTanh)] = 2, [(3, 5, 8, Activation.None)] = 1 }, products);
 
         profiler.Reset();
         profiler.Enabled = false;
         ops.Silu(y, y);
         Assert.Empty(profiler.Totals);
         Assert.Empty(profiler.GemmShapes);
+        Assert.Empty(profiler.ProductTotals);
     }
 
     [Fact]
