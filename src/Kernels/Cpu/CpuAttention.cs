@@ -8,7 +8,9 @@ namespace BlockDance.Kernels.Cpu;
 /// <summary>
 /// Multi-head attention on the CPU without materialising the score matrix: work items are (batch, head, block of
 /// <see cref="RowBlock"/> query rows), spread over the cores; each item computes its rows' scores against all keys,
-/// the softmax and the weighted sum of values in a scratch tile of RowBlock × T floats. Keys and values are first
+/// the softmax and the weighted sum of values in a scratch tile of RowBlock × T floats. The softmax works in base 2
+/// (the scores are scaled by log2 e, so exp is <see cref="CpuMath.Exp2NonPositive(Vector512{float})"/>) and leaves
+/// the division by each row's sum to the output row. Keys and values are first
 /// packed per (batch, head) — keys transposed [Dh, T], values [T, Dh] — so both inner loops stream contiguous memory
 /// (in the qkv layout one head's value rows lie 3·D floats apart, a page per row for DiT-XL). Register blocking:
 /// 4 query rows × 16 keys for the scores, 4 query rows × 16 (then 8) value columns for the output, with FMA where

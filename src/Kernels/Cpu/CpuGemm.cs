@@ -259,8 +259,9 @@ internal static unsafe class CpuGemm
     /// <summary>
     /// A streamed panel (one row block, K innermost): the row 4 KiB ahead into L1 and the row 32 KiB ahead into L2, so
     /// that enough lines are on their way to keep memory busy; the loop's own loads leave too few in flight. DiT-B/2's
-    /// modulation GEMV (2 × 4608 × 768, 14 MiB of weight), weight from memory: 0.86 → 0.48 ms, about 30 GB/s, the
-    /// machine's read bandwidth (<c>CpuBench cold</c>).
+    /// modulation GEMV (2 × 4608 × 768, 14 MiB of weight), weight from memory: 0.80 → 0.54 ms per call, 18 → 26 GB/s
+    /// of the machine's 31 (<c>CpuBench cold</c>). Past the end of the weight the prefetches touch nothing: a prefetch
+    /// never faults.
     /// </summary>
     internal struct Streaming : IPanelPrefetch
     {
@@ -283,9 +284,9 @@ internal static unsafe class CpuGemm
     /// <summary>
     /// One row of a tile of Y (NR floats, three cache lines) into L1. The micro-kernels prefetch the next tile's rows
     /// one every 16 k steps while they compute this one: Y is read back at every K block after the first and a
-    /// thread's part of it outgrows L2 in DiT-B/2's qkv and fc1, and the eight rows prefetched at once before each tile
-    /// stalled on the free fill buffers instead (B/2's forward medians 333/343/347/344 → 318/326/321/322 ms, S/2's
-    /// 98.4/97.3/100.5/98.4 → 96.7/90.9/98.2/98.0 ms, alternating).
+    /// thread's part of it outgrows L2 in DiT-B/2's qkv and fc1; the eight rows prefetched at once before each tile
+    /// made the kernel wait for free fill buffers instead (B/2's forward medians 333/343/347/344 → 318/326/321/322 ms,
+    /// S/2's 98.4/97.3/100.5/98.4 → 96.7/90.9/98.2/98.0 ms, alternating).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchRow(float* row)
