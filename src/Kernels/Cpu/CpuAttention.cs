@@ -278,19 +278,25 @@ internal static unsafe class CpuAttention
     /// <summary>y[r, d] = rowScale[r] · Σ_t p[r, t]·v[t, d] for r &lt; rows, d &lt; Dh.</summary>
     private static void WeightedValues(float* p, int T, float* v, int vStride, int dh, int rows, float* rowScale, float* y, int yStride)
     {
-        int r = 0;
-        if (Avx512F.IsSupported && dh % 32 == 0)
-        {
-            int full = rows - rows % 8;   // each 32-column slab of the values stays in cache while every 8-row group uses it
-            for (int d = 0; d < dh; d += 32)
-                for (r = 0; r < full; r += 8)
-                    Rows8x32(p + (long)r * T, T, v + d, vStride, T, rowScale + r, 1, y + (long)r * yStride + d, yStride);
-            r = full;
-        }
-        for (; r + 4 <= rows; r += 4)
+        // With AVX-512, the columns in whole slabs of 32 for every group of 8 rows (each slab of the values stays in
+        // cache while the groups use it); the rest, DiT-XL/2's last 8 of 72 columns and the last rows, 4 rows at a time.
+        int slabs = Avx512F.IsSupported ? dh - dh % 32 : 0, full = slabs > 0 ? rows - rows % 8 : 0;
+        for (int d = 0; d < slabs; d += 32)
+            for (int r = 0; r < full; r += 8)
+                Rows8x32(p + (long)r * T, T, v + d, vStride, T, rowScale + r, 1, y + (long)r * yStride + d, yStride);
+        if (slabs < dh)
+            ValuesByFour(p, T, v, vStride, dh, 0, full, slabs, rowScale, y, yStride);
+        ValuesByFour(p, T, v, vStride, dh, full, rows, 0, rowScale, y, yStride);
+    }
+
+    /// <summary><see cref="WeightedValues"/> for rows [r0, r1) and columns [d0, dh): 4 rows at a time, then one.</summary>
+    private static void ValuesByFour(float* p, int T, float* v, int vStride, int dh, int r0, int r1, int d0, float* rowScale, float* y, int yStride)
+    {
+        int r = r0;
+        for (; r + 4 <= r1; r += 4)
         {
             float* p0 = p + (long)r * T, p1 = p0 + T, p2 = p1 + T, p3 = p2 + T;
-            int d = 0;
+            int d = d0;
             if (Avx512F.IsSupported)
                 for (; d + 32 <= dh; d += 32)   // the same sums in the same order, 32 columns at a time
                 {
@@ -354,8 +360,8 @@ internal static unsafe class CpuAttention
             for (int i = 0; i < 4; i++)
                 ScalarValues(p + (long)(r + i) * T, T, v, vStride, d, dh, rowScale[r + i], y + (long)(r + i) * yStride);
         }
-        for (; r < rows; r++)
-            ScalarValues(p + (long)r * T, T, v, vStride, 0, dh, rowScale[r], y + (long)r * yStride);
+        for (; r < r1; r++)
+            ScalarValues(p + (long)r * T, T, v, vStride, d0, dh, rowScale[r], y + (long)r * yStride);
     }
 
     private static void ScalarValues(float* p, int T, float* v, int vStride, int from, int to, float scale, float* y)
