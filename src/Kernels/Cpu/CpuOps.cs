@@ -18,12 +18,14 @@ public sealed unsafe partial class CpuOps : IOps
 {
     /// <summary>
     /// Row-wise loops (bias and activation, norms, residuals) over fewer floats than this run on the calling thread:
-    /// they are memory-bound, and handing half of a small one to a pool thread that has gone to sleep (about 30 µs to
-    /// wake, `CpuBench regions`) costs more than it saves. Measured per call (bench/results/forward-cpu.md): DiT-S/2,
-    /// 512 × 384 floats, GatedResidualAdd 0.050 ms inline, 0.063 ms on 2 threads; DiT-B/2, 512 × 768,
-    /// LayerNormModulate 0.174 → 0.099 ms and GatedResidualAdd 0.115 → 0.064 ms on 2 threads.
+    /// they are memory-bound, and handing half of a small one to another thread costs a few microseconds (5 µs while
+    /// the pool thread still spins, `CpuBench regions`). Since the pool thread spins through the gaps between loops
+    /// (<see cref="CpuParallel"/>), DiT-S/2's 512 × 384 floats gain from two threads too: per forward LayerNormModulate
+    /// 2.01 → 1.22 ms, GatedResidualAdd 1.21 → 0.71 ms, the forward's medians 98.1/95.0/97.4/95.2 → 93.2/92.4/96.2/95.3 ms
+    /// (alternating; the threshold was 256 Ki floats while a sleeping pool thread took 30 µs to wake). DiT-B/2, 512 × 768:
+    /// LayerNormModulate 0.174 → 0.099 ms and GatedResidualAdd 0.115 → 0.064 ms per call on 2 threads.
     /// </summary>
-    private const int InlineFloats = 1 << 18;
+    private const int InlineFloats = 1 << 16;
 
     /// <summary>Floats of the smallest part of a row-wise loop that does run in parallel.</summary>
     private const int PartFloats = 1 << 13;
