@@ -89,9 +89,10 @@ def load():
 
 
 def analytic_work(preset):
-    """FLOPs of each profiled op class and bytes of the memory-bound ones for a DiT preset at 32x32, batch 2."""
-    depth, d, heads = {"S/2": (12, 384, 6), "B/2": (12, 768, 12), "L/2": (24, 1024, 16), "XL/2": (28, 1152, 16)}[preset]
-    b, t, p, c_in, c_out = 2, 256, 2, 4, 8
+    """FLOPs of attention and bytes of the memory-bound row-wise ops for a DiT preset at 32x32, batch 2 (the products'
+    work comes from the profile's per-product table: product_rows)."""
+    depth, d = {"S/2": (12, 384), "B/2": (12, 768), "L/2": (24, 1024), "XL/2": (28, 1152)}[preset]
+    b, t = 2, 256
     m = b * t
     attention = depth * b * 4 * t * t * d
     ln_bytes = (2 * depth + 1) * 2 * m * d * 4
