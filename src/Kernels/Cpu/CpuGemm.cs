@@ -153,7 +153,8 @@ internal static unsafe class CpuGemm
             {
                 // One row block (the modulation GEMVs at batch 2): nothing of X to reuse across K blocks, and the weight
                 // is read once, so each panel is walked whole, K innermost: the thread's panels are one contiguous
-                // stream, prefetched ahead by the kernel (Streaming).
+                // stream, prefetched ahead by the kernel (Streaming). One row block is one chunk (ChunksFor), so an
+                // item is a panel.
                 for (int panel = start; panel < end; panel++)
                     Panel<Streaming>(panel, 0, M, 0, K, tile, null, 0);
                 return;
